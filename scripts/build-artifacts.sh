@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Build whisper.cpp's shared libraries from the pinned source and install them as an
+# artifact directory the loader (whisper-sys) can open.
+#
+# usage: scripts/build-artifacts.sh [--layout linked|dynamic] [--cpu FLAVOUR]
+#                                   [--variants all|quick] [--out DIR] [--jobs N]
+#
+#   --layout linked   libggml-base, libggml-cpu, libggml, libwhisper (default)
+#   --layout dynamic  libggml-base, libggml, libwhisper + libggml-cpu-<variant>.so
+#                     modules registered at run time (GGML_BACKEND_DL)
+#   --cpu (linked)    native (default) | generic (no AVX/AVX2/FMA/F16C) |
+#                     x64 sse42 sandybridge haswell skylakex icelake alderlake ...
+#   --variants (dynamic) all (default: the 14 x86-64 variants) | quick (x64 + haswell)
+#   --out DIR         where to put lib/ and manifest.json
+#                     (default: the cache entry itself, printed on stdout)
+#
+# Results are cached under ${WHISPER_STT_CACHE:-~/.cache/whisper-stt}/artifacts,
+# keyed by the pin, the cmake flags and this script; a second run copies the cache.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=/dev/null
+. "$root/vendor/whisper-cpp.pin"
+
+layout=linked cpu=native variants=all out="" jobs=$(nproc)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --layout) layout=$2; shift 2 ;;
+    --cpu) cpu=$2; shift 2 ;;
+    --variants) variants=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# Feature sets of the named x86-64 flavours, as in ggml's CPU variant list.
+features_of() {
+  case "$1" in
+    x64) echo "" ;;
+    sse42) echo "SSE42" ;;
+    sandybridge) echo "SSE42 AVX" ;;
+    ivybridge) echo "SSE42 AVX F16C" ;;
+    piledriver) echo "SSE42 AVX F16C FMA" ;;
+    haswell) echo "SSE42 AVX F16C FMA AVX2 BMI2" ;;
+    skylakex) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512" ;;
+    cannonlake) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VBMI" ;;
+    cascadelake) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VNNI" ;;
+    icelake) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VBMI AVX512_VNNI" ;;
+    cooperlake) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VNNI AVX512_BF16" ;;
+    zen4) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VBMI AVX512_VNNI AVX512_BF16" ;;
+    alderlake) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX_VNNI" ;;
+    sapphirerapids) echo "SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VBMI AVX512_VNNI AVX512_BF16 AMX_TILE AMX_INT8" ;;
+    *) return 1 ;;
+  esac
+}
+# Every x86 feature switch ggml has; a flavour turns all off, then its own on.
+all_features="SSE42 AVX AVX2 BMI2 AVX_VNNI FMA F16C AVX512 AVX512_VBMI AVX512_VNNI AVX512_BF16 AMX_TILE AMX_INT8"
+flavour_flags() {
+  local on f flags=""
+  on=$(features_of "$1") || { echo "error: unknown CPU flavour '$1'" >&2; exit 2; }
+  for f in $all_features; do
+    if [[ " $on " == *" $f "* ]]; then flags+=" -DGGML_$f=ON"; else flags+=" -DGGML_$f=OFF"; fi
+  done
+  echo "-DGGML_NATIVE=OFF$flags"
+}
+
+common="-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_SERVER=OFF -DGGML_BUILD_TESTS=OFF -DGGML_BUILD_EXAMPLES=OFF -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_INSTALL_LIBDIR=lib"
+quick_variant=""
+case "$layout" in
+  linked)
+    case "$cpu" in
+      native) flags="$common -DGGML_NATIVE=ON" ;;
+      generic) flags="$common -DGGML_NATIVE=OFF -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_BMI2=OFF -DGGML_AVX512=OFF" ;;
+      *) flags="$common $(flavour_flags "$cpu")" ;;
+    esac
+    tag="linked-$cpu" ;;
+  dynamic)
+    case "$variants" in
+      all) flags="$common -DGGML_BACKEND_DL=ON -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=ON" ;;
+      # quick: one generic build of the backend module, installed as the x64 variant
+      quick) quick_variant=x64
+             flags="$common -DGGML_BACKEND_DL=ON $(flavour_flags x64)" ;;
+      *) echo "error: --variants must be all or quick" >&2; exit 2 ;;
+    esac
+    tag="dynamic-$variants" ;;
+  *) echo "error: --layout must be linked or dynamic" >&2; exit 2 ;;
+esac
+
+cache_root=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
+key=$( { cat "$root/vendor/whisper-cpp.pin"; echo "$flags"; cat "$0"; } | sha256sum | cut -c1-16)
+entry="$cache_root/artifacts/$tag-$key"
+
+if [ ! -f "$entry/manifest.json" ]; then
+  command -v cmake >/dev/null || { echo "error: cmake not found (apt-get install cmake)" >&2; exit 1; }
+  src=$("$root/scripts/fetch-whisper-cpp.sh")
+  work=$(mktemp -d "${TMPDIR:-/tmp}/whisper-build.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  echo "building whisper.cpp $UPSTREAM_VERSION ($tag) with: $flags" >&2
+  # shellcheck disable=SC2086
+  cmake -S "$src" -B "$work/build" -DCMAKE_INSTALL_PREFIX="$work/install" $flags >"$work/configure.log" 2>&1 \
+    || { tail -n 30 "$work/configure.log" >&2; exit 1; }
+  cmake --build "$work/build" -j "$jobs" >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; exit 1; }
+  cmake --install "$work/build" >"$work/install.log" 2>&1 || { tail -n 20 "$work/install.log" >&2; exit 1; }
+
+  staged="$work/artifact"
+  mkdir -p "$staged/lib"
+  # Keep each library once, under the name the loader opens (its SONAME for the
+  # linked libraries), as a regular file.
+  for so in libggml-base.so.0 libggml.so.0 libwhisper.so.1; do
+    cp -L "$work/install/lib/$so" "$staged/lib/$so"
+  done
+  if [ "$layout" = linked ]; then
+    cp -L "$work/install/lib/libggml-cpu.so.0" "$staged/lib/"
+  elif [ -n "$quick_variant" ]; then
+    cp -L "$(find "$work/install" -name 'libggml-cpu.so' | head -n 1)" "$staged/lib/libggml-cpu-$quick_variant.so"
+  else
+    find "$work/install" -name 'libggml-cpu-*.so' -exec cp -L {} "$staged/lib/" \;
+  fi
+  "$root/scripts/write-manifest.sh" "$staged" "$layout" "$tag" "$flags" >/dev/null
+  mkdir -p "$(dirname "$entry")"
+  rm -rf "$entry.tmp" && mv "$staged" "$entry.tmp" && rm -rf "$entry" && mv "$entry.tmp" "$entry"
+  echo "cached $tag in $entry" >&2
+fi
+
+if [ -n "$out" ] && [ "$(cd "$out" 2>/dev/null && pwd)" != "$entry" ]; then
+  rm -rf "$out/lib" "$out/manifest.json"
+  mkdir -p "$out"
+  cp -a "$entry/lib" "$entry/manifest.json" "$out/"
+  echo "$out"
+else
+  echo "$entry"
+fi

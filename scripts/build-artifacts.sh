@@ -10,7 +10,8 @@
 #                     modules registered at run time (GGML_BACKEND_DL)
 #   --cpu (linked)    native (default) | generic (no AVX/AVX2/FMA/F16C) |
 #                     x64 sse42 sandybridge haswell skylakex icelake alderlake ...
-#   --variants (dynamic) all (default: the 14 x86-64 variants) | quick (x64 + haswell)
+#   --variants (dynamic) all (default: the 14 x86-64 variants) |
+#                     quick (x64 + haswell only, two small builds; for CI)
 #   --out DIR         where to put lib/ and manifest.json
 #                     (default: the cache entry itself, printed on stdout)
 #
@@ -66,7 +67,7 @@ flavour_flags() {
 }
 
 common="-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_SERVER=OFF -DGGML_BUILD_TESTS=OFF -DGGML_BUILD_EXAMPLES=OFF -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_INSTALL_LIBDIR=lib"
-quick_variant=""
+quick_variants=""
 case "$layout" in
   linked)
     case "$cpu" in
@@ -78,9 +79,10 @@ case "$layout" in
   dynamic)
     case "$variants" in
       all) flags="$common -DGGML_BACKEND_DL=ON -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=ON" ;;
-      # quick: one generic build of the backend module, installed as the x64 variant
-      quick) quick_variant=x64
-             flags="$common -DGGML_BACKEND_DL=ON $(flavour_flags x64)" ;;
+      # quick: two variants only (x64 and haswell), each a separate build of the
+      # backend module installed under its variant name; for CI and tests
+      quick) quick_variants="x64 haswell"
+             flags="$common -DGGML_BACKEND_DL=ON" ;;
       *) echo "error: --variants must be all or quick" >&2; exit 2 ;;
     esac
     tag="dynamic-$variants" ;;
@@ -96,26 +98,38 @@ if [ ! -f "$entry/manifest.json" ]; then
   src=$("$root/scripts/fetch-whisper-cpp.sh")
   work=$(mktemp -d "${TMPDIR:-/tmp}/whisper-build.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  echo "building whisper.cpp $UPSTREAM_VERSION ($tag) with: $flags" >&2
-  # shellcheck disable=SC2086
-  cmake -S "$src" -B "$work/build" -DCMAKE_INSTALL_PREFIX="$work/install" $flags >"$work/configure.log" 2>&1 \
-    || { tail -n 30 "$work/configure.log" >&2; exit 1; }
-  cmake --build "$work/build" -j "$jobs" >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; exit 1; }
-  cmake --install "$work/build" >"$work/install.log" 2>&1 || { tail -n 20 "$work/install.log" >&2; exit 1; }
-
+  # build_install NAME FLAGS: configure, build and install into $work/NAME/install
+  build_install() {
+    local name=$1 b=$work/$1
+    echo "building whisper.cpp $UPSTREAM_VERSION ($tag${quick_variants:+, $name}) with: $2" >&2
+    # shellcheck disable=SC2086
+    cmake -S "$src" -B "$b/build" -DCMAKE_INSTALL_PREFIX="$b/install" $2 >"$b.configure.log" 2>&1 \
+      || { tail -n 30 "$b.configure.log" >&2; exit 1; }
+    cmake --build "$b/build" -j "$jobs" >"$b.build.log" 2>&1 || { tail -n 40 "$b.build.log" >&2; exit 1; }
+    cmake --install "$b/build" >"$b.install.log" 2>&1 || { tail -n 20 "$b.install.log" >&2; exit 1; }
+  }
   staged="$work/artifact"
   mkdir -p "$staged/lib"
+  if [ -n "$quick_variants" ]; then
+    for v in $quick_variants; do
+      build_install "$v" "$flags $(flavour_flags "$v")"
+      cp -L "$(find "$work/$v/install" -name 'libggml-cpu.so' | head -n 1)" "$staged/lib/libggml-cpu-$v.so"
+    done
+    installed="$work/$(echo "$quick_variants" | cut -d' ' -f1)/install"
+  else
+    build_install main "$flags"
+    installed="$work/main/install"
+  fi
+
   # Keep each library once, under the name the loader opens (its SONAME for the
   # linked libraries), as a regular file.
   for so in libggml-base.so.0 libggml.so.0 libwhisper.so.1; do
-    cp -L "$work/install/lib/$so" "$staged/lib/$so"
+    cp -L "$installed/lib/$so" "$staged/lib/$so"
   done
   if [ "$layout" = linked ]; then
-    cp -L "$work/install/lib/libggml-cpu.so.0" "$staged/lib/"
-  elif [ -n "$quick_variant" ]; then
-    cp -L "$(find "$work/install" -name 'libggml-cpu.so' | head -n 1)" "$staged/lib/libggml-cpu-$quick_variant.so"
-  else
-    find "$work/install" -name 'libggml-cpu-*.so' -exec cp -L {} "$staged/lib/" \;
+    cp -L "$installed/lib/libggml-cpu.so.0" "$staged/lib/"
+  elif [ -z "$quick_variants" ]; then
+    find "$installed" -name 'libggml-cpu-*.so' -exec cp -L {} "$staged/lib/" \;
   fi
   "$root/scripts/write-manifest.sh" "$staged" "$layout" "$tag" "$flags" >/dev/null
   mkdir -p "$(dirname "$entry")"

@@ -1,1 +1,7 @@
+//! stt-server: an OpenAI-compatible speech-to-text service on whisper.cpp.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library: `serve`,
+//! `transcribe`, `info` and `models …`.
+#![forbid(unsafe_code)]
 
+pub mod models;

@@ -1,1 +1,49 @@
+//! A safe Rust API over whisper.cpp, loaded at run time by `whisper-sys`.
+//!
+//! - [`Context`]: a loaded model — cheap to clone, `Send + Sync`, freed with its last user.
+//! - [`State`]: one decoding state — `Send`, not `Sync`; create one per worker thread.
+//! - [`Params`]: decoding parameters on top of the library's own defaults.
+//! - [`Transcript`]: owned segments, tokens, words and language.
+//! - [`audio`] (feature `audio`, default): decode WAV/MP3/FLAC/Ogg/AAC to 16 kHz mono.
+//!
+//! Every input is validated before it reaches C; a callback panic is caught;
+//! nothing here aborts the process on bad input.
+//!
+//! ```no_run
+//! use whisper_safe::{Context, ContextOptions, Params};
+//!
+//! whisper_safe::init()?; // libraries from WHISPER_LIB_DIR / WHISPER_ARTIFACTS_DIR
+//! let context = Context::new("ggml-base-q5_1.bin", &ContextOptions::default())?;
+//! let mut state = context.create_state()?;
+//! let audio = whisper_safe::audio::decode(&std::fs::read("speech.mp3")?, &Default::default())?;
+//! let transcript = state.full(&Params::greedy().threads(2).language(Some("en")), &audio.samples)?;
+//! println!("{}", transcript.text());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Errors
+//! Every fallible function returns [`Error`], whose messages name the file,
+//! parameter or code concerned.
+//!
+//! # Safety
+//! This crate contains the `unsafe` needed to call whisper.cpp; its API is safe.
 
+#[cfg(feature = "audio")]
+pub mod audio;
+mod context;
+mod error;
+mod language;
+mod library;
+mod logging;
+mod params;
+pub mod quantize;
+mod state;
+mod transcript;
+
+pub use context::{Context, ContextOptions, ModelInfo};
+pub use error::{Error, Result};
+pub use language::Language;
+pub use library::{init, init_with, DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig};
+pub use params::{AudioContext, Params, Sampling, MAX_DECODERS, TRIM_LIMIT_SECONDS};
+pub use state::{CancelToken, RunOptions, State, MIN_SAMPLES, SAMPLE_RATE};
+pub use transcript::{Segment, Token, Transcript, Word};

@@ -1,0 +1,427 @@
+//! The catalog of known Whisper models: hyper-parameters, upstream file names and
+//! checksums, exact file sizes per quantization, memory estimates, and the model
+//! ids of the API (`<size>` or `<size>-<quant>`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::ggml_file::{self, HParams, TensorType, N_FFT_BINS, QNT_VERSION, QNT_VERSION_FACTOR};
+
+/// Weight type of a model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Quant {
+    /// 16-bit floats (upstream's published files).
+    F16,
+    /// 8-bit blocks.
+    Q8_0,
+    /// 5-bit blocks with scale and minimum (the default: best size/accuracy trade).
+    #[default]
+    Q5_1,
+    /// 5-bit blocks with scale.
+    Q5_0,
+    /// 4-bit blocks with scale.
+    Q4_0,
+}
+
+impl Quant {
+    /// Every quantization, in decreasing size.
+    pub const ALL: [Quant; 5] = [Self::F16, Self::Q8_0, Self::Q5_1, Self::Q5_0, Self::Q4_0];
+
+    /// The ggml tensor type of the 2-D weights.
+    pub fn tensor_type(self) -> TensorType {
+        match self {
+            Self::F16 => TensorType::F16,
+            Self::Q8_0 => TensorType::Q8_0,
+            Self::Q5_1 => TensorType::Q5_1,
+            Self::Q5_0 => TensorType::Q5_0,
+            Self::Q4_0 => TensorType::Q4_0,
+        }
+    }
+
+    /// The `ftype` hyper-parameter of a file of this type: the ggml file type,
+    /// plus `QNT_VERSION × 1000` for quantized files (what upstream's quantizer writes).
+    pub fn stored_ftype(self) -> i32 {
+        let ftype = self.tensor_type().ftype();
+        match self {
+            Self::F16 => ftype,
+            _ => QNT_VERSION * QNT_VERSION_FACTOR + ftype,
+        }
+    }
+
+    /// Name as used in file names and model ids (`f16`, `q5_1`, …).
+    pub fn as_str(self) -> &'static str {
+        self.tensor_type().name()
+    }
+}
+
+impl fmt::Display for Quant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Quant {
+    type Err = CatalogError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|q| q.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| CatalogError::UnknownQuant {
+                value: s.to_string(),
+                known: Self::ALL.map(Quant::as_str).join(", "),
+            })
+    }
+}
+
+/// Bytes of the vocabulary section written for English-only models: 50,257 tokens
+/// (GPT-2 ranks 0‥50255 plus `<|endoftext|>`, as in upstream's published files).
+const VOCAB_BYTES_EN: u64 = 521_859;
+/// Bytes of the vocabulary section of multilingual models: 50,257 tokens (the last
+/// one empty).
+const VOCAB_BYTES_MULTI: u64 = 508_089;
+
+/// One known model size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Size id as upstream names it: `tiny`, `base.en`, `large-v3-turbo`, …
+    pub id: &'static str,
+    /// Hyper-parameters.
+    pub hparams: HParams,
+    /// SHA-1 of upstream's f16 file, as published in whisper.cpp's `models/README.md`.
+    pub sha1_f16: Option<&'static str>,
+    /// Run-time memory beyond the weights, MB: upstream README's "Mem" column minus
+    /// the f16 file size (KV caches and compute buffers; an estimate).
+    pub overhead_mb: u64,
+}
+
+impl ModelInfo {
+    /// Whether the model is multilingual (its id has no `.en`).
+    pub fn multilingual(&self) -> bool {
+        self.hparams.is_multilingual()
+    }
+
+    /// Upstream's file name: `ggml-<id>.bin` for f16, else `ggml-<id>-<quant>.bin`.
+    pub fn file_name(&self, quant: Quant) -> String {
+        match quant {
+            Quant::F16 => format!("ggml-{}.bin", self.id),
+            q => format!("ggml-{}-{q}.bin", self.id),
+        }
+    }
+
+    /// Folder of this size in the artifact layout: `whisper_<id>_xeon`.
+    pub fn dir_name(&self) -> String {
+        format!("whisper_{}_xeon", self.id)
+    }
+
+    /// Bytes of the header (magic, hyper-parameters, mel filters, vocabulary).
+    fn header_bytes(&self) -> u64 {
+        let vocab = if self.multilingual() {
+            VOCAB_BYTES_MULTI
+        } else {
+            VOCAB_BYTES_EN
+        };
+        4 + 11 * 4 + 8 + 4 * N_FFT_BINS as u64 * self.hparams.n_mels as u64 + vocab
+    }
+
+    /// Exact size of the model file with weights of type `quant` (as produced by
+    /// upstream's converter and quantizer, and by this crate's import and quantize).
+    pub fn file_bytes(&self, quant: Quant) -> u64 {
+        ggml_file::file_size(self.header_bytes(), &self.hparams, quant.tensor_type())
+    }
+
+    /// Size of upstream's f16 file.
+    pub fn f16_bytes(&self) -> u64 {
+        self.file_bytes(Quant::F16)
+    }
+
+    /// Estimated resident memory, bytes, when serving with weights of type `quant`.
+    pub fn memory_estimate(&self, quant: Quant) -> u64 {
+        self.file_bytes(quant) + self.overhead_mb * 1_000_000
+    }
+}
+
+const fn hp(
+    n_vocab: i32,
+    state: i32,
+    heads: i32,
+    audio_layers: i32,
+    text_layers: i32,
+    n_mels: i32,
+) -> HParams {
+    HParams {
+        n_vocab,
+        n_audio_ctx: 1500,
+        n_audio_state: state,
+        n_audio_head: heads,
+        n_audio_layer: audio_layers,
+        n_text_ctx: 448,
+        n_text_state: state,
+        n_text_head: heads,
+        n_text_layer: text_layers,
+        n_mels,
+    }
+}
+
+const EN: i32 = 51864;
+const MULTI: i32 = 51865;
+const V3: i32 = 51866;
+
+static MODELS: [ModelInfo; 10] = [
+    ModelInfo {
+        id: "tiny",
+        hparams: hp(MULTI, 384, 6, 4, 4, 80),
+        sha1_f16: Some("bd577a113a864445d4c299885e0cb97d4ba92b5f"),
+        overhead_mb: 195,
+    },
+    ModelInfo {
+        id: "tiny.en",
+        hparams: hp(EN, 384, 6, 4, 4, 80),
+        sha1_f16: Some("c78c86eb1a8faa21b369bcd33207cc90d64ae9df"),
+        overhead_mb: 195,
+    },
+    ModelInfo {
+        id: "base",
+        hparams: hp(MULTI, 512, 8, 6, 6, 80),
+        sha1_f16: Some("465707469ff3a37a2b9b8d8f89f2f99de7299dac"),
+        overhead_mb: 240,
+    },
+    ModelInfo {
+        id: "base.en",
+        hparams: hp(EN, 512, 8, 6, 6, 80),
+        sha1_f16: Some("137c40403d78fd54d454da0f9bd998f78703390c"),
+        overhead_mb: 240,
+    },
+    ModelInfo {
+        id: "small",
+        hparams: hp(MULTI, 768, 12, 12, 12, 80),
+        sha1_f16: Some("55356645c2b361a969dfd0ef2c5a50d530afd8d5"),
+        overhead_mb: 365,
+    },
+    ModelInfo {
+        id: "small.en",
+        hparams: hp(EN, 768, 12, 12, 12, 80),
+        sha1_f16: Some("db8a495a91d927739e50b3fc1cc4c6b8f6c2d022"),
+        overhead_mb: 365,
+    },
+    ModelInfo {
+        id: "medium",
+        hparams: hp(MULTI, 1024, 16, 24, 24, 80),
+        sha1_f16: Some("fd9727b6e1217c2f614f9b698455c4ffd82463b4"),
+        overhead_mb: 570,
+    },
+    ModelInfo {
+        id: "medium.en",
+        hparams: hp(EN, 1024, 16, 24, 24, 80),
+        sha1_f16: Some("8c30f0e44ce9560643ebd10bbe50cd20eafd3723"),
+        overhead_mb: 570,
+    },
+    ModelInfo {
+        id: "large-v3",
+        hparams: hp(V3, 1280, 20, 32, 32, 128),
+        sha1_f16: Some("ad82bf6a9043ceed055076d0fd39f5f186ff8062"),
+        overhead_mb: 805,
+    },
+    ModelInfo {
+        id: "large-v3-turbo",
+        hparams: hp(V3, 1280, 20, 32, 4, 128),
+        sha1_f16: Some("4af2b29d7ec73d781377bfd1758ca957a807e941"),
+        overhead_mb: 805,
+    },
+];
+
+/// Every known model size.
+pub fn models() -> &'static [ModelInfo] {
+    &MODELS
+}
+
+fn known_ids() -> String {
+    MODELS.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+}
+
+/// The model size `id` (`tiny` … `large-v3-turbo`).
+///
+/// # Errors
+/// [`CatalogError::UnknownModel`] listing the known ids.
+pub fn lookup(id: &str) -> Result<&'static ModelInfo, CatalogError> {
+    MODELS
+        .iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| CatalogError::UnknownModel {
+            id: id.to_string(),
+            known: known_ids(),
+        })
+}
+
+/// The known size whose hyper-parameters are `hparams`, if any.
+pub fn identify(hparams: &HParams) -> Option<&'static ModelInfo> {
+    MODELS.iter().find(|m| m.hparams == *hparams)
+}
+
+/// Path of a model in the artifact layout:
+/// `<artifacts_dir>/whisper_<id>_xeon/ggml-<id>[-<quant>].bin`.
+pub fn model_path(artifacts_dir: &Path, model: &ModelInfo, quant: Quant) -> PathBuf {
+    artifacts_dir
+        .join(model.dir_name())
+        .join(model.file_name(quant))
+}
+
+/// A model as the API names it: `<size>` (default quantization, q5_1) or
+/// `<size>-<quant>`, e.g. `base`, `base.en-q8_0`, `small-f16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// The model size.
+    pub model: &'static ModelInfo,
+    /// The weight type.
+    pub quant: Quant,
+}
+
+impl ModelSpec {
+    /// The spec of size `id` with quantization `quant`.
+    ///
+    /// # Errors
+    /// [`CatalogError::UnknownModel`].
+    pub fn new(id: &str, quant: Quant) -> Result<Self, CatalogError> {
+        Ok(Self {
+            model: lookup(id)?,
+            quant,
+        })
+    }
+
+    /// File name of this model (upstream naming).
+    pub fn file_name(&self) -> String {
+        self.model.file_name(self.quant)
+    }
+
+    /// Path of this model under `artifacts_dir` (see [`model_path`]).
+    pub fn path(&self, artifacts_dir: &Path) -> PathBuf {
+        model_path(artifacts_dir, self.model, self.quant)
+    }
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.model.id, self.quant)
+    }
+}
+
+impl FromStr for ModelSpec {
+    type Err = CatalogError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(model) = lookup(s) {
+            return Ok(Self {
+                model,
+                quant: Quant::default(),
+            });
+        }
+        let unknown = || CatalogError::UnknownModel {
+            id: s.to_string(),
+            known: known_ids(),
+        };
+        let (id, quant) = s.rsplit_once('-').ok_or_else(unknown)?;
+        let model = lookup(id).map_err(|_| unknown())?;
+        Ok(Self {
+            model,
+            quant: quant.parse()?,
+        })
+    }
+}
+
+/// A name the catalog does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// Unknown model size.
+    #[error("unknown model `{id}`; known sizes: {known} (optionally suffixed with -<quant>)")]
+    UnknownModel {
+        /// The id asked for.
+        id: String,
+        /// The known ids, comma-separated.
+        known: String,
+    },
+    /// Unknown quantization.
+    #[error("unknown quantization `{value}`; known: {known}")]
+    UnknownQuant {
+        /// The value asked for.
+        value: String,
+        /// The known ones, comma-separated.
+        known: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ftype_ids_follow_ggml() {
+        // enum ggml_ftype: MOSTLY_F16 = 1, Q4_0 = 2, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9;
+        // quantized files store GGML_QNT_VERSION (2) * 1000 + ftype.
+        let stored: Vec<_> = Quant::ALL.iter().map(|q| q.stored_ftype()).collect();
+        assert_eq!(stored, [1, 2007, 2009, 2008, 2002]);
+        let ids: Vec<_> = Quant::ALL.iter().map(|q| q.tensor_type().id()).collect();
+        assert_eq!(ids, [1, 8, 7, 6, 2]);
+    }
+
+    #[test]
+    fn sizes_match_published_files() {
+        // Published sizes: design note (base f16 / q5_1, tiny.en q5_1) and
+        // upstream's Hugging Face listing (tiny.en f16).
+        let base = lookup("base").unwrap();
+        assert_eq!(base.f16_bytes(), 147_951_465);
+        assert_eq!(base.file_bytes(Quant::Q5_1), 59_707_625);
+        let tiny_en = lookup("tiny.en").unwrap();
+        assert_eq!(tiny_en.file_bytes(Quant::Q5_1), 32_166_138);
+        assert_eq!(tiny_en.f16_bytes(), 77_704_715);
+        for m in models() {
+            let sizes: Vec<_> = Quant::ALL.iter().map(|&q| m.file_bytes(q)).collect();
+            assert!(sizes.windows(2).all(|w| w[0] > w[1]), "{}: {sizes:?}", m.id);
+            assert!(m.memory_estimate(Quant::Q5_1) > m.file_bytes(Quant::Q5_1));
+        }
+    }
+
+    #[test]
+    fn model_ids_parse_and_print() {
+        let spec: ModelSpec = "base".parse().unwrap();
+        assert_eq!((spec.model.id, spec.quant), ("base", Quant::Q5_1));
+        assert_eq!(spec.to_string(), "base-q5_1");
+        let turbo: ModelSpec = "large-v3-turbo-q8_0".parse().unwrap();
+        assert_eq!(
+            (turbo.model.id, turbo.quant),
+            ("large-v3-turbo", Quant::Q8_0)
+        );
+        assert_eq!(turbo.to_string().parse::<ModelSpec>().unwrap(), turbo);
+        let v3: ModelSpec = "large-v3".parse().unwrap();
+        assert_eq!(v3.model.id, "large-v3");
+        let f16 = ModelSpec::new("small.en", Quant::F16).unwrap();
+        assert_eq!(
+            f16.path(Path::new("/a")),
+            Path::new("/a/whisper_small.en_xeon/ggml-small.en.bin")
+        );
+        assert_eq!(
+            "medium-q5_0"
+                .parse::<ModelSpec>()
+                .unwrap()
+                .path(Path::new("/a")),
+            Path::new("/a/whisper_medium_xeon/ggml-medium-q5_0.bin")
+        );
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let err = "huge".parse::<ModelSpec>().unwrap_err().to_string();
+        assert!(
+            err.contains("`huge`") && err.contains("tiny.en") && err.contains("large-v3-turbo"),
+            "{err}"
+        );
+        let err = "base-q3_k".parse::<ModelSpec>().unwrap_err().to_string();
+        assert!(err.contains("`q3_k`") && err.contains("q5_1"), "{err}");
+        assert!(lookup("base.EN").is_err());
+        assert_eq!(
+            identify(&lookup("small").unwrap().hparams).unwrap().id,
+            "small"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Model files: the catalog of known models, downloads, CTranslate2 import,
+//! quantization and verification.
+
+pub mod catalog;
+pub mod ct2;
+pub mod download;
+pub mod ggml_file;
+pub mod import;
+pub mod quantize;

@@ -1,0 +1,41 @@
+//! Access to the loaded libraries, with the log bridge installed first.
+
+use once_cell::sync::OnceCell;
+use whisper_sys::{Library, WhisperApi};
+
+use crate::{logging, Result};
+
+pub use whisper_sys::{DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig};
+
+static BRIDGED: OnceCell<()> = OnceCell::new();
+
+/// Loads the libraries from the environment (see [`LoaderConfig::from_env`]) and
+/// routes their log output to the `log` crate. Idempotent.
+///
+/// # Errors
+/// [`Error::Load`](crate::Error::Load) naming the file and the cause.
+pub fn init() -> Result<&'static LoadInfo> {
+    Ok(ready(whisper_sys::load()?).info())
+}
+
+/// Like [`init`], with an explicit library directory.
+///
+/// # Errors
+/// [`Error::Load`](crate::Error::Load), also when another directory is already loaded.
+pub fn init_with(config: &LoaderConfig) -> Result<&'static LoadInfo> {
+    Ok(ready(whisper_sys::load_with(config)?).info())
+}
+
+/// The function table, loading from the environment on first use.
+pub(crate) fn api() -> Result<&'static WhisperApi> {
+    Ok(ready(match whisper_sys::get() {
+        Some(library) => library,
+        None => whisper_sys::load()?,
+    })
+    .api())
+}
+
+fn ready(library: &'static Library) -> &'static Library {
+    BRIDGED.get_or_init(|| logging::install(library.api()));
+    library
+}

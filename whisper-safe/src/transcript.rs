@@ -1,0 +1,186 @@
+//! Owned transcription results.
+
+use serde::Serialize;
+
+/// The result of one run: owned, independent of the state that produced it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Transcript {
+    /// Segments in time order.
+    pub segments: Vec<Segment>,
+    /// The language decoded (given or detected), as a code such as `en`.
+    pub language: Option<String>,
+    /// The probability of `language` when it was detected by [`State::detect_language`](crate::State::detect_language).
+    pub language_probability: Option<f32>,
+    /// Length of the audio passed in, in seconds.
+    pub duration_seconds: f64,
+}
+
+impl Transcript {
+    /// The whole text: segment texts joined and trimmed.
+    pub fn text(&self) -> String {
+        let joined: String = self.segments.iter().map(|s| s.text.as_str()).collect();
+        joined.trim().to_owned()
+    }
+
+    /// Every word of every segment (empty unless word timestamps were asked for).
+    pub fn words(&self) -> impl Iterator<Item = &Word> {
+        self.segments.iter().flat_map(|s| s.words.iter())
+    }
+}
+
+/// A stretch of speech with its text.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Segment {
+    /// Position in the transcript, from 0.
+    pub index: usize,
+    /// Start in seconds from the beginning of the audio.
+    pub start: f64,
+    /// End in seconds.
+    pub end: f64,
+    /// The text, with whisper's leading space.
+    pub text: String,
+    /// The tokens, special tokens included (see [`Token::special`]).
+    pub tokens: Vec<Token>,
+    /// Words with times, when word timestamps were asked for.
+    pub words: Vec<Word>,
+    /// Mean log-probability of the text tokens.
+    pub avg_logprob: f32,
+    /// Probability that the window holds no speech.
+    pub no_speech_prob: f32,
+    /// The initial sampling temperature of the run (whisper.cpp does not report
+    /// which fallback temperature produced each segment).
+    pub temperature: f32,
+}
+
+/// One decoded token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Token {
+    /// Vocabulary id.
+    pub id: i32,
+    /// Its text (lossy UTF-8: a token may hold part of a character).
+    pub text: String,
+    /// Probability.
+    pub probability: f32,
+    /// Log-probability.
+    pub logprob: f32,
+    /// Start in seconds, when token timestamps were asked for.
+    pub start: Option<f64>,
+    /// End in seconds, when token timestamps were asked for.
+    pub end: Option<f64>,
+    /// A special or timestamp token, not text.
+    pub special: bool,
+}
+
+/// A word with its time span.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Word {
+    /// The word, without surrounding spaces.
+    pub text: String,
+    /// Start in seconds.
+    pub start: f64,
+    /// End in seconds.
+    pub end: f64,
+    /// Mean probability of its tokens.
+    pub probability: f32,
+}
+
+/// Groups a segment's text tokens into words: a token starting with a space
+/// starts a new word. Times are clamped to the segment and kept monotonic.
+pub(crate) fn words_of(tokens: &[Token], raw_texts: &[Vec<u8>], start: f64, end: f64) -> Vec<Word> {
+    struct Pending {
+        bytes: Vec<u8>,
+        start: f64,
+        end: f64,
+        probabilities: Vec<f32>,
+    }
+    let mut words = Vec::new();
+    let mut current: Option<Pending> = None;
+    let finish = |pending: Pending, words: &mut Vec<Word>| {
+        let text = String::from_utf8_lossy(&pending.bytes).trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        let previous_end = words.last().map_or(start, |w: &Word| w.end);
+        let word_start = pending.start.clamp(previous_end, end);
+        let word_end = pending.end.clamp(word_start, end);
+        let probability =
+            pending.probabilities.iter().sum::<f32>() / pending.probabilities.len() as f32;
+        words.push(Word {
+            text,
+            start: word_start,
+            end: word_end,
+            probability,
+        });
+    };
+    for (token, bytes) in tokens.iter().zip(raw_texts) {
+        if token.special || bytes.is_empty() {
+            continue;
+        }
+        let token_start = token.start.unwrap_or(start);
+        let token_end = token.end.unwrap_or(token_start);
+        let starts_word = bytes[0] == b' ';
+        match current.as_mut() {
+            Some(pending) if !starts_word => {
+                pending.bytes.extend_from_slice(bytes);
+                pending.end = pending.end.max(token_end);
+                pending.probabilities.push(token.probability);
+            }
+            _ => {
+                if let Some(pending) = current.take() {
+                    finish(pending, &mut words);
+                }
+                current = Some(Pending {
+                    bytes: bytes.clone(),
+                    start: token_start,
+                    end: token_end,
+                    probabilities: vec![token.probability],
+                });
+            }
+        }
+    }
+    if let Some(pending) = current {
+        finish(pending, &mut words);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(text: &str, start: f64, end: f64) -> (Token, Vec<u8>) {
+        (
+            Token {
+                text: text.into(),
+                probability: 0.5,
+                start: Some(start),
+                end: Some(end),
+                ..Token::default()
+            },
+            text.as_bytes().to_vec(),
+        )
+    }
+
+    #[test]
+    fn tokens_join_into_words_with_clamped_monotonic_times() {
+        let (tokens, raw): (Vec<_>, Vec<_>) = [
+            token(" And", 0.0, 0.3),
+            token(" so", 0.2, 0.5),
+            token(" fell", 0.6, 0.8),
+            token("ow", 0.8, 1.0),
+            token(",", 1.0, 1.0),
+            token(" Amer", 1.1, 9.0),
+        ]
+        .into_iter()
+        .unzip();
+        let words = words_of(&tokens, &raw, 0.0, 2.0);
+        let texts: Vec<_> = words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(texts, ["And", "so", "fellow,", "Amer"]);
+        assert_eq!(
+            words[1].start, 0.3,
+            "start clamped to the previous word's end"
+        );
+        assert_eq!(words[3].end, 2.0, "end clamped to the segment");
+        assert!(words.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+}

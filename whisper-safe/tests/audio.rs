@@ -1,0 +1,759 @@
+//! Tests of `whisper_safe::audio`: formats, sample formats, rates and channel layouts decoded to
+//! 16 kHz mono and compared with the reference recording; malformed input mapped to its error;
+//! the duration limit enforced while streaming, in bounded memory.
+//!
+//! Variants of `jfk.wav` are made at test time with `ffmpeg` (Debian package `ffmpeg`).
+#![cfg(feature = "audio")]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use whisper_safe::audio::{
+    decode, decode_reader, AudioError, DecodeOptions, DecodedAudio, WHISPER_SAMPLE_RATE,
+};
+
+/// Counts the bytes allocated by the current thread, to bound a decode's peak memory.
+struct ThreadCountingAllocator;
+
+thread_local! {
+    static LIVE_BYTES: Cell<usize> = const { Cell::new(0) };
+    static PEAK_BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping only
+// touches thread-local `Cell`s, which neither allocate nor have destructors.
+unsafe impl GlobalAlloc for ThreadCountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = LIVE_BYTES.try_with(|live| {
+            let now = live.get().saturating_add(layout.size());
+            live.set(now);
+            let _ = PEAK_BYTES.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE_BYTES.try_with(|live| live.set(live.get().saturating_sub(layout.size())));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: ThreadCountingAllocator = ThreadCountingAllocator;
+
+/// Runs `f` and returns its result with the peak growth of this thread's heap during it.
+fn peak_heap_growth<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE_BYTES.with(Cell::get);
+    PEAK_BYTES.with(|peak| peak.set(base));
+    let result = f();
+    (result, PEAK_BYTES.with(Cell::get).saturating_sub(base))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "missing fixture {}: the shared/ folder must sit beside the repository",
+        path.display()
+    );
+    path
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// `jfk.wav` (16 kHz mono s16le) parsed here, independently of the code under test.
+fn reference() -> &'static [f32] {
+    static REFERENCE: OnceLock<Vec<f32>> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let bytes = read(&fixture("jfk.wav"));
+        let mut pos = 12;
+        loop {
+            let id = &bytes[pos..pos + 4];
+            let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+            if id == b"data" {
+                return bytes[pos + 8..pos + 8 + size]
+                    .chunks_exact(2)
+                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0)
+                    .collect();
+            }
+            pos += 8 + size + size % 2;
+        }
+    })
+}
+
+fn jfk_wav() -> String {
+    fixture("jfk.wav").to_string_lossy().into_owned()
+}
+
+/// Runs ffmpeg with `args` (inputs and options) and returns the bytes it writes.
+fn ffmpeg(args: &[&str], extension: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join(format!("out.{extension}"));
+    let result = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .arg(&out)
+        .output();
+    let output = match result {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run ffmpeg ({e}): install it with `apt-get install ffmpeg`"),
+    };
+    assert!(
+        output.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    read(&out)
+}
+
+/// `jfk.wav` converted by ffmpeg with the output options `args`.
+fn ffmpeg_variant(args: &[&str], extension: &str) -> Vec<u8> {
+    let input = jfk_wav();
+    ffmpeg(&[&["-i", input.as_str()], args].concat(), extension)
+}
+
+fn decode_ok(bytes: Vec<u8>, options: &DecodeOptions) -> DecodedAudio {
+    decode(bytes, options).unwrap_or_else(|e| panic!("decode failed: {e}"))
+}
+
+/// Sum of products of `a[i]` and `b[i + lag]` over the overlap, and the two energies there.
+fn products(a: &[f32], b: &[f32], lag: isize) -> (f64, f64, f64) {
+    let (a, b) = if lag >= 0 {
+        (a, b.get(lag as usize..).unwrap_or_default())
+    } else {
+        (a.get(lag.unsigned_abs()..).unwrap_or_default(), b)
+    };
+    a.iter()
+        .zip(b)
+        .fold((0.0, 0.0, 0.0), |(ab, aa, bb), (&x, &y)| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            (ab + x * y, aa + x * x, bb + y * y)
+        })
+}
+
+/// Normalized cross-correlation of `a` and `b` at the best lag within ±2000 samples; returns
+/// (correlation, lag). Coarse search on 4× averaged signals, then exact around the best.
+fn best_correlation(a: &[f32], b: &[f32]) -> (f64, isize) {
+    const MAX_LAG: isize = 2000;
+    let average4 = |s: &[f32]| -> Vec<f32> { s.chunks(4).map(|c| c.iter().sum::<f32>()).collect() };
+    let (a4, b4) = (average4(a), average4(b));
+    let ncc = |a: &[f32], b: &[f32], lag: isize| {
+        let (ab, aa, bb) = products(a, b, lag);
+        if aa == 0.0 || bb == 0.0 {
+            0.0
+        } else {
+            ab / (aa * bb).sqrt()
+        }
+    };
+    let coarse = (-MAX_LAG / 4..=MAX_LAG / 4)
+        .max_by(|&x, &y| ncc(&a4, &b4, x).total_cmp(&ncc(&a4, &b4, y)))
+        .unwrap_or(0);
+    let lo = (coarse * 4 - 8).max(-MAX_LAG);
+    let hi = (coarse * 4 + 8).min(MAX_LAG);
+    (lo..=hi)
+        .map(|lag| (ncc(a, b, lag), lag))
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+        .unwrap_or((0.0, 0))
+}
+
+fn rms(s: &[f32]) -> f64 {
+    (s.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+/// What a decoded variant of `jfk.wav` must satisfy.
+struct Expect {
+    codec: &'static str,
+    rate: u32,
+    channels: u16,
+    /// Allowed distance of the duration from 11.0 s.
+    duration_tolerance: f64,
+    /// Lower bound of the best normalized cross-correlation with the reference.
+    min_correlation: f64,
+}
+
+/// Lossless variants: measured correlation 1.0000 (16, 44.1, 48, 192 kHz, 24/32-bit, float,
+/// 5.1), 0.9999 at 8 kHz (no 4–8 kHz band), 0.9995 for 8-bit (quantization noise); 0.99
+/// leaves margin for resampler changes yet fails on any misalignment, wrong sample format or
+/// channel mix. Durations are exact to the frame.
+const LOSSLESS: f64 = 0.99;
+/// Lossy codecs: measured 0.9999 (jfk.mp3), 0.9996 (AAC 48 kb/s), 0.9959 (Vorbis q3); 0.95
+/// leaves room for other encoder versions, while a wrong decode scores near 0.
+const LOSSY: f64 = 0.95;
+const EXACT: f64 = 0.001;
+/// Lossy codecs add encoder delay/padding (jfk.mp3 is 11.088 s, AAC in MP4 adds its priming
+/// as symphonia 0.5 ignores the edit list).
+const LOSSY_DURATION: f64 = 0.15;
+
+fn check_variant(name: &str, bytes: Vec<u8>, expect: &Expect) -> DecodedAudio {
+    let started = Instant::now();
+    let audio = decode_ok(bytes, &DecodeOptions::default());
+    let elapsed = started.elapsed();
+    let (correlation, lag) = best_correlation(reference(), &audio.samples);
+    let gain = rms(&audio.samples) / rms(reference());
+    eprintln!(
+        "{name}: codec {} {} Hz × {} → {:.3} s, {} samples, correlation {correlation:.5} at lag \
+         {lag}, gain {gain:.3}, decoded in {elapsed:?}",
+        audio.codec,
+        audio.source_sample_rate,
+        audio.source_channels,
+        audio.duration_seconds,
+        audio.samples.len()
+    );
+    assert_eq!(audio.codec, expect.codec, "{name}: codec");
+    assert_eq!(audio.source_sample_rate, expect.rate, "{name}: rate");
+    assert_eq!(audio.source_channels, expect.channels, "{name}: channels");
+    assert!(
+        (audio.duration_seconds - 11.0).abs() <= expect.duration_tolerance,
+        "{name}: duration {} s is not 11 ± {} s",
+        audio.duration_seconds,
+        expect.duration_tolerance
+    );
+    let expected_len = (audio.duration_seconds * f64::from(WHISPER_SAMPLE_RATE)).round();
+    assert!(
+        (audio.samples.len() as f64 - expected_len).abs() <= 1.0,
+        "{name}: {} samples for {} s",
+        audio.samples.len(),
+        audio.duration_seconds
+    );
+    assert!(
+        audio.samples.iter().all(|s| (-1.0..=1.0).contains(s)),
+        "{name}: samples outside [-1, 1]"
+    );
+    assert!(
+        correlation >= expect.min_correlation,
+        "{name}: correlation {correlation:.4} at lag {lag} is below {}",
+        expect.min_correlation
+    );
+    // Downmix is a mean and resampling keeps the level: the speech band's loudness stays
+    // within 10 % (8 kHz loses the 4–8 kHz band, about 2 % of the RMS here).
+    assert!(
+        (0.9..=1.1).contains(&gain),
+        "{name}: output level {gain:.3} × the reference"
+    );
+    audio
+}
+
+/// A lossy encoding of the 16 kHz mono reference.
+fn lossy(codec: &'static str) -> Expect {
+    Expect {
+        codec,
+        rate: 16_000,
+        channels: 1,
+        duration_tolerance: LOSSY_DURATION,
+        min_correlation: LOSSY,
+    }
+}
+
+fn lossless(codec: &'static str, rate: u32, channels: u16) -> Expect {
+    Expect {
+        codec,
+        rate,
+        channels,
+        duration_tolerance: EXACT,
+        min_correlation: LOSSLESS,
+    }
+}
+
+#[test]
+fn wav_16k_mono_s16_passes_through_unchanged() {
+    let audio = check_variant(
+        "jfk.wav",
+        read(&fixture("jfk.wav")),
+        &lossless("pcm_s16le", 16_000, 1),
+    );
+    assert_eq!(
+        audio.samples,
+        reference(),
+        "16 kHz mono must pass through sample for sample"
+    );
+}
+
+#[test]
+fn mp3_fixture() {
+    check_variant("jfk.mp3", read(&fixture("jfk.mp3")), &lossy("mp3"));
+}
+
+#[test]
+fn flac() {
+    let bytes = ffmpeg_variant(&["-c:a", "flac"], "flac");
+    check_variant("flac", bytes, &lossless("flac", 16_000, 1));
+}
+
+#[test]
+fn ogg_vorbis() {
+    let bytes = ffmpeg_variant(&["-c:a", "libvorbis", "-q:a", "3"], "ogg");
+    check_variant("ogg/vorbis", bytes, &lossy("vorbis"));
+}
+
+#[test]
+fn m4a_aac() {
+    let bytes = ffmpeg_variant(&["-c:a", "aac", "-b:a", "48k"], "m4a");
+    check_variant("m4a/aac", bytes, &lossy("aac"));
+}
+
+#[test]
+fn wav_u8() {
+    let bytes = ffmpeg_variant(&["-c:a", "pcm_u8"], "wav");
+    check_variant("wav u8", bytes, &lossless("pcm_u8", 16_000, 1));
+}
+
+#[test]
+fn wav_s24() {
+    let bytes = ffmpeg_variant(&["-c:a", "pcm_s24le"], "wav");
+    check_variant("wav s24", bytes, &lossless("pcm_s24le", 16_000, 1));
+}
+
+#[test]
+fn wav_s32() {
+    let bytes = ffmpeg_variant(&["-c:a", "pcm_s32le"], "wav");
+    check_variant("wav s32", bytes, &lossless("pcm_s32le", 16_000, 1));
+}
+
+#[test]
+fn wav_f32() {
+    let bytes = ffmpeg_variant(&["-c:a", "pcm_f32le"], "wav");
+    check_variant("wav f32", bytes, &lossless("pcm_f32le", 16_000, 1));
+}
+
+#[test]
+fn wav_8k_upsampled() {
+    let bytes = ffmpeg_variant(&["-ar", "8000", "-c:a", "pcm_s16le"], "wav");
+    check_variant("wav 8 kHz", bytes, &lossless("pcm_s16le", 8_000, 1));
+}
+
+#[test]
+fn wav_44k1_stereo() {
+    let bytes = ffmpeg_variant(&["-af", "pan=stereo|c0=c0|c1=c0", "-ar", "44100"], "wav");
+    check_variant(
+        "wav 44.1 kHz stereo",
+        bytes,
+        &lossless("pcm_s16le", 44_100, 2),
+    );
+}
+
+#[test]
+fn wav_48k_stereo() {
+    let bytes = ffmpeg_variant(&["-af", "pan=stereo|c0=c0|c1=c0", "-ar", "48000"], "wav");
+    check_variant(
+        "wav 48 kHz stereo",
+        bytes,
+        &lossless("pcm_s16le", 48_000, 2),
+    );
+}
+
+#[test]
+fn wav_six_channels() {
+    let pan = "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0";
+    let bytes = ffmpeg_variant(&["-af", pan], "wav");
+    check_variant("wav 5.1", bytes, &lossless("pcm_s16le", 16_000, 6));
+}
+
+#[test]
+fn wav_192k() {
+    let bytes = ffmpeg_variant(&["-ar", "192000"], "wav");
+    check_variant("wav 192 kHz", bytes, &lossless("pcm_s16le", 192_000, 1));
+}
+
+/// A canonical 44-byte PCM WAV header.
+fn wav_header(rate: u32, channels: u16, bits: u16, data_len: u32) -> Vec<u8> {
+    let block_align = channels * bits / 8;
+    let mut h = Vec::with_capacity(44);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
+    h.extend_from_slice(&block_align.to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_len.to_le_bytes());
+    h
+}
+
+/// `seconds` of a 440 Hz tone as 16-bit PCM frames of `channels` channels.
+fn tone(rate: u32, channels: u16, seconds: f64) -> Vec<u8> {
+    let frames = (f64::from(rate) * seconds) as usize;
+    (0..frames)
+        .flat_map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let s = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+            std::iter::repeat_n(s.to_le_bytes(), channels.into()).flatten()
+        })
+        .collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+fn decode_err(bytes: Vec<u8>, options: &DecodeOptions) -> AudioError {
+    match decode(bytes, options) {
+        Ok(audio) => panic!("expected an error, decoded {} s", audio.duration_seconds),
+        Err(e) => {
+            eprintln!("error as expected: {e}");
+            e
+        }
+    }
+}
+
+#[test]
+fn empty_input() {
+    let error = decode_err(Vec::new(), &DecodeOptions::default());
+    assert!(matches!(error, AudioError::EmptyInput), "{error:?}");
+}
+
+#[test]
+fn header_declaring_audio_without_data_is_truncated() {
+    let error = decode_err(
+        wav_header(16_000, 1, 16, 352_000),
+        &DecodeOptions::default(),
+    );
+    match error {
+        AudioError::Truncated {
+            declared_seconds: Some(declared),
+            ..
+        } => assert!((declared - 11.0).abs() < 1e-9, "declared {declared}"),
+        other => panic!("expected Truncated with the declared length, got {other:?}"),
+    }
+}
+
+#[test]
+fn first_44_bytes_of_jfk_wav_are_truncated() {
+    // jfk.wav has a LIST chunk before `data`: 44 bytes end inside it, before any format is known.
+    let mut bytes = read(&fixture("jfk.wav"));
+    bytes.truncate(44);
+    let error = decode_err(bytes, &DecodeOptions::default());
+    assert!(matches!(error, AudioError::Truncated { .. }), "{error:?}");
+}
+
+#[test]
+fn header_declaring_no_data_is_empty() {
+    let error = decode_err(wav_header(16_000, 1, 16, 0), &DecodeOptions::default());
+    assert!(matches!(error, AudioError::Empty { .. }), "{error:?}");
+}
+
+#[test]
+fn truncated_wav_decodes_the_part_that_is_there() {
+    let mut bytes = read(&fixture("jfk.wav"));
+    bytes.truncate(bytes.len() / 2);
+    let audio = decode_ok(bytes, &DecodeOptions::default());
+    // 176,039 bytes less the 78-byte header and LIST chunk, 2 bytes a frame.
+    assert!(
+        (audio.duration_seconds - 5.5).abs() < 0.01,
+        "duration {}",
+        audio.duration_seconds
+    );
+    let head = &reference()[..audio.samples.len()];
+    assert_eq!(
+        audio.samples, head,
+        "the decoded half must be the first half of the audio"
+    );
+}
+
+#[test]
+fn random_bytes_are_rejected() {
+    for seed in 1..=4 {
+        let error = decode_err(random_bytes(64 * 1024, seed), &DecodeOptions::default());
+        assert!(
+            matches!(
+                error,
+                AudioError::Corrupt { .. } | AudioError::UnsupportedFormat { .. }
+            ),
+            "seed {seed}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn png_is_unsupported() {
+    // A valid 1×1 RGBA PNG.
+    const PNG: [u8; 67] = [
+        0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44,
+        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F,
+        0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00,
+        0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00, 0x00, 0x00, 0x49,
+        0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+    ];
+    let options = DecodeOptions {
+        extension_hint: Some("png".into()),
+        mime_hint: Some("image/png".into()),
+        ..DecodeOptions::default()
+    };
+    let error = decode_err(PNG.to_vec(), &options);
+    assert!(
+        matches!(error, AudioError::UnsupportedFormat { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn plain_text_is_unsupported() {
+    let text = "And so my fellow Americans, ask not what your country can do for you.\n".repeat(50);
+    let error = decode_err(text.into_bytes(), &DecodeOptions::default());
+    assert!(
+        matches!(error, AudioError::UnsupportedFormat { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn mislabelled_extension_is_probed_by_content() {
+    let options = DecodeOptions {
+        extension_hint: Some("wav".into()),
+        mime_hint: Some("audio/wav".into()),
+        ..DecodeOptions::default()
+    };
+    let audio = decode_ok(read(&fixture("jfk.mp3")), &options);
+    assert_eq!(audio.codec, "mp3");
+    assert!((audio.duration_seconds - 11.0).abs() <= LOSSY_DURATION);
+}
+
+#[test]
+fn max_seconds_is_enforced() {
+    let limited = |max: f64| DecodeOptions {
+        max_seconds: Some(max),
+        ..DecodeOptions::default()
+    };
+    let error = decode_err(read(&fixture("jfk.wav")), &limited(5.0));
+    assert!(
+        matches!(error, AudioError::TooLong { max_seconds } if max_seconds == 5.0),
+        "{error:?}"
+    );
+    let error = decode_err(read(&fixture("jfk.mp3")), &limited(5.0));
+    assert!(matches!(error, AudioError::TooLong { .. }), "{error:?}");
+    let audio = decode_ok(read(&fixture("jfk.wav")), &limited(11.0));
+    assert_eq!(
+        audio.samples.len(),
+        176_000,
+        "exactly at the limit is accepted"
+    );
+}
+
+#[test]
+fn invalid_max_seconds_is_refused() {
+    for max in [-1.0, f64::NAN] {
+        let options = DecodeOptions {
+            max_seconds: Some(max),
+            ..DecodeOptions::default()
+        };
+        let error = decode_err(read(&fixture("jfk.wav")), &options);
+        assert!(
+            matches!(error, AudioError::InvalidMaxSeconds(_)),
+            "{error:?}"
+        );
+    }
+}
+
+#[test]
+fn video_without_audio_has_no_audio_track() {
+    let bytes = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=16x16:d=1",
+            "-c:v",
+            "ffv1",
+        ],
+        "mkv",
+    );
+    let error = decode_err(bytes, &DecodeOptions::default());
+    assert!(matches!(error, AudioError::NoAudioTrack), "{error:?}");
+}
+
+#[test]
+fn sample_rates_out_of_range_are_refused() {
+    for rate in [1_000, 768_000] {
+        let mut bytes = wav_header(rate, 1, 16, 2 * rate);
+        bytes.extend(tone(rate, 1, 1.0));
+        let error = decode_err(bytes, &DecodeOptions::default());
+        assert!(
+            matches!(error, AudioError::UnsupportedSampleRate { rate: r } if r == rate),
+            "{rate} Hz: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn placeholder_length_header_decodes_the_data_present() {
+    // As written by recorders streaming to a pipe: the data length is left at its maximum.
+    let mut bytes = wav_header(48_000, 2, 16, u32::MAX - 36);
+    bytes.extend(tone(48_000, 2, 1.0));
+    let (audio, peak) = peak_heap_growth(|| decode_ok(bytes, &DecodeOptions::default()));
+    assert!(
+        (audio.duration_seconds - 1.0).abs() < 1e-9,
+        "{}",
+        audio.duration_seconds
+    );
+    assert_eq!(audio.samples.len(), 16_000);
+    // The 4 GiB declared length must not be allocated: 1 s at 16 kHz is 64 kB.
+    assert!(peak < 8 << 20, "peak heap growth {peak} bytes");
+}
+
+/// A virtual WAV of `seconds` of 48 kHz stereo tone, generated as it is read; counts bytes read.
+struct EndlessWav {
+    header: Vec<u8>,
+    len: u64,
+    pos: u64,
+    bytes_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl EndlessWav {
+    fn new(seconds: u32) -> Self {
+        let data_len = seconds * 48_000 * 4;
+        Self {
+            header: wav_header(48_000, 2, 16, data_len),
+            len: 44 + u64::from(data_len),
+            pos: 0,
+            bytes_read: Default::default(),
+        }
+    }
+}
+
+impl Read for EndlessWav {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        for (i, byte) in buf[..n].iter_mut().enumerate() {
+            let at = self.pos + i as u64;
+            *byte = match self.header.get(at as usize) {
+                Some(&h) => h,
+                None => {
+                    // Frame of two identical 16-bit samples of a 440 Hz tone.
+                    let offset = at - 44;
+                    let t = (offset / 4) as f64 / 48_000.0;
+                    let s = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+                    s.to_le_bytes()[(offset % 2) as usize]
+                }
+            };
+        }
+        self.pos += n as u64;
+        self.bytes_read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Seek for EndlessWav {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let target = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| io::Error::other("seek before start"))?;
+        Ok(self.pos)
+    }
+}
+
+#[test]
+fn long_stream_stops_at_max_seconds_in_bounded_memory() {
+    // Two hours of 48 kHz stereo (1.4 GB if buffered), limited to 60 s.
+    let source = EndlessWav::new(2 * 3600);
+    let bytes_read = source.bytes_read.clone();
+    let options = DecodeOptions {
+        max_seconds: Some(60.0),
+        ..DecodeOptions::default()
+    };
+    let started = Instant::now();
+    let (result, peak) = peak_heap_growth(|| decode_reader(source, &options));
+    let read = bytes_read.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "2 h stream, limit 60 s: {:?} after {read} bytes read, peak heap growth {peak} bytes, {:?}",
+        result.as_ref().err(),
+        started.elapsed()
+    );
+    assert!(
+        matches!(result, Err(AudioError::TooLong { .. })),
+        "{result:?}"
+    );
+    // 60 s of source is 11.5 MB; allow for read-ahead.
+    assert!(read < 13_000_000, "read {read} bytes for a 60 s limit");
+    // 60 s at 16 kHz is 3.84 MB of output; a full source-rate buffer would be over 1 GB.
+    assert!(peak < 24 << 20, "peak heap growth {peak} bytes");
+}
+
+#[test]
+fn decode_reader_matches_decode() {
+    let path = fixture("jfk.mp3");
+    let file = std::fs::File::open(&path).expect("open jfk.mp3");
+    let from_reader = decode_reader(file, &DecodeOptions::default()).expect("decode_reader");
+    let from_bytes = decode_ok(read(&path), &DecodeOptions::default());
+    assert_eq!(from_reader, from_bytes);
+}
+
+#[test]
+fn damaged_mp3_middle_is_skipped() {
+    let mut bytes = read(&fixture("jfk.mp3"));
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 2048].copy_from_slice(&random_bytes(2048, 7));
+    let audio = decode_ok(bytes, &DecodeOptions::default());
+    eprintln!(
+        "damaged mp3: {:.3} s, {} skipped packets",
+        audio.duration_seconds, audio.skipped_packets
+    );
+    let (correlation, lag) = best_correlation(reference(), &audio.samples);
+    eprintln!("damaged mp3: correlation {correlation:.4} at lag {lag}");
+}
+
+#[test]
+fn mutated_inputs_never_panic() {
+    let variants = [
+        ffmpeg_variant(&["-t", "1", "-c:a", "flac"], "flac"),
+        ffmpeg_variant(&["-t", "1", "-c:a", "libvorbis"], "ogg"),
+        ffmpeg_variant(&["-t", "1", "-c:a", "aac"], "m4a"),
+        ffmpeg_variant(&["-t", "1", "-c:a", "libmp3lame"], "mp3"),
+        ffmpeg_variant(&["-t", "1", "-ac", "2", "-c:a", "pcm_s24le"], "wav"),
+    ];
+    let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
+    for (v, original) in variants.iter().enumerate() {
+        for round in 0..40u64 {
+            let mut bytes = original.clone();
+            let noise = random_bytes(16, round * 31 + v as u64 + 1);
+            // Mutate 8 bytes, half of them in the first 256 bytes where the headers are.
+            for pair in noise.chunks(2) {
+                let span = if pair[0] % 2 == 0 {
+                    256.min(bytes.len())
+                } else {
+                    bytes.len()
+                };
+                let at =
+                    (usize::from(pair[0]) * 257 + usize::from(pair[1]) * 65_537 + round as usize)
+                        % span;
+                bytes[at] = pair[1];
+            }
+            let outcome = match decode(bytes, &DecodeOptions::default()) {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("{e:?}")
+                    .split([' ', '('])
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            };
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+    }
+    eprintln!("mutation outcomes: {outcomes:?}");
+}

@@ -24,6 +24,8 @@
 
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rubato::{FftFixedInOut, Resampler};
 use symphonia::core::audio::{AudioBuffer, AudioBufferRef, Signal};
@@ -176,46 +178,61 @@ where
     if source.len == 0 {
         return Err(AudioError::EmptyInput);
     }
+    let reader_failed = Arc::clone(&source.failed);
     let stream = MediaSourceStream::new(Box::new(source), Default::default());
-    panic::catch_unwind(AssertUnwindSafe(|| decode_stream(stream, options))).unwrap_or_else(
-        |payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            log::error!("audio decoder panicked: {message}");
-            Err(AudioError::Corrupt {
-                codec: "unknown".to_owned(),
-                detail: format!("the decoder panicked: {message}"),
-            })
-        },
-    )
+    let decoding = || decode_stream(stream, options, &reader_failed);
+    panic::catch_unwind(AssertUnwindSafe(decoding)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        log::error!("audio decoder panicked: {message}");
+        Err(AudioError::Corrupt {
+            codec: "unknown".to_owned(),
+            detail: format!("the decoder panicked: {message}"),
+        })
+    })
 }
 
-/// A seekable reader whose length is measured once, as `symphonia` asks.
+/// A seekable reader whose length is measured once, as `symphonia` asks, and which notes
+/// whether the reader itself failed (`symphonia` also makes I/O errors of its own, for data
+/// that ends too early).
 struct SizedSource<R> {
     inner: R,
     len: u64,
+    failed: Arc<AtomicBool>,
 }
 
 impl<R: Read + Seek> SizedSource<R> {
     fn new(mut inner: R) -> io::Result<Self> {
         let len = inner.seek(SeekFrom::End(0))?;
         inner.rewind()?;
-        Ok(Self { inner, len })
+        Ok(Self {
+            inner,
+            len,
+            failed: Arc::default(),
+        })
     }
 }
 
 impl<R: Read> Read for SizedSource<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        let result = self.inner.read(buf);
+        if result.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        result
     }
 }
 
 impl<R: Seek> Seek for SizedSource<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner.seek(pos)
+        let result = self.inner.seek(pos);
+        if result.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -239,7 +256,7 @@ struct ActiveTrack {
 
 impl ActiveTrack {
     /// Opens the default track if it is audio, else the first audio track.
-    fn open(format: &dyn FormatReader) -> Result<Self, AudioError> {
+    fn open(format: &dyn FormatReader, reader_failed: &AtomicBool) -> Result<Self, AudioError> {
         let is_audio =
             |t: &&symphonia::core::formats::Track| t.codec_params.codec != CODEC_TYPE_NULL;
         let track = format
@@ -254,7 +271,7 @@ impl ActiveTrack {
             .map_or_else(|| params.codec.to_string(), |d| d.short_name.to_owned());
         let decoder = codecs
             .make(params, &DecoderOptions::default())
-            .map_err(|e| stream_error(e, &codec))?;
+            .map_err(|e| stream_error(e, &codec, reader_failed))?;
         let declared_seconds = match (params.n_frames, params.sample_rate) {
             (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
             _ => None,
@@ -268,19 +285,20 @@ impl ActiveTrack {
     }
 }
 
-/// Maps a `symphonia` error that ends decoding.
-fn stream_error(error: SymphoniaError, codec: &str) -> AudioError {
+/// Maps a `symphonia` error that ends decoding. An I/O error is the reader's only if the
+/// reader failed; otherwise a parser ran out of data inside a header or met a bad field.
+fn stream_error(error: SymphoniaError, codec: &str, reader_failed: &AtomicBool) -> AudioError {
     match error {
-        SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            AudioError::Truncated {
-                codec: codec.to_owned(),
-                declared_seconds: None,
-            }
-        }
-        SymphoniaError::IoError(e) => AudioError::Io(e),
+        SymphoniaError::IoError(e) if reader_failed.load(Ordering::Relaxed) => AudioError::Io(e),
         SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat {
             detail: format!("{what} (codec: {codec})"),
         },
+        SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            AudioError::Corrupt {
+                codec: codec.to_owned(),
+                detail: "the data ends inside a header (cut short, or not audio)".to_owned(),
+            }
+        }
         other => AudioError::Corrupt {
             codec: codec.to_owned(),
             detail: other.to_string(),
@@ -291,6 +309,7 @@ fn stream_error(error: SymphoniaError, codec: &str) -> AudioError {
 fn decode_stream(
     stream: MediaSourceStream,
     options: &DecodeOptions,
+    reader_failed: &AtomicBool,
 ) -> Result<DecodedAudio, AudioError> {
     let mut hint = Hint::new();
     if let Some(ext) = &options.extension_hint {
@@ -309,10 +328,10 @@ fn decode_stream(
             SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat {
                 detail: what.to_owned(),
             },
-            other => stream_error(other, "unknown"),
+            other => stream_error(other, "unknown", reader_failed),
         })?;
     let mut format = probed.format;
-    let mut track = ActiveTrack::open(format.as_ref())?;
+    let mut track = ActiveTrack::open(format.as_ref(), reader_failed)?;
     let mut output = Output::new(options.max_seconds);
     let mut mono = Vec::new();
     let mut source: Option<(u32, u16)> = None;
@@ -324,10 +343,10 @@ fn decode_stream(
             Err(SymphoniaError::ResetRequired) => {
                 resets_in_row += 1;
                 check_resets(resets_in_row, &track.codec)?;
-                track = ActiveTrack::open(format.as_ref())?;
+                track = ActiveTrack::open(format.as_ref(), reader_failed)?;
                 continue;
             }
-            Err(e) => return Err(stream_error(e, &track.codec)),
+            Err(e) => return Err(stream_error(e, &track.codec, reader_failed)),
         };
         if packet.track_id() != track.id {
             continue;
@@ -353,7 +372,8 @@ fn decode_stream(
                 resets_in_row = 0;
                 output.push(spec.rate, &mono, &track.codec)?;
             }
-            Err(SymphoniaError::DecodeError(why)) => {
+            Err(error @ (SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))) => {
+                let why = error.to_string();
                 bad += 1;
                 bad_in_row += 1;
                 log::warn!("skipping a bad {} packet: {why}", track.codec);
@@ -367,9 +387,9 @@ fn decode_stream(
             Err(SymphoniaError::ResetRequired) => {
                 resets_in_row += 1;
                 check_resets(resets_in_row, &track.codec)?;
-                track = ActiveTrack::open(format.as_ref())?;
+                track = ActiveTrack::open(format.as_ref(), reader_failed)?;
             }
-            Err(e) => return Err(stream_error(e, &track.codec)),
+            Err(e) => return Err(stream_error(e, &track.codec, reader_failed)),
         }
     }
     if bad > good {

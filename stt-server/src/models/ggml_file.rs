@@ -632,18 +632,9 @@ pub enum FormatError {
         /// Type stored.
         found: TensorType,
     },
-    /// The file ends early.
-    #[error("file is truncated in {what}: needs {needed} bytes at offset {offset}, only {available} available")]
-    Truncated {
-        /// What was being read.
-        what: String,
-        /// Offset of the read.
-        offset: u64,
-        /// Bytes needed.
-        needed: u64,
-        /// Bytes left in the file.
-        available: u64,
-    },
+    /// A short read (truncation) or an I/O error.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// The file ends before every tensor was seen.
     #[error("{} tensor(s) missing, first `{}` (file ends after {seen} tensors)", missing.len(), missing[0])]
     MissingTensors {
@@ -659,6 +650,25 @@ pub enum FormatError {
         offset: u64,
         /// How many.
         bytes: u64,
+    },
+}
+
+/// A failed read of a [`Tracked`] stream.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The stream ends early.
+    #[error(
+        "truncated in {what}: needs {needed} bytes at offset {offset}, only {available} available"
+    )]
+    Truncated {
+        /// What was being read.
+        what: String,
+        /// Offset of the read.
+        offset: u64,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes left in the stream.
+        available: u64,
     },
     /// An I/O error other than a short read.
     #[error("read error at offset {offset}: {source}")]
@@ -706,6 +716,11 @@ impl<R: Read> Tracked<R> {
         Self { inner, pos: 0, len }
     }
 
+    /// The wrapped reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Current offset.
     pub fn pos(&self) -> u64 {
         self.pos
@@ -716,8 +731,8 @@ impl<R: Read> Tracked<R> {
         self.len.saturating_sub(self.pos)
     }
 
-    fn truncated(&self, what: &str, needed: u64) -> FormatError {
-        FormatError::Truncated {
+    fn truncated(&self, what: &str, needed: u64) -> ReadError {
+        ReadError::Truncated {
             what: what.to_string(),
             offset: self.pos,
             needed,
@@ -728,14 +743,14 @@ impl<R: Read> Tracked<R> {
     /// Reads exactly `buf.len()` bytes of `what`.
     ///
     /// # Errors
-    /// [`FormatError::Truncated`] when fewer remain, or the read error.
-    pub fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<(), FormatError> {
+    /// [`ReadError::Truncated`] when fewer remain, or the read error.
+    pub fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<(), ReadError> {
         if (buf.len() as u64) > self.remaining() {
             return Err(self.truncated(what, buf.len() as u64));
         }
         self.inner.read_exact(buf).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => self.truncated(what, buf.len() as u64),
-            _ => FormatError::Io {
+            _ => ReadError::Io {
                 offset: self.pos,
                 source: e,
             },
@@ -748,7 +763,7 @@ impl<R: Read> Tracked<R> {
     ///
     /// # Errors
     /// As [`Tracked::fill`].
-    pub fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, FormatError> {
+    pub fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, ReadError> {
         if n > self.remaining() {
             return Err(self.truncated(what, n));
         }
@@ -757,19 +772,27 @@ impl<R: Read> Tracked<R> {
         Ok(buf)
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, FormatError> {
+    /// Reads a little-endian u32.
+    ///
+    /// # Errors
+    /// As [`Tracked::fill`].
+    pub fn u32(&mut self, what: &str) -> Result<u32, ReadError> {
         let mut b = [0u8; 4];
         self.fill(&mut b, what)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    fn i32(&mut self, what: &str) -> Result<i32, FormatError> {
+    /// Reads a little-endian i32.
+    ///
+    /// # Errors
+    /// As [`Tracked::fill`].
+    pub fn i32(&mut self, what: &str) -> Result<i32, ReadError> {
         let mut b = [0u8; 4];
         self.fill(&mut b, what)?;
         Ok(i32::from_le_bytes(b))
     }
 
-    fn i32_or_eof(&mut self, what: &str) -> Result<Option<i32>, FormatError> {
+    fn i32_or_eof(&mut self, what: &str) -> Result<Option<i32>, ReadError> {
         if self.remaining() == 0 {
             return Ok(None);
         }
@@ -781,15 +804,15 @@ impl<R: Read + Seek> Tracked<R> {
     /// Skips `n` bytes of `what`.
     ///
     /// # Errors
-    /// [`FormatError::Truncated`] when fewer remain, or the seek error.
-    pub fn skip(&mut self, n: u64, what: &str) -> Result<(), FormatError> {
+    /// [`ReadError::Truncated`] when fewer remain, or the seek error.
+    pub fn skip(&mut self, n: u64, what: &str) -> Result<(), ReadError> {
         if n > self.remaining() {
             return Err(self.truncated(what, n));
         }
         let delta = i64::try_from(n).expect("tensor size fits in i64");
         self.inner
             .seek(SeekFrom::Current(delta))
-            .map_err(|e| FormatError::Io {
+            .map_err(|e| ReadError::Io {
                 offset: self.pos,
                 source: e,
             })?;

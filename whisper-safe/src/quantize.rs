@@ -56,7 +56,7 @@ pub fn row_size(ty: GgmlType, n_per_row: usize) -> Result<usize> {
     let api = library::api()?;
     // SAFETY: pure functions of the type id.
     let block = unsafe { (api.ggml_blck_size)(ty.id()) } as usize;
-    if n_per_row == 0 || n_per_row % block != 0 {
+    if n_per_row == 0 || !n_per_row.is_multiple_of(block) {
         return Err(Error::InvalidParam {
             name: "n_per_row",
             reason: format!("{n_per_row} is not a positive multiple of the block size {block}"),
@@ -74,7 +74,7 @@ pub fn row_size(ty: GgmlType, n_per_row: usize) -> Result<usize> {
 pub fn quantize_rows(ty: GgmlType, src: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
     let api = library::api()?;
     let row_bytes = row_size(ty, n_per_row)?;
-    if src.len() % n_per_row != 0 {
+    if !src.len().is_multiple_of(n_per_row) {
         return Err(Error::InvalidParam {
             name: "src",
             reason: format!("{} values are not whole rows of {n_per_row}", src.len()),

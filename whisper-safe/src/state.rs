@@ -421,12 +421,15 @@ unsafe fn c_bytes(ptr: *const std::ffi::c_char) -> Vec<u8> {
     }
 }
 
+type ProgressFn<'o> = &'o mut dyn FnMut(u8);
+type SegmentFn<'o> = &'o mut dyn FnMut(&Segment);
+
 /// What the C callbacks reach through their user-data pointer.
 struct Hooks<'h, 'o> {
     inner: &'h ContextInner,
     cancel: Option<&'o CancelToken>,
-    on_progress: RefCell<Option<&'o mut dyn FnMut(u8)>>,
-    on_segment: RefCell<Option<&'o mut dyn FnMut(&Segment)>>,
+    on_progress: RefCell<Option<ProgressFn<'o>>>,
+    on_segment: RefCell<Option<SegmentFn<'o>>>,
     segments_seen: RefCell<c_int>,
     panic: RefCell<Option<String>>,
     temperature: f32,

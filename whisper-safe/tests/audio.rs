@@ -441,12 +441,13 @@ fn header_declaring_audio_without_data_is_truncated() {
 }
 
 #[test]
-fn first_44_bytes_of_jfk_wav_are_truncated() {
-    // jfk.wav has a LIST chunk before `data`: 44 bytes end inside it, before any format is known.
+fn header_cut_short_is_corrupt() {
+    // jfk.wav has a LIST chunk before `data`: 44 bytes end inside it, before the format is
+    // known. Data ending inside a header cannot be told from garbage, hence Corrupt.
     let mut bytes = read(&fixture("jfk.wav"));
     bytes.truncate(44);
     let error = decode_err(bytes, &DecodeOptions::default());
-    assert!(matches!(error, AudioError::Truncated { .. }), "{error:?}");
+    assert!(matches!(error, AudioError::Corrupt { .. }), "{error:?}");
 }
 
 #[test]
@@ -475,14 +476,16 @@ fn truncated_wav_decodes_the_part_that_is_there() {
 
 #[test]
 fn random_bytes_are_rejected() {
-    for seed in 1..=4 {
-        let error = decode_err(random_bytes(64 * 1024, seed), &DecodeOptions::default());
+    // Random bytes hold MP3/ADTS sync words, so the probe may pick a reader that then finds
+    // nonsense (Corrupt) or an unsupported AAC profile (UnsupportedFormat); no audio, ever.
+    for (len, seed) in [(1000, 1), (64 * 1024, 2), (64 * 1024, 3), (256 * 1024, 4)] {
+        let error = decode_err(random_bytes(len, seed), &DecodeOptions::default());
         assert!(
             matches!(
                 error,
                 AudioError::Corrupt { .. } | AudioError::UnsupportedFormat { .. }
             ),
-            "seed {seed}: {error:?}"
+            "{len} bytes, seed {seed}: {error:?}"
         );
     }
 }
@@ -710,16 +713,31 @@ fn damaged_mp3_middle_is_skipped() {
     let middle = bytes.len() / 2;
     bytes[middle..middle + 2048].copy_from_slice(&random_bytes(2048, 7));
     let audio = decode_ok(bytes, &DecodeOptions::default());
+    // 2 kB is about 0.3 s of this 55 kb/s stream: the frames it hit are lost, the rest plays.
+    assert!(
+        (10.5..=11.0).contains(&audio.duration_seconds),
+        "duration {}",
+        audio.duration_seconds
+    );
+    let four_seconds = 4 * 16_000;
+    let reference = reference();
+    let (head, _) = best_correlation(&reference[..four_seconds], &audio.samples[..four_seconds]);
+    let (tail, lag) = best_correlation(
+        &reference[reference.len() - four_seconds..],
+        &audio.samples[audio.samples.len() - four_seconds..],
+    );
     eprintln!(
-        "damaged mp3: {:.3} s, {} skipped packets",
+        "damaged mp3: {:.3} s, {} skipped packets, head correlation {head:.4}, tail {tail:.4} \
+         at lag {lag}",
         audio.duration_seconds, audio.skipped_packets
     );
-    let (correlation, lag) = best_correlation(reference(), &audio.samples);
-    eprintln!("damaged mp3: correlation {correlation:.4} at lag {lag}");
+    assert!(head >= LOSSY && tail >= LOSSY, "head {head:.4}, tail {tail:.4}");
 }
 
 #[test]
-fn mutated_inputs_never_panic() {
+fn mutated_inputs_give_results_or_errors() {
+    // Short clips in each container with 8 bytes overwritten, half of them in the headers.
+    // Any outcome but a panic or a hang is allowed; decoded audio must still be well formed.
     let variants = [
         ffmpeg_variant(&["-t", "1", "-c:a", "flac"], "flac"),
         ffmpeg_variant(&["-t", "1", "-c:a", "libvorbis"], "ogg"),
@@ -727,30 +745,36 @@ fn mutated_inputs_never_panic() {
         ffmpeg_variant(&["-t", "1", "-c:a", "libmp3lame"], "mp3"),
         ffmpeg_variant(&["-t", "1", "-ac", "2", "-c:a", "pcm_s24le"], "wav"),
     ];
-    let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
-    for (v, original) in variants.iter().enumerate() {
+    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    for (v, original) in (0u64..).zip(&variants) {
         for round in 0..40u64 {
             let mut bytes = original.clone();
-            let noise = random_bytes(16, round * 31 + v as u64 + 1);
-            // Mutate 8 bytes, half of them in the first 256 bytes where the headers are.
+            let noise = random_bytes(16, round * 31 + v + 1);
             for pair in noise.chunks(2) {
-                let span = if pair[0] % 2 == 0 {
-                    256.min(bytes.len())
-                } else {
-                    bytes.len()
-                };
-                let at =
-                    (usize::from(pair[0]) * 257 + usize::from(pair[1]) * 65_537 + round as usize)
-                        % span;
+                let span = if pair[0] % 2 == 0 { 256.min(bytes.len()) } else { bytes.len() };
+                let at = (usize::from(pair[0]) * 257 + usize::from(pair[1]) * 65_537) % span;
                 bytes[at] = pair[1];
             }
-            let outcome = match decode(bytes, &DecodeOptions::default()) {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => format!("{e:?}")
-                    .split([' ', '('])
-                    .next()
-                    .unwrap_or("")
-                    .to_owned(),
+            let started = Instant::now();
+            let result = decode(bytes, &DecodeOptions::default());
+            assert!(started.elapsed().as_secs() < 10, "variant {v} round {round}: too slow");
+            let outcome = match result {
+                Ok(audio) => {
+                    let expected = audio.duration_seconds * f64::from(WHISPER_SAMPLE_RATE);
+                    assert!((audio.samples.len() as f64 - expected).abs() <= 1.0);
+                    assert!(audio.samples.iter().all(|s| (-1.0..=1.0).contains(s)));
+                    "decoded"
+                }
+                Err(AudioError::Corrupt { detail, .. }) if detail.contains("panicked") => {
+                    "decoder panic caught"
+                }
+                Err(AudioError::Corrupt { .. }) => "Corrupt",
+                Err(AudioError::UnsupportedFormat { .. }) => "UnsupportedFormat",
+                Err(AudioError::NoAudioTrack) => "NoAudioTrack",
+                Err(AudioError::Truncated { .. }) => "Truncated",
+                Err(AudioError::Empty { .. }) => "Empty",
+                Err(AudioError::UnsupportedSampleRate { .. }) => "UnsupportedSampleRate",
+                Err(other) => panic!("variant {v} round {round}: unexpected {other:?}"),
             };
             *outcomes.entry(outcome).or_default() += 1;
         }

@@ -1,35 +1,28 @@
 use whisper_safe::audio::*;
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 #[test]
 fn scratch() {
-    let mut m = std::collections::BTreeMap::<String, u32>::new();
-    for len in [1000usize, 16 * 1024, 256 * 1024] {
-        for seed in 1..=40 {
-            let r = decode(random_bytes(len, seed), &DecodeOptions::default());
-            let k = match r {
-                Ok(a) => format!(
-                    "OK {} {:.3}s skipped {}",
-                    a.codec, a.duration_seconds, a.skipped_packets
-                ),
-                Err(e) => {
-                    let s = format!("{e}");
-                    s.chars().take(90).collect()
-                }
-            };
-            *m.entry(k).or_default() += 1;
-        }
-    }
-    for (k, v) in m {
-        println!("{v:4} {k}");
+    for (channels, mask) in [(40u16, 0u32), (33, 0), (33, u32::MAX), (6, 0), (2, 0x3)] {
+    let mut h = Vec::new();
+    let block_align = channels * 2;
+    let data_len: u32 = u32::from(block_align) * 16000;
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(data_len + 60).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&40u32.to_le_bytes());
+    h.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&16000u32.to_le_bytes());
+    h.extend_from_slice(&(16000 * u32::from(block_align)).to_le_bytes());
+    h.extend_from_slice(&block_align.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(&22u16.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(&mask.to_le_bytes());
+    h.extend_from_slice(&[0x01, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71]);
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_len.to_le_bytes());
+    h.extend(std::iter::repeat_n(0x10u8, data_len as usize));
+    let r = decode(h, &DecodeOptions::default());
+    println!("{channels} {mask:x}: {:?}", r.map(|a| (a.source_channels, a.duration_seconds, a.samples[100])));
     }
 }

@@ -16,7 +16,9 @@
 //! - A stream that ends before the length its header declares (an interrupted recording, or a
 //!   WAV written to a pipe with a placeholder length) yields the audio that is there, with a
 //!   warning in the log; it is [`AudioError::Truncated`] only when not one frame is there.
-//! - A panic inside a decoder is caught and reported as [`AudioError::Corrupt`].
+//! - A panic inside `symphonia` (a few malformed headers trip its arithmetic-overflow checks in
+//!   debug builds) is caught and reported as [`AudioError::DecoderPanic`]; the panic hook still
+//!   prints it.
 //!
 //! Sample rates outside [`MIN_SAMPLE_RATE`]`..=`[`MAX_SAMPLE_RATE`] are refused (below, the
 //! resampler's FFT sizes grow without bound; above, no real recording exists). The channel
@@ -141,6 +143,12 @@ pub enum AudioError {
     /// [`DecodeOptions::max_seconds`] is negative or not a number.
     #[error("invalid max_seconds {0}: must be a non-negative number")]
     InvalidMaxSeconds(f64),
+    /// The decoder panicked on this input (a `symphonia` bug, most likely on malformed data).
+    #[error("the audio decoder panicked: {message}")]
+    DecoderPanic {
+        /// The panic's message.
+        message: String,
+    },
     /// Reading the input failed.
     #[error("I/O error reading audio: {0}")]
     Io(#[from] io::Error),
@@ -188,10 +196,7 @@ where
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
         log::error!("audio decoder panicked: {message}");
-        Err(AudioError::Corrupt {
-            codec: "unknown".to_owned(),
-            detail: format!("the decoder panicked: {message}"),
-        })
+        Err(AudioError::DecoderPanic { message })
     })
 }
 

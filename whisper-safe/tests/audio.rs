@@ -765,9 +765,7 @@ fn mutated_inputs_give_results_or_errors() {
                     assert!(audio.samples.iter().all(|s| (-1.0..=1.0).contains(s)));
                     "decoded"
                 }
-                Err(AudioError::Corrupt { detail, .. }) if detail.contains("panicked") => {
-                    "decoder panic caught"
-                }
+                Err(AudioError::DecoderPanic { .. }) => "DecoderPanic",
                 Err(AudioError::Corrupt { .. }) => "Corrupt",
                 Err(AudioError::UnsupportedFormat { .. }) => "UnsupportedFormat",
                 Err(AudioError::NoAudioTrack) => "NoAudioTrack",
@@ -780,4 +778,50 @@ fn mutated_inputs_give_results_or_errors() {
         }
     }
     eprintln!("mutation outcomes: {outcomes:?}");
+}
+
+/// A reader that panics on its first read.
+struct PanickingReader;
+
+impl Read for PanickingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        panic!("reader exploded");
+    }
+}
+
+impl Seek for PanickingReader {
+    fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
+        Ok(1000)
+    }
+}
+
+#[test]
+fn a_panic_while_decoding_is_returned_as_an_error() {
+    match decode_reader(PanickingReader, &DecodeOptions::default()) {
+        Err(AudioError::DecoderPanic { message }) => assert_eq!(message, "reader exploded"),
+        other => panic!("expected DecoderPanic, got {other:?}"),
+    }
+}
+
+/// A reader whose every read fails.
+struct FailingReader;
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::ConnectionReset, "upload aborted"))
+    }
+}
+
+impl Seek for FailingReader {
+    fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
+        Ok(1000)
+    }
+}
+
+#[test]
+fn reader_failure_is_an_io_error() {
+    match decode_reader(FailingReader, &DecodeOptions::default()) {
+        Err(AudioError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+        other => panic!("expected Io, got {other:?}"),
+    }
 }

@@ -13,16 +13,19 @@ use std::time::Duration;
 
 use whisper_safe::audio::{decode, DecodeOptions};
 use whisper_safe::{
-    AudioContext, CancelToken, Context, ContextOptions, Error, LoaderConfig, Params, RunOptions, State,
+    AudioContext, CancelToken, Context, ContextOptions, Error, LoaderConfig, Params, RunOptions,
+    State,
 };
 use whisper_stt_tests::{
-    base_model, fixture, linked_artifacts, reference, tiny_en_f16_model, tiny_en_model, word_error_rate,
+    base_model, fixture, linked_artifacts, reference, tiny_en_f16_model, tiny_en_model,
+    word_error_rate,
 };
 
 fn init() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
-        whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib"))).expect("load libraries");
+        whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib")))
+            .expect("load libraries");
     });
 }
 
@@ -48,7 +51,9 @@ fn samples_of(path: &Path) -> Vec<f32> {
         extension_hint: path.extension().map(|e| e.to_string_lossy().into_owned()),
         ..DecodeOptions::default()
     };
-    decode(bytes, &options).unwrap_or_else(|e| panic!("decode {}: {e}", path.display())).samples
+    decode(bytes, &options)
+        .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()))
+        .samples
 }
 
 fn params() -> Params {
@@ -67,7 +72,11 @@ fn jfk_is_transcribed_by_q5_1_and_f16() {
     for context in [tiny(), &f16] {
         let text = transcribe(&mut context.create_state().unwrap(), &samples);
         let wer = word_error_rate(&reference("jfk.wav"), &text);
-        assert!(wer <= 0.1, "{}: WER {wer:.3} for {text:?}", context.info().path.display());
+        assert!(
+            wer <= 0.1,
+            "{}: WER {wer:.3} for {text:?}",
+            context.info().path.display()
+        );
     }
     assert!(!tiny().info().multilingual);
     assert_eq!(tiny().info().model_type, "tiny");
@@ -97,7 +106,11 @@ fn every_container_and_rate_gives_the_same_words() {
         convert(dir.path(), "jfk.ogg", &["-c:a", "libvorbis"]),
         convert(dir.path(), "jfk.m4a", &["-c:a", "aac"]),
         convert(dir.path(), "jfk-8k.wav", &["-ar", "8000"]),
-        convert(dir.path(), "jfk-48k-stereo.wav", &["-ar", "48000", "-ac", "2"]),
+        convert(
+            dir.path(),
+            "jfk-48k-stereo.wav",
+            &["-ar", "48000", "-ac", "2"],
+        ),
         convert(dir.path(), "jfk-24bit.wav", &["-c:a", "pcm_s24le"]),
     ];
     let mut state = tiny().create_state().unwrap();
@@ -105,7 +118,11 @@ fn every_container_and_rate_gives_the_same_words() {
     for variant in &variants {
         let text = transcribe(&mut state, &samples_of(variant));
         let wer = word_error_rate(&wav_words, &text);
-        assert!(wer <= 0.1, "{}: WER {wer:.3} against the WAV transcript: {text:?}", variant.display());
+        assert!(
+            wer <= 0.1,
+            "{}: WER {wer:.3} against the WAV transcript: {text:?}",
+            variant.display()
+        );
     }
 }
 
@@ -146,8 +163,14 @@ fn word_timestamps_are_monotonic_and_inside_the_audio() {
     assert!(words.len() >= 18, "jfk has 22 words, got {}", words.len());
     let mut previous_end = 0.0;
     for word in &words {
-        assert!(word.start >= previous_end - 1e-9, "{word:?} starts before the previous end {previous_end}");
-        assert!(word.end >= word.start && word.end <= duration + 0.01, "{word:?} outside 0..{duration}");
+        assert!(
+            word.start >= previous_end - 1e-9,
+            "{word:?} starts before the previous end {previous_end}"
+        );
+        assert!(
+            word.end >= word.start && word.end <= duration + 0.01,
+            "{word:?} outside 0..{duration}"
+        );
         previous_end = word.end;
     }
     let joined: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
@@ -209,7 +232,10 @@ fn cancellation_stops_a_long_run_early() {
         },
     );
     assert!(matches!(result, Err(Error::Aborted)), "{result:?}");
-    assert!(segments >= 1 && segments <= 3, "stopped after the first window's segments, saw {segments}");
+    assert!(
+        segments >= 1 && segments <= 3,
+        "stopped after the first window's segments, saw {segments}"
+    );
     assert!(last_progress < 100, "progress reached {last_progress}");
 }
 
@@ -273,29 +299,55 @@ fn create_run_drop_cycles_keep_memory_flat() {
 fn invalid_inputs_are_errors_not_aborts() {
     let mut state = tiny().create_state().unwrap();
     let speech = samples_of(&fixture("jfk.wav"));
-    let audio_error = |r: whisper_safe::Result<whisper_safe::Transcript>| matches!(r, Err(Error::InvalidAudio(_)));
+    let audio_error = |r: whisper_safe::Result<whisper_safe::Transcript>| {
+        matches!(r, Err(Error::InvalidAudio(_)))
+    };
     assert!(audio_error(state.full(&params(), &[])));
     assert!(audio_error(state.full(&params(), &[0.0; 100])));
     assert!(audio_error(state.full(&params(), &[f32::NAN; 16_000])));
-    assert!(audio_error(state.full_with(&params(), &speech, 44_100, RunOptions::default())));
+    assert!(audio_error(state.full_with(
+        &params(),
+        &speech,
+        44_100,
+        RunOptions::default()
+    )));
 
-    let param_error = |r: whisper_safe::Result<whisper_safe::Transcript>, name: &str| {
-        matches!(&r, Err(Error::InvalidParam { name: n, .. }) if *n == name)
-    };
-    assert!(param_error(state.full(&params().threads(0), &speech), "threads"));
-    assert!(param_error(state.full(&Params::beam_search(9), &speech), "beam_size"));
-    assert!(param_error(state.full(&params().initial_prompt(Some("a\0b")), &speech), "initial_prompt"));
-    assert!(param_error(state.full(&params().temperature(3.0), &speech), "temperature"));
-    assert!(param_error(state.full(&params().audio_context(AudioContext::Frames(5000)), &speech), "audio_ctx"));
-    assert!(param_error(state.full(&params().offset(Duration::from_secs(1 << 40)), &speech), "offset"));
+    let param_error = |r: whisper_safe::Result<whisper_safe::Transcript>, name: &str| matches!(&r, Err(Error::InvalidParam { name: n, .. }) if *n == name);
+    assert!(param_error(
+        state.full(&params().threads(0), &speech),
+        "threads"
+    ));
+    assert!(param_error(
+        state.full(&Params::beam_search(9), &speech),
+        "beam_size"
+    ));
+    assert!(param_error(
+        state.full(&params().initial_prompt(Some("a\0b")), &speech),
+        "initial_prompt"
+    ));
+    assert!(param_error(
+        state.full(&params().temperature(3.0), &speech),
+        "temperature"
+    ));
+    assert!(param_error(
+        state.full(&params().audio_context(AudioContext::Frames(5000)), &speech),
+        "audio_ctx"
+    ));
+    assert!(param_error(
+        state.full(&params().offset(Duration::from_secs(1 << 40)), &speech),
+        "offset"
+    ));
     assert!(matches!(
         state.full(&params().language(Some("xx")), &speech),
         Err(Error::UnsupportedLanguage { .. })
     ));
-    assert!(matches!(
-        state.full(&params().language(Some("fr")), &speech),
-        Err(Error::UnsupportedLanguage { .. })
-    ), "tiny.en is English-only");
+    assert!(
+        matches!(
+            state.full(&params().language(Some("fr")), &speech),
+            Err(Error::UnsupportedLanguage { .. })
+        ),
+        "tiny.en is English-only"
+    );
     // After all that, the state still transcribes.
     assert!(word_error_rate(&reference("jfk.wav"), &transcribe(&mut state, &speech)) <= 0.1);
 }
@@ -305,11 +357,22 @@ fn bad_model_files_are_errors() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let random = dir.path().join("random.bin");
-    std::fs::write(&random, (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &random,
+        (0..100_000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let truncated = dir.path().join("truncated.bin");
     let model = std::fs::read(tiny_en_model()).unwrap();
     std::fs::write(&truncated, &model[..model.len() / 2]).unwrap();
-    for path in [dir.path().join("missing.bin"), random, truncated, dir.path().to_owned()] {
+    for path in [
+        dir.path().join("missing.bin"),
+        random,
+        truncated,
+        dir.path().to_owned(),
+    ] {
         match Context::new(&path, &ContextOptions::default()) {
             Err(Error::Model { path: p, reason }) => assert_eq!(p, path, "{reason}"),
             other => panic!("{}: expected a model error, got {other:?}", path.display()),
@@ -329,23 +392,40 @@ fn states_are_send_and_contexts_are_send_and_sync() {
 #[test]
 fn base_detects_and_transcribes_other_languages() {
     let mut state = base().create_state().unwrap();
-    for (clip, code) in [("jfk.wav", "en"), ("fr_test_fr.wav", "fr"), ("zh_BAC009S0724W0121.wav", "zh")] {
+    for (clip, code) in [
+        ("jfk.wav", "en"),
+        ("fr_test_fr.wav", "fr"),
+        ("zh_BAC009S0724W0121.wav", "zh"),
+    ] {
         let samples = samples_of(&fixture(clip));
         let ranked = state.detect_language(&samples, 2).unwrap();
         assert_eq!(ranked[0].0.code, code, "{clip}: {:?}", &ranked[..3]);
         assert!(ranked[0].1 > 0.5, "{clip}: p = {}", ranked[0].1);
         let transcript = state.full(&Params::greedy().threads(2), &samples).unwrap();
-        assert_eq!(transcript.language.as_deref(), Some(code), "auto-detected during the run");
+        assert_eq!(
+            transcript.language.as_deref(),
+            Some(code),
+            "auto-detected during the run"
+        );
     }
     let fr = state
-        .full(&Params::greedy().threads(2).language(Some("fr")), &samples_of(&fixture("fr_test_fr.wav")))
+        .full(
+            &Params::greedy().threads(2).language(Some("fr")),
+            &samples_of(&fixture("fr_test_fr.wav")),
+        )
         .unwrap()
         .text();
     let wer = word_error_rate(&reference("fr_test_fr.wav"), &fr);
     assert!(wer <= 0.25, "fr WER {wer:.3}: {fr:?}");
     let translated = state
-        .full(&Params::greedy().threads(2).translate(true), &samples_of(&fixture("fr_test_fr.wav")))
+        .full(
+            &Params::greedy().threads(2).translate(true),
+            &samples_of(&fixture("fr_test_fr.wav")),
+        )
         .unwrap()
         .text();
-    assert!(translated.is_ascii() && !translated.is_empty(), "translation to English: {translated:?}");
+    assert!(
+        translated.is_ascii() && !translated.is_empty(),
+        "translation to English: {translated:?}"
+    );
 }

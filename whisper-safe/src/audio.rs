@@ -24,10 +24,10 @@
 //! resampler's FFT sizes grow without bound; above, no real recording exists). The channel
 //! count needs no bound: `symphonia` describes channels with a 32-bit mask.
 
+use std::borrow::Cow;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rubato::{FftFixedInOut, Resampler};
 use symphonia::core::audio::{AudioBuffer, AudioBufferRef, Signal};
@@ -51,6 +51,8 @@ pub const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 16;
 /// Decoder resets (track list or signal changes) in a row, with no audio between them, after
 /// which a stream is taken as corrupt.
 const MAX_CONSECUTIVE_RESETS: u32 = 8;
+/// Codec name in errors raised before a track is opened.
+const UNKNOWN_CODEC: &str = "unknown";
 
 /// How to decode: limits and hints.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -158,15 +160,16 @@ fn declared_note(declared: Option<f64>) -> String {
     declared.map_or_else(String::new, |s| format!(" (its header declares {s:.3} s)"))
 }
 
-/// Decodes a whole file held in memory (`Vec<u8>`, `bytes::Bytes`, `Arc<[u8]>`...).
+/// Decodes a whole file held in memory. An owned `Vec<u8>` is used in place; borrowed bytes
+/// are copied once (`symphonia` reads from an owned source).
 ///
 /// # Errors
 /// See [`AudioError`]; every malformed input gives an error, never a panic.
-pub fn decode<B>(bytes: B, options: &DecodeOptions) -> Result<DecodedAudio, AudioError>
-where
-    B: AsRef<[u8]> + Send + Sync + 'static,
-{
-    decode_reader(Cursor::new(bytes), options)
+pub fn decode<'a>(
+    bytes: impl Into<Cow<'a, [u8]>>,
+    options: &DecodeOptions,
+) -> Result<DecodedAudio, AudioError> {
+    decode_reader(Cursor::new(bytes.into().into_owned()), options)
 }
 
 /// Decodes the whole content of a seekable reader, from its start.
@@ -186,10 +189,10 @@ where
     if source.len == 0 {
         return Err(AudioError::EmptyInput);
     }
-    let reader_failed = Arc::clone(&source.failed);
+    let read_failure = Arc::clone(&source.failure);
     let stream = MediaSourceStream::new(Box::new(source), Default::default());
-    let decoding = || decode_stream(stream, options, &reader_failed);
-    panic::catch_unwind(AssertUnwindSafe(decoding)).unwrap_or_else(|payload| {
+    let decoding = || decode_stream(stream, options);
+    let result = panic::catch_unwind(AssertUnwindSafe(decoding)).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -197,16 +200,22 @@ where
             .unwrap_or_else(|| "unknown panic".to_owned());
         log::error!("audio decoder panicked: {message}");
         Err(AudioError::DecoderPanic { message })
-    })
+    });
+    // `symphonia` hides some reader errors (its probe reads until any error) behind errors of
+    // its own: a failed reader explains any failure.
+    let failure = read_failure.lock().ok().and_then(|mut f| f.take());
+    match (result, failure) {
+        (Err(_), Some(failure)) => Err(AudioError::Io(failure)),
+        (result, _) => result,
+    }
 }
 
-/// A seekable reader whose length is measured once, as `symphonia` asks, and which notes
-/// whether the reader itself failed (`symphonia` also makes I/O errors of its own, for data
-/// that ends too early).
+/// A seekable reader whose length is measured once, as `symphonia` asks, and which keeps a
+/// copy of the first error the reader returns.
 struct SizedSource<R> {
     inner: R,
     len: u64,
-    failed: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<io::Error>>>,
 }
 
 impl<R: Read + Seek> SizedSource<R> {
@@ -216,28 +225,33 @@ impl<R: Read + Seek> SizedSource<R> {
         Ok(Self {
             inner,
             len,
-            failed: Arc::default(),
+            failure: Arc::default(),
         })
     }
-}
 
-impl<R: Read> Read for SizedSource<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.inner.read(buf);
-        if result.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
+    fn note<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            if e.kind() != io::ErrorKind::Interrupted {
+                if let Ok(mut failure) = self.failure.lock() {
+                    failure.get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
+                }
+            }
         }
         result
     }
 }
 
-impl<R: Seek> Seek for SizedSource<R> {
+impl<R: Read + Seek> Read for SizedSource<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.inner.read(buf);
+        self.note(result)
+    }
+}
+
+impl<R: Read + Seek> Seek for SizedSource<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         let result = self.inner.seek(pos);
-        if result.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
-        }
-        result
+        self.note(result)
     }
 }
 
@@ -261,7 +275,7 @@ struct ActiveTrack {
 
 impl ActiveTrack {
     /// Opens the default track if it is audio, else the first audio track.
-    fn open(format: &dyn FormatReader, reader_failed: &AtomicBool) -> Result<Self, AudioError> {
+    fn open(format: &dyn FormatReader) -> Result<Self, AudioError> {
         let is_audio =
             |t: &&symphonia::core::formats::Track| t.codec_params.codec != CODEC_TYPE_NULL;
         let track = format
@@ -276,7 +290,7 @@ impl ActiveTrack {
             .map_or_else(|| params.codec.to_string(), |d| d.short_name.to_owned());
         let decoder = codecs
             .make(params, &DecoderOptions::default())
-            .map_err(|e| stream_error(e, &codec, reader_failed))?;
+            .map_err(|e| stream_error(e, &codec))?;
         let declared_seconds = match (params.n_frames, params.sample_rate) {
             (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
             _ => None,
@@ -290,13 +304,17 @@ impl ActiveTrack {
     }
 }
 
-/// Maps a `symphonia` error that ends decoding. An I/O error is the reader's only if the
-/// reader failed; otherwise a parser ran out of data inside a header or met a bad field.
-fn stream_error(error: SymphoniaError, codec: &str, reader_failed: &AtomicBool) -> AudioError {
+/// Maps a `symphonia` error that ends decoding. Its I/O errors are its own (a failing reader
+/// is reported by [`decode_reader`]): a parser ran out of data inside a header.
+fn stream_error(error: SymphoniaError, codec: &str) -> AudioError {
     match error {
-        SymphoniaError::IoError(e) if reader_failed.load(Ordering::Relaxed) => AudioError::Io(e),
+        SymphoniaError::Unsupported(what) if codec == UNKNOWN_CODEC => {
+            AudioError::UnsupportedFormat {
+                detail: what.to_owned(),
+            }
+        }
         SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat {
-            detail: format!("{what} (codec: {codec})"),
+            detail: format!("{codec}: {what}"),
         },
         SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             AudioError::Corrupt {
@@ -314,7 +332,6 @@ fn stream_error(error: SymphoniaError, codec: &str, reader_failed: &AtomicBool) 
 fn decode_stream(
     stream: MediaSourceStream,
     options: &DecodeOptions,
-    reader_failed: &AtomicBool,
 ) -> Result<DecodedAudio, AudioError> {
     let mut hint = Hint::new();
     if let Some(ext) = &options.extension_hint {
@@ -329,14 +346,9 @@ fn decode_stream(
     };
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &format_options, &MetadataOptions::default())
-        .map_err(|e| match e {
-            SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat {
-                detail: what.to_owned(),
-            },
-            other => stream_error(other, "unknown", reader_failed),
-        })?;
+        .map_err(|e| stream_error(e, UNKNOWN_CODEC))?;
     let mut format = probed.format;
-    let mut track = ActiveTrack::open(format.as_ref(), reader_failed)?;
+    let mut track = ActiveTrack::open(format.as_ref())?;
     let mut output = Output::new(options.max_seconds);
     let mut mono = Vec::new();
     let mut source: Option<(u32, u16)> = None;
@@ -348,10 +360,10 @@ fn decode_stream(
             Err(SymphoniaError::ResetRequired) => {
                 resets_in_row += 1;
                 check_resets(resets_in_row, &track.codec)?;
-                track = ActiveTrack::open(format.as_ref(), reader_failed)?;
+                track = ActiveTrack::open(format.as_ref())?;
                 continue;
             }
-            Err(e) => return Err(stream_error(e, &track.codec, reader_failed)),
+            Err(e) => return Err(stream_error(e, &track.codec)),
         };
         if packet.track_id() != track.id {
             continue;
@@ -392,9 +404,9 @@ fn decode_stream(
             Err(SymphoniaError::ResetRequired) => {
                 resets_in_row += 1;
                 check_resets(resets_in_row, &track.codec)?;
-                track = ActiveTrack::open(format.as_ref(), reader_failed)?;
+                track = ActiveTrack::open(format.as_ref())?;
             }
-            Err(e) => return Err(stream_error(e, &track.codec, reader_failed)),
+            Err(e) => return Err(stream_error(e, &track.codec)),
         }
     }
     if bad > good {

@@ -92,10 +92,6 @@ fn reference() -> &'static [f32] {
     })
 }
 
-fn jfk_wav() -> String {
-    fixture("jfk.wav").to_string_lossy().into_owned()
-}
-
 /// Runs ffmpeg with `args` (inputs and options) and returns the bytes it writes.
 fn ffmpeg(args: &[&str], extension: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -119,7 +115,7 @@ fn ffmpeg(args: &[&str], extension: &str) -> Vec<u8> {
 
 /// `jfk.wav` converted by ffmpeg with the output options `args`.
 fn ffmpeg_variant(args: &[&str], extension: &str) -> Vec<u8> {
-    let input = jfk_wav();
+    let input = fixture("jfk.wav").to_string_lossy().into_owned();
     ffmpeg(&[&["-i", input.as_str()], args].concat(), extension)
 }
 
@@ -156,15 +152,17 @@ fn best_correlation(a: &[f32], b: &[f32]) -> (f64, isize) {
             ab / (aa * bb).sqrt()
         }
     };
-    let coarse = (-MAX_LAG / 4..=MAX_LAG / 4)
-        .max_by(|&x, &y| ncc(&a4, &b4, x).total_cmp(&ncc(&a4, &b4, y)))
-        .unwrap_or(0);
-    let lo = (coarse * 4 - 8).max(-MAX_LAG);
-    let hi = (coarse * 4 + 8).min(MAX_LAG);
-    (lo..=hi)
-        .map(|lag| (ncc(a, b, lag), lag))
-        .max_by(|x, y| x.0.total_cmp(&y.0))
-        .unwrap_or((0.0, 0))
+    let best = |a: &[f32], b: &[f32], lags: std::ops::RangeInclusive<isize>| {
+        lags.map(|lag| (ncc(a, b, lag), lag))
+            .max_by(|x, y| x.0.total_cmp(&y.0))
+            .unwrap_or((0.0, 0))
+    };
+    let (_, coarse) = best(&a4, &b4, -MAX_LAG / 4..=MAX_LAG / 4);
+    best(
+        a,
+        b,
+        (coarse * 4 - 8).max(-MAX_LAG)..=(coarse * 4 + 8).min(MAX_LAG),
+    )
 }
 
 fn rms(s: &[f32]) -> f64 {
@@ -187,13 +185,16 @@ struct Expect {
 /// leaves margin for resampler changes yet fails on any misalignment, wrong sample format or
 /// channel mix. Durations are exact to the frame.
 const LOSSLESS: f64 = 0.99;
-/// Lossy codecs: measured 0.9999 (jfk.mp3), 0.9996 (AAC 48 kb/s), 0.9959 (Vorbis q3); 0.95
-/// leaves room for other encoder versions, while a wrong decode scores near 0.
+/// Lossy codecs: measured 0.9999 (jfk.mp3), 0.9996 (AAC 48 kb/s), 0.9959 (Vorbis q3), 0.993
+/// (chained Vorbis, the second part at 22.05 kHz); 0.95 leaves room for other encoder
+/// versions, while a wrong decode scores near 0.
 const LOSSY: f64 = 0.95;
 const EXACT: f64 = 0.001;
-/// Lossy codecs add encoder delay/padding (jfk.mp3 is 11.088 s, AAC in MP4 adds its priming
-/// as symphonia 0.5 ignores the edit list).
+/// Lossy codecs add or cut encoder delay/padding: jfk.mp3 measures 10.980 s after gapless
+/// trimming, AAC in MP4 11.072 s (symphonia 0.5 ignores the edit list that drops the priming).
 const LOSSY_DURATION: f64 = 0.15;
+/// ffmpeg filter copying mono to both channels at full level (its default upmix is -3 dB).
+const STEREO: &str = "pan=stereo|c0=c0|c1=c0";
 
 fn check_variant(name: &str, bytes: Vec<u8>, expect: &Expect) -> DecodedAudio {
     let started = Instant::now();
@@ -327,6 +328,27 @@ fn wav_f32() {
 }
 
 #[test]
+fn chained_ogg_changing_rate_and_channels() {
+    // Two Ogg streams back to back (symphonia asks for a reset between them): 0–5 s at
+    // 16 kHz mono, then 5–11 s at 22.05 kHz stereo; the output must still line up.
+    let mut bytes = ffmpeg_variant(&["-t", "5", "-c:a", "libvorbis"], "ogg");
+    bytes.extend(ffmpeg_variant(
+        &[
+            "-ss",
+            "5",
+            "-af",
+            STEREO,
+            "-ar",
+            "22050",
+            "-c:a",
+            "libvorbis",
+        ],
+        "ogg",
+    ));
+    check_variant("chained ogg", bytes, &lossy("vorbis"));
+}
+
+#[test]
 fn wav_8k_upsampled() {
     let bytes = ffmpeg_variant(&["-ar", "8000", "-c:a", "pcm_s16le"], "wav");
     check_variant("wav 8 kHz", bytes, &lossless("pcm_s16le", 8_000, 1));
@@ -334,7 +356,7 @@ fn wav_8k_upsampled() {
 
 #[test]
 fn wav_44k1_stereo() {
-    let bytes = ffmpeg_variant(&["-af", "pan=stereo|c0=c0|c1=c0", "-ar", "44100"], "wav");
+    let bytes = ffmpeg_variant(&["-af", STEREO, "-ar", "44100"], "wav");
     check_variant(
         "wav 44.1 kHz stereo",
         bytes,
@@ -344,7 +366,7 @@ fn wav_44k1_stereo() {
 
 #[test]
 fn wav_48k_stereo() {
-    let bytes = ffmpeg_variant(&["-af", "pan=stereo|c0=c0|c1=c0", "-ar", "48000"], "wav");
+    let bytes = ffmpeg_variant(&["-af", STEREO, "-ar", "48000"], "wav");
     check_variant(
         "wav 48 kHz stereo",
         bytes,
@@ -699,12 +721,15 @@ fn long_stream_stops_at_max_seconds_in_bounded_memory() {
 }
 
 #[test]
-fn decode_reader_matches_decode() {
+fn reader_owned_and_borrowed_bytes_agree() {
     let path = fixture("jfk.mp3");
     let file = std::fs::File::open(&path).expect("open jfk.mp3");
     let from_reader = decode_reader(file, &DecodeOptions::default()).expect("decode_reader");
-    let from_bytes = decode_ok(read(&path), &DecodeOptions::default());
-    assert_eq!(from_reader, from_bytes);
+    let bytes = read(&path);
+    let from_borrowed = decode(bytes.as_slice(), &DecodeOptions::default()).expect("decode");
+    let from_owned = decode_ok(bytes, &DecodeOptions::default());
+    assert_eq!(from_reader, from_owned);
+    assert_eq!(from_borrowed, from_owned);
 }
 
 #[test]
@@ -731,7 +756,10 @@ fn damaged_mp3_middle_is_skipped() {
          at lag {lag}",
         audio.duration_seconds, audio.skipped_packets
     );
-    assert!(head >= LOSSY && tail >= LOSSY, "head {head:.4}, tail {tail:.4}");
+    assert!(
+        head >= LOSSY && tail >= LOSSY,
+        "head {head:.4}, tail {tail:.4}"
+    );
 }
 
 #[test]
@@ -751,13 +779,20 @@ fn mutated_inputs_give_results_or_errors() {
             let mut bytes = original.clone();
             let noise = random_bytes(16, round * 31 + v + 1);
             for pair in noise.chunks(2) {
-                let span = if pair[0] % 2 == 0 { 256.min(bytes.len()) } else { bytes.len() };
+                let span = if pair[0] % 2 == 0 {
+                    256.min(bytes.len())
+                } else {
+                    bytes.len()
+                };
                 let at = (usize::from(pair[0]) * 257 + usize::from(pair[1]) * 65_537) % span;
                 bytes[at] = pair[1];
             }
             let started = Instant::now();
             let result = decode(bytes, &DecodeOptions::default());
-            assert!(started.elapsed().as_secs() < 10, "variant {v} round {round}: too slow");
+            assert!(
+                started.elapsed().as_secs() < 10,
+                "variant {v} round {round}: too slow"
+            );
             let outcome = match result {
                 Ok(audio) => {
                     let expected = audio.duration_seconds * f64::from(WHISPER_SAMPLE_RATE);
@@ -808,7 +843,10 @@ struct FailingReader;
 
 impl Read for FailingReader {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::ConnectionReset, "upload aborted"))
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "upload aborted",
+        ))
     }
 }
 

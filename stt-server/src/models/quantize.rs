@@ -121,7 +121,11 @@ fn is_quantized(header: &TensorHeader) -> bool {
 /// # Errors
 /// [`QuantizeError`]: `f16` target, unsound or non-f16 input, ggml
 /// failure, I/O.
-pub fn quantize_file(input: &Path, output: &Path, quant: Quant) -> Result<QuantizeReport, QuantizeError> {
+pub fn quantize_file(
+    input: &Path,
+    output: &Path,
+    quant: Quant,
+) -> Result<QuantizeReport, QuantizeError> {
     let started = Instant::now();
     let ty = ggml_type(quant).ok_or(QuantizeError::NotQuantized(quant))?;
     let summary = ggml_file::verify(input).map_err(QuantizeError::Input)?;
@@ -134,9 +138,10 @@ pub fn quantize_file(input: &Path, output: &Path, quant: Quant) -> Result<Quanti
     let mut name = output.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     let partial = output.with_file_name(name);
-    let counts = write_quantized(input, &partial, quant, ty, summary.file_bytes).inspect_err(|_| {
-        let _ = fs::remove_file(&partial);
-    })?;
+    let counts =
+        write_quantized(input, &partial, quant, ty, summary.file_bytes).inspect_err(|_| {
+            let _ = fs::remove_file(&partial);
+        })?;
     fs::rename(&partial, output).map_err(|source| QuantizeError::Io {
         path: output.to_path_buf(),
         source,
@@ -202,10 +207,12 @@ fn write_quantized(
         }
         let values = to_f32(th.ttype, &data);
         let n_per_row = th.ne[0] as usize;
-        let q = ggml_quant::quantize_rows(ty, &values, n_per_row).map_err(|source| QuantizeError::Ggml {
-            tensor: th.name.clone(),
-            quant,
-            source,
+        let q = ggml_quant::quantize_rows(ty, &values, n_per_row).map_err(|source| {
+            QuantizeError::Ggml {
+                tensor: th.name.clone(),
+                quant,
+                source,
+            }
         })?;
         th.ttype = quant.tensor_type();
         let expected = th.data_bytes().unwrap_or(0);
@@ -254,11 +261,23 @@ mod tests {
 
     #[test]
     fn selects_tensors_like_upstream() {
-        assert!(is_quantized(&header("decoder.token_embedding.weight", &[384, 51864])));
-        assert!(is_quantized(&header("encoder.blocks.0.mlp.0.weight", &[384, 1536])));
-        assert!(!is_quantized(&header("encoder.conv1.weight", &[3, 80, 384])));
+        assert!(is_quantized(&header(
+            "decoder.token_embedding.weight",
+            &[384, 51864]
+        )));
+        assert!(is_quantized(&header(
+            "encoder.blocks.0.mlp.0.weight",
+            &[384, 1536]
+        )));
+        assert!(!is_quantized(&header(
+            "encoder.conv1.weight",
+            &[3, 80, 384]
+        )));
         assert!(!is_quantized(&header("encoder.conv1.bias", &[1, 384])));
-        assert!(!is_quantized(&header("decoder.positional_embedding", &[384, 448])));
+        assert!(!is_quantized(&header(
+            "decoder.positional_embedding",
+            &[384, 448]
+        )));
         assert!(!is_quantized(&header("decoder.ln.weight", &[384])));
     }
 }

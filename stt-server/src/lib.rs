@@ -4,4 +4,8 @@
 //! `transcribe`, `info` and `models …`.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod engine;
 pub mod models;
+pub mod server;
+pub mod transcribe;

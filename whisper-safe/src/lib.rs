@@ -43,7 +43,10 @@ mod transcript;
 pub use context::{Context, ContextOptions, ModelInfo};
 pub use error::{Error, Result};
 pub use language::Language;
-pub use library::{init, init_with, DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig};
+pub use library::{
+    init, init_with, DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig, DEFAULT_ARTIFACTS_DIR,
+    DEFAULT_MODEL_SIZE,
+};
 pub use params::{AudioContext, Params, Sampling, MAX_DECODERS, TRIM_LIMIT_SECONDS};
 pub use state::{CancelToken, RunOptions, State, MIN_SAMPLES, SAMPLE_RATE};
 pub use transcript::{Segment, Token, Transcript, Word};

@@ -5,7 +5,10 @@ use whisper_sys::{Library, WhisperApi};
 
 use crate::{logging, Result};
 
-pub use whisper_sys::{DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig};
+pub use whisper_sys::{
+    DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig, DEFAULT_ARTIFACTS_DIR,
+    DEFAULT_MODEL_SIZE,
+};
 
 static BRIDGED: OnceCell<()> = OnceCell::new();
 

@@ -129,7 +129,11 @@ pub enum Ct2Error {
         detail: String,
     },
     /// A binary version this reader does not know.
-    #[error("CTranslate2 model {model} has binary version {version}; supported: 4 to 6")]
+    #[error(
+        "CTranslate2 model {model} has binary version {version}; supported: {} to {}",
+        SUPPORTED_VERSIONS.start(),
+        SUPPORTED_VERSIONS.end()
+    )]
     UnsupportedVersion {
         /// The model file(s).
         model: String,

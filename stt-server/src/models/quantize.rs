@@ -65,7 +65,7 @@ pub enum QuantizeError {
         /// The target type.
         quant: Quant,
         /// The cause.
-        source: whisper_safe::Error,
+        source: Box<whisper_safe::Error>,
     },
     /// ggml returned a different size than the format implies.
     #[error("ggml quantized `{tensor}` to {got} bytes, the {quant} format needs {expected}")]
@@ -85,7 +85,7 @@ pub enum QuantizeError {
         /// The input.
         path: PathBuf,
         /// The cause.
-        source: ggml_file::FormatError,
+        source: Box<ggml_file::FormatError>,
     },
     /// A file-system error.
     #[error("{}: {source}", path.display())]
@@ -175,7 +175,7 @@ fn write_quantized(
 ) -> Result<(usize, usize), QuantizeError> {
     let read_err = |source| QuantizeError::Read {
         path: input.to_path_buf(),
-        source,
+        source: Box::new(source),
     };
     let write_err = |source| QuantizeError::Io {
         path: partial.to_path_buf(),
@@ -211,7 +211,7 @@ fn write_quantized(
             QuantizeError::Ggml {
                 tensor: th.name.clone(),
                 quant,
-                source,
+                source: Box::new(source),
             }
         })?;
         th.ttype = quant.tensor_type();

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Container entrypoint of whisper-stt: makes sure the libraries and the model are
+# there, then replaces itself with the server (exec), so that SIGTERM reaches it.
+#
+# usage: entrypoint.sh [serve] [SERVE-FLAGS...]   check, then exec `stt-server serve`
+#        entrypoint.sh info|models|transcribe ...  exec `stt-server ...` directly
+#        entrypoint.sh COMMAND ...                 exec any other command (e.g. bash)
+#
+# Environment (as read by stt-server itself):
+#   WHISPER_LIB_DIR         the libraries; else $WHISPER_ARTIFACTS_DIR/whisper_<size>_xeon/lib
+#                           when it exists, else $WHISPER_ARTIFACTS_DIR/lib
+#   WHISPER_ARTIFACTS_DIR   root of the model folders (default: artifacts)
+#   WHISPER_MODEL_SIZE      small (default), medium, base, tiny.en, ...
+#   WHISPER_MODEL_QUANT     q5_1 (default), q8_0, q5_0, q4_0, f16
+#   WHISPER_MODEL_PATH      an explicit model file: verified, never pulled
+# and its own:
+#   WHISPER_BAKED_DIR       folders of models baked into the image, used when the
+#                           artifact directory has no such model
+#   WHISPER_MODEL_AUTO_PULL 1 (default): pull a missing or broken model with
+#                           `stt-server models pull`; 0: stop instead
+#   STT_SERVER_BIN          the binary (default: stt-server on PATH)
+# A model file that fails `stt-server models verify` is renamed to <file>.corrupt
+# (replacing an older one) and pulled again.
+set -euo pipefail
+
+stt=${STT_SERVER_BIN:-stt-server}
+say() { printf 'entrypoint: %s\n' "$*" >&2; }
+fail() {
+  printf 'entrypoint: error: %s\n' "$*" >&2
+  exit 1
+}
+# last_line TEXT: the last non-empty line (the one-line reason of a failed command)
+last_line() { printf '%s\n' "$1" | sed '/^[[:space:]]*$/d' | tail -n 1 | sed 's/^error: //'; }
+
+case "${1:-serve}" in
+  serve) [ $# -eq 0 ] || shift ;;
+  -h | --help | -V | --version | info | models | transcribe | help) exec "$stt" "$@" ;;
+  -*) ;; # flags of serve
+  *)
+    if command -v "$1" >/dev/null 2>&1; then exec "$@"; fi
+    exec "$stt" "$@"
+    ;;
+esac
+
+command -v "$stt" >/dev/null 2>&1 || fail "$stt not found (set STT_SERVER_BIN or put stt-server on PATH)"
+artifacts=${WHISPER_ARTIFACTS_DIR:-artifacts}
+size=${WHISPER_MODEL_SIZE:-small}
+quant=${WHISPER_MODEL_QUANT:-q5_1}
+say "model size $size, quantization $quant, artifacts in $artifacts"
+
+# 1. Libraries: the directory the loader picks, the three core libraries and a CPU
+#    backend, then a real load through `stt-server info` (versions, checksums, dlopen).
+if [ -n "${WHISPER_LIB_DIR:-}" ]; then
+  lib_dir=$WHISPER_LIB_DIR
+  [ -d "$lib_dir" ] || fail "WHISPER_LIB_DIR=$lib_dir is not a directory"
+elif [ -d "$artifacts/whisper_${size}_xeon/lib" ]; then
+  lib_dir=$artifacts/whisper_${size}_xeon/lib
+else
+  lib_dir=$artifacts/lib
+fi
+hint="check \$WHISPER_LIB_DIR or \$WHISPER_ARTIFACTS_DIR/lib"
+for lib in libggml-base.so.0 libggml.so.0 libwhisper.so.1; do
+  [ -f "$lib_dir/$lib" ] || fail "missing library $lib_dir/$lib ($hint)"
+done
+shopt -s nullglob
+variants=("$lib_dir"/libggml-cpu-*.so)
+shopt -u nullglob
+if [ -f "$lib_dir/libggml-cpu.so.0" ]; then
+  backends="linked CPU backend"
+elif [ ${#variants[@]} -gt 0 ]; then
+  backends="${#variants[@]} CPU variant(s)"
+else
+  fail "missing CPU backend in $lib_dir: neither libggml-cpu.so.0 nor libggml-cpu-<variant>.so ($hint)"
+fi
+if ! out=$("$stt" info 2>&1); then
+  fail "the libraries in $lib_dir do not load: $(last_line "$out")"
+fi
+say "libraries: $lib_dir ($backends) load"
+
+# 2. Model: explicit path, else the size's folder in the artifact directory, else a
+#    baked copy, else pull.
+model_verify() { # model_verify FILE → 0, or 1 with the reason in $reason
+  local out
+  if out=$("$stt" models verify "$1" 2>&1); then return 0; fi
+  reason=$(last_line "$out")
+  return 1
+}
+if [ "$quant" = f16 ]; then file="ggml-$size.bin"; else file="ggml-$size-$quant.bin"; fi
+folder="whisper_${size}_xeon"
+
+if [ -n "${WHISPER_MODEL_PATH:-}" ]; then
+  model=$WHISPER_MODEL_PATH
+  [ -e "$model" ] || fail "WHISPER_MODEL_PATH=$model does not exist"
+  model_verify "$model" || fail "WHISPER_MODEL_PATH=$model is not a usable model: $reason"
+else
+  model=$artifacts/$folder/$file
+  baked=${WHISPER_BAKED_DIR:+$WHISPER_BAKED_DIR/$folder/$file}
+  if [ ! -e "$model" ] && [ -n "$baked" ] && [ -f "$baked" ]; then
+    say "no $model; using the model baked into the image"
+    model=$baked
+    model_verify "$model" || fail "baked model $model is not usable: $reason"
+    export WHISPER_MODEL_PATH=$model
+  else
+    if [ -e "$model" ] && ! model_verify "$model"; then
+      say "$model is not a usable model: $reason"
+      mv -f "$model" "$model.corrupt" || fail "cannot move $model aside"
+      say "moved it to $model.corrupt"
+    fi
+    if [ ! -e "$model" ]; then
+      case "${WHISPER_MODEL_AUTO_PULL:-1}" in
+        0 | false | no) fail "model $model is missing and WHISPER_MODEL_AUTO_PULL=${WHISPER_MODEL_AUTO_PULL}" ;;
+      esac
+      say "model $model is missing: stt-server models pull $size --quant $quant"
+      "$stt" models pull "$size" --quant "$quant" || fail "cannot obtain model $size ($quant) at $model (see the messages above)"
+      [ -e "$model" ] || fail "stt-server models pull succeeded but $model does not exist"
+      model_verify "$model" || fail "pulled model $model is not usable: $reason"
+    fi
+  fi
+fi
+say "model: $model ($(stat -c %s "$model") bytes, verified)"
+
+say "exec $stt serve $*"
+exec "$stt" serve "$@"

@@ -1,0 +1,117 @@
+//! Audio input for transcription: decode with `whisper_safe::audio` and sort
+//! failures into what the client sent wrong.
+
+use whisper_safe::audio::{self, AudioError, DecodeOptions, DecodedAudio};
+
+/// Why an upload cannot be transcribed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    /// Not a container or codec the decoder knows.
+    #[error("unsupported audio: {0}")]
+    Unsupported(String),
+    /// A known format, but damaged, empty or too short.
+    #[error("cannot decode audio: {0}")]
+    Undecodable(String),
+    /// Longer than the configured maximum.
+    #[error("audio is longer than the maximum of {max_seconds} s")]
+    TooLong {
+        /// The limit.
+        max_seconds: f64,
+    },
+    /// A fault of the decoder itself (details logged).
+    #[error("audio decoding failed: {0}")]
+    Internal(String),
+}
+
+/// Decodes an upload to 16 kHz mono. `file_name` and `mime` are hints only.
+///
+/// # Errors
+/// [`InputError`]: never a panic, whatever the bytes.
+pub fn decode(
+    bytes: bytes::Bytes,
+    file_name: Option<&str>,
+    mime: Option<&str>,
+    max_seconds: f64,
+) -> Result<DecodedAudio, InputError> {
+    let options = DecodeOptions {
+        max_seconds: Some(max_seconds),
+        extension_hint: file_name
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(_, ext)| ext.to_ascii_lowercase()),
+        mime_hint: mime.map(str::to_owned),
+    };
+    let decoded = audio::decode_reader(std::io::Cursor::new(bytes), &options).map_err(classify)?;
+    if decoded.samples.len() < whisper_safe::MIN_SAMPLES {
+        return Err(InputError::Undecodable(format!(
+            "the audio lasts {:.3} s; at least {:.1} s is needed",
+            decoded.duration_seconds,
+            whisper_safe::MIN_SAMPLES as f64 / f64::from(whisper_safe::SAMPLE_RATE)
+        )));
+    }
+    Ok(decoded)
+}
+
+fn classify(error: AudioError) -> InputError {
+    match error {
+        AudioError::UnsupportedFormat { .. }
+        | AudioError::NoAudioTrack
+        | AudioError::UnsupportedSampleRate { .. } => InputError::Unsupported(error.to_string()),
+        AudioError::EmptyInput
+        | AudioError::Corrupt { .. }
+        | AudioError::Truncated { .. }
+        | AudioError::Empty { .. } => InputError::Undecodable(error.to_string()),
+        AudioError::TooLong { max_seconds } => InputError::TooLong { max_seconds },
+        other => InputError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(samples: &[i16], rate: u32) -> bytes::Bytes {
+        let data_len = (samples.len() * 2) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(b"RIFF");
+        out.extend_from_slice(&(36 + data_len).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&rate.to_le_bytes());
+        out.extend_from_slice(&(rate * 2).to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&16u16.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&data_len.to_le_bytes());
+        for s in samples {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        out.into()
+    }
+
+    #[test]
+    fn bad_inputs_are_sorted() {
+        let decode = |b: bytes::Bytes| decode(b, Some("x.wav"), None, 10.0);
+        assert!(matches!(
+            decode(bytes::Bytes::new()),
+            Err(InputError::Undecodable(_))
+        ));
+        assert!(matches!(
+            decode(bytes::Bytes::from_static(
+                b"\x89PNG\r\n\x1a\n0000000000000000"
+            )),
+            Err(InputError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decode(wav(&[0; 800], 16_000)),
+            Err(InputError::Undecodable(m)) if m.contains("0.050 s")
+        ));
+        assert_eq!(
+            decode(wav(&vec![0; 16_000 * 11], 16_000)).unwrap_err(),
+            InputError::TooLong { max_seconds: 10.0 }
+        );
+        let ok = decode(wav(&vec![100; 16_000], 16_000)).unwrap();
+        assert_eq!(ok.samples.len(), 16_000);
+    }
+}

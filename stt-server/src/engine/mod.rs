@@ -1,0 +1,374 @@
+//! The transcription engine: one loaded model (replaceable at run time), a
+//! fixed pool of worker threads, and a bounded queue between them.
+//!
+//! - Each worker runs one job at a time on a decoding state of the job's model;
+//!   a model holds one state per worker, so `workers × threads_per_worker`
+//!   bounds the CPU in use.
+//! - A job is bound to the model that was serving when it was admitted: after
+//!   a switch, jobs in flight finish on the old model, which is freed with its
+//!   last job.
+//! - [`Engine::submit`] never waits: a full queue is refused at once with a
+//!   retry estimate. Dropping the [`Ticket`] cancels the job.
+
+pub mod audio;
+mod job;
+pub mod log_context;
+mod metrics;
+mod model;
+mod options;
+mod queue;
+mod source;
+mod whisper;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use whisper_safe::{AudioContext, CancelToken};
+
+pub use job::{JobSpec, Outcome, RunError, Ticket};
+pub use model::{Decoder, LoadedModel, Model, ModelLoader};
+pub use options::{InvalidOption, TranscribeOptions};
+pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
+pub use whisper::{configure_openmp_waiting, WhisperLoader};
+
+use job::Job;
+use metrics::EngineMetrics;
+use queue::{JobQueue, Refused};
+
+/// The shape of the worker pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// Worker threads (and decoding states per model).
+    pub workers: usize,
+    /// Compute threads per run.
+    pub threads_per_worker: usize,
+    /// Jobs that may wait for a worker.
+    pub queue_limit: usize,
+    /// Encoder context policy.
+    pub audio_context: AudioContext,
+}
+
+/// Why a job was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Every worker is busy and the queue is full.
+    #[error("all {workers} workers are busy and {waiting} requests are waiting; retry in {} s", retry_after.as_secs())]
+    Busy {
+        /// Workers.
+        workers: usize,
+        /// Jobs waiting.
+        waiting: usize,
+        /// When a retry is likely to be admitted.
+        retry_after: Duration,
+    },
+    /// The engine is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a model load failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// Another load is running.
+    #[error("model {loading} is being loaded; try again when it is done")]
+    InProgress {
+        /// The model being loaded.
+        loading: String,
+    },
+    /// The load failed; the previous model (if any) keeps serving.
+    #[error("loading model {id} failed: {reason}")]
+    Failed {
+        /// The model asked for.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the engine is doing, for `/ready` and `/v1/models`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The model serving requests, if any.
+    pub model: Option<Arc<LoadedModel>>,
+    /// A model being loaded.
+    pub loading: Option<String>,
+    /// Why the last load failed (cleared by a successful one).
+    pub last_error: Option<String>,
+}
+
+impl Status {
+    /// Whether requests can be served.
+    pub fn ready(&self) -> bool {
+        self.model.is_some()
+    }
+}
+
+struct Phase {
+    loading: Option<String>,
+    last_error: Option<String>,
+}
+
+pub(crate) struct Shared {
+    config: EngineConfig,
+    loader: Arc<dyn ModelLoader>,
+    queue: Arc<JobQueue>,
+    current: RwLock<Option<Arc<LoadedModel>>>,
+    phase: Mutex<Phase>,
+    next_job: AtomicU64,
+    /// Smoothed seconds per job, for Retry-After.
+    job_seconds: Mutex<f64>,
+    metrics: EngineMetrics,
+}
+
+impl Shared {
+    fn record_run(&self, audio_seconds: f64, processing: Duration) {
+        let seconds = processing.as_secs_f64();
+        self.metrics.audio_seconds.inc_by(audio_seconds);
+        self.metrics.processing_seconds.inc_by(seconds);
+        if audio_seconds > 0.0 {
+            self.metrics
+                .real_time_factor
+                .observe(seconds / audio_seconds);
+        }
+        let mut average = self.job_seconds.lock().unwrap_or_else(|e| e.into_inner());
+        *average = 0.8 * *average + 0.2 * seconds;
+    }
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Engine {
+    /// Starts the worker threads (no model yet: [`Engine::load`] one) and
+    /// registers the metrics in `registry`.
+    ///
+    /// # Errors
+    /// When the metrics are already registered, or a thread cannot start.
+    pub fn start(
+        config: EngineConfig,
+        loader: Arc<dyn ModelLoader>,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, EngineError> {
+        let metrics = EngineMetrics::register(registry, config.workers)?;
+        let queue = Arc::new(JobQueue::new(
+            config.workers,
+            config.queue_limit,
+            metrics.queue_depth.clone(),
+            metrics.workers_busy.clone(),
+        ));
+        let shared = Arc::new(Shared {
+            config,
+            loader,
+            queue,
+            current: RwLock::new(None),
+            phase: Mutex::new(Phase {
+                loading: None,
+                last_error: None,
+            }),
+            next_job: AtomicU64::new(1),
+            job_seconds: Mutex::new(1.0),
+            metrics,
+        });
+        let mut handles = Vec::with_capacity(config.workers);
+        for n in 0..config.workers {
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("stt-worker-{n}"))
+                .spawn(move || worker::run(shared))
+                .map_err(EngineError::Thread)?;
+            handles.push(handle);
+        }
+        Ok(Self {
+            shared,
+            workers: Arc::new(Mutex::new(handles)),
+        })
+    }
+
+    /// The pool shape.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// The model serving requests now.
+    pub fn current(&self) -> Option<Arc<LoadedModel>> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The serving model, the load in progress and the last load error.
+    pub fn status(&self) -> Status {
+        let phase = self.shared.phase.lock().unwrap_or_else(|e| e.into_inner());
+        Status {
+            model: self.current(),
+            loading: phase.loading.clone(),
+            last_error: phase.last_error.clone(),
+        }
+    }
+
+    /// (waiting, running) jobs.
+    pub fn load_now(&self) -> (usize, usize) {
+        self.shared.queue.load()
+    }
+
+    /// Loads `source` beside the serving model (libraries, model, one state per
+    /// worker, warm-up), then makes it the serving model. Blocks until done.
+    /// On failure the serving model stays.
+    ///
+    /// # Errors
+    /// [`LoadError::InProgress`] when another load runs; [`LoadError::Failed`].
+    pub fn load(&self, source: &ModelSource) -> Result<Arc<LoadedModel>, LoadError> {
+        let shared = &self.shared;
+        {
+            let mut phase = shared.phase.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(loading) = &phase.loading {
+                return Err(LoadError::InProgress {
+                    loading: loading.clone(),
+                });
+            }
+            phase.loading = Some(source.id.clone());
+        }
+        let is_switch = self.current().is_some();
+        log::info!("loading model {} from {}", source.id, source.path.display());
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            LoadedModel::load(
+                shared.loader.as_ref(),
+                source,
+                shared.config.workers,
+                shared.config.threads_per_worker as u32,
+            )
+            .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("the model loader panicked".into()));
+        let mut phase = shared.phase.lock().unwrap_or_else(|e| e.into_inner());
+        phase.loading = None;
+        let result_label = if loaded.is_ok() { "ok" } else { "failed" };
+        if is_switch {
+            shared
+                .metrics
+                .model_switches
+                .with_label_values(&[result_label])
+                .inc();
+        }
+        match loaded {
+            Ok(model) => {
+                let model = Arc::new(model);
+                let previous = shared
+                    .current
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .replace(Arc::clone(&model));
+                phase.last_error = None;
+                drop(phase);
+                if let Some(previous) = previous {
+                    let _ = shared
+                        .metrics
+                        .model_loaded
+                        .remove_label_values(&[previous.id()]);
+                    log::info!(
+                        "model {} replaced {}; requests in flight finish on the old one",
+                        model.id(),
+                        previous.id()
+                    );
+                }
+                shared
+                    .metrics
+                    .model_loaded
+                    .with_label_values(&[model.id()])
+                    .set(1);
+                shared
+                    .metrics
+                    .model_load_seconds
+                    .set(model.load_time().as_secs_f64());
+                shared.metrics.ready.set(1);
+                log::info!(
+                    "serving model {} (loaded in {:.2} s)",
+                    model.id(),
+                    model.load_time().as_secs_f64()
+                );
+                Ok(model)
+            }
+            Err(reason) => {
+                log::error!("loading model {} failed: {reason}", source.id);
+                phase.last_error = Some(format!("loading model {} failed: {reason}", source.id));
+                Err(LoadError::Failed {
+                    id: source.id.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Queues a job on `model` (normally [`Engine::current`], checked by the
+    /// caller). Never waits.
+    ///
+    /// # Errors
+    /// [`SubmitError::Busy`] with a retry estimate; [`SubmitError::ShuttingDown`].
+    pub fn submit(&self, model: Arc<LoadedModel>, spec: JobSpec) -> Result<Ticket, SubmitError> {
+        let shared = &self.shared;
+        let id = shared.next_job.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancelToken::new();
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            id,
+            spec,
+            model,
+            cancel: cancel.clone(),
+            reply,
+            enqueued: Instant::now(),
+        };
+        match shared.queue.push(job) {
+            Ok(()) => Ok(Ticket::new(id, cancel, Arc::clone(&shared.queue), answer)),
+            Err(Refused::Closed) => Err(SubmitError::ShuttingDown),
+            Err(Refused::Full { waiting, running }) => {
+                shared.metrics.rejected.inc();
+                let per_job = *shared.job_seconds.lock().unwrap_or_else(|e| e.into_inner());
+                let workers = shared.config.workers.max(1);
+                let estimate = per_job * (waiting + running) as f64 / workers as f64;
+                Err(SubmitError::Busy {
+                    workers,
+                    waiting,
+                    retry_after: Duration::from_secs(estimate.ceil().clamp(1.0, 60.0) as u64),
+                })
+            }
+        }
+    }
+
+    /// Refuses new jobs, lets the workers finish what is queued, and joins them.
+    pub fn shutdown(&self) {
+        self.shared.queue.close();
+        let handles: Vec<_> = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for handle in handles {
+            if handle.join().is_err() {
+                log::error!("a worker thread panicked");
+            }
+        }
+        self.shared.metrics.ready.set(0);
+    }
+}
+
+/// The engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The metrics could not be registered.
+    #[error("cannot register the engine metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// A worker thread could not start.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+}

@@ -1,0 +1,172 @@
+//! [`TranscribeOptions`]: what a client may choose per request, and the
+//! decoding [`Params`] they become.
+
+use std::time::Duration;
+
+use whisper_safe::{AudioContext, Params, Sampling, MAX_DECODERS};
+
+/// Per-request choices, already parsed; checked against the model by
+/// [`LoadedModel::check`](super::LoadedModel::check).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TranscribeOptions {
+    /// Spoken language code or name; `None` detects it.
+    pub language: Option<String>,
+    /// Text that conditions the decoder.
+    pub prompt: Option<String>,
+    /// Initial sampling temperature (0..=1); `None`: 0 with fallback.
+    pub temperature: Option<f32>,
+    /// Retry failed windows at higher temperatures (default on).
+    pub temperature_fallback: Option<bool>,
+    /// Translate to English.
+    pub translate: bool,
+    /// Per-word timestamps.
+    pub word_timestamps: bool,
+    /// Beam search with this many beams (1..=8) instead of greedy decoding.
+    pub beam_size: Option<u32>,
+    /// Candidates sampled at temperature > 0 (1..=8).
+    pub best_of: Option<u32>,
+    /// Do not condition on previous windows.
+    pub no_context: Option<bool>,
+    /// Start offset into the audio.
+    pub offset: Duration,
+    /// Decode only this much after the offset.
+    pub duration: Option<Duration>,
+}
+
+/// A choice out of range, with the request parameter it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {param}: {message}")]
+pub struct InvalidOption {
+    /// The request parameter.
+    pub param: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl TranscribeOptions {
+    /// Checks the ranges that do not depend on the model.
+    ///
+    /// # Errors
+    /// [`InvalidOption`] naming the parameter.
+    pub fn check_ranges(&self) -> Result<(), InvalidOption> {
+        if let Some(t) = self.temperature {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(InvalidOption {
+                    param: "temperature",
+                    message: format!("{t} is not between 0 and 1"),
+                });
+            }
+        }
+        for (param, value) in [("beam_size", self.beam_size), ("best_of", self.best_of)] {
+            if let Some(n) = value {
+                if !(1..=MAX_DECODERS).contains(&n) {
+                    return Err(InvalidOption {
+                        param,
+                        message: format!("{n} is not between 1 and {MAX_DECODERS}"),
+                    });
+                }
+            }
+        }
+        if self.prompt.as_deref().is_some_and(|p| p.contains('\0')) {
+            return Err(InvalidOption {
+                param: "prompt",
+                message: "contains a NUL character".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The decoding parameters of a run with `threads` threads. `language` is the
+    /// code checked against the model (`None`: detect).
+    pub fn params(
+        &self,
+        language: Option<&str>,
+        threads: u32,
+        audio_context: AudioContext,
+    ) -> Params {
+        let base = match (self.beam_size, self.best_of) {
+            (Some(beam_size), _) => Params::beam_search(beam_size),
+            (None, Some(best_of)) => Params::new(Sampling::Greedy { best_of }),
+            (None, None) => Params::greedy(),
+        };
+        let mut params = base
+            .threads(threads)
+            .language(language)
+            .translate(self.translate)
+            .initial_prompt(self.prompt.as_deref())
+            .word_timestamps(self.word_timestamps)
+            .offset(self.offset)
+            .duration(self.duration)
+            .audio_context(audio_context);
+        if let Some(t) = self.temperature {
+            params = params.temperature(t);
+        }
+        if let Some(fallback) = self.temperature_fallback {
+            params = params.temperature_fallback(fallback);
+        }
+        if let Some(no_context) = self.no_context {
+            params = params.no_context(no_context);
+        }
+        params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_checked() {
+        let bad = [
+            TranscribeOptions {
+                temperature: Some(1.5),
+                ..Default::default()
+            },
+            TranscribeOptions {
+                beam_size: Some(9),
+                ..Default::default()
+            },
+            TranscribeOptions {
+                best_of: Some(0),
+                ..Default::default()
+            },
+            TranscribeOptions {
+                prompt: Some("a\0b".into()),
+                ..Default::default()
+            },
+        ];
+        let params: Vec<_> = bad
+            .iter()
+            .map(|o| o.check_ranges().unwrap_err().param)
+            .collect();
+        assert_eq!(params, ["temperature", "beam_size", "best_of", "prompt"]);
+        assert!(TranscribeOptions::default().check_ranges().is_ok());
+    }
+
+    #[test]
+    fn params_carry_the_choices() {
+        let options = TranscribeOptions {
+            translate: true,
+            word_timestamps: true,
+            temperature: Some(0.4),
+            beam_size: Some(3),
+            ..Default::default()
+        };
+        let params = options.params(Some("fr"), 2, AudioContext::Trimmed);
+        assert!(params.is_translate() && params.wants_words());
+        assert_eq!(params.initial_temperature(), Some(0.4));
+        assert_eq!(params.requested_language(), Some("fr"));
+        assert_eq!(
+            params,
+            Params::beam_search(3)
+                .threads(2)
+                .language(Some("fr"))
+                .translate(true)
+                .word_timestamps(true)
+                .temperature(0.4)
+                .audio_context(AudioContext::Trimmed)
+        );
+        // 11 s of audio: trimmed context is frames + 100.
+        assert_eq!(params.audio_ctx_frames(176_000), 650);
+    }
+}

@@ -1,0 +1,100 @@
+//! The production [`ModelLoader`]: whisper.cpp through `whisper-safe`.
+
+use std::path::Path;
+use std::sync::{Arc, Once};
+
+use whisper_safe::{
+    Context, ContextOptions, Language, LoaderConfig, Params, RunOptions, State, Transcript,
+};
+
+use super::model::{Decoder, Model, ModelLoader};
+
+/// GNU OpenMP's spin count before a waiting thread sleeps. With the default
+/// (busy-waiting), two runs at once are 9–12× slower; 1000 costs nothing alone.
+const GOMP_SPINCOUNT: &str = "1000";
+
+/// Makes OpenMP threads of parallel runs stop spinning against each other: sets
+/// `GOMP_SPINCOUNT=1000` unless the user chose `GOMP_SPINCOUNT` or
+/// `OMP_WAIT_POLICY`. libgomp reads it when loaded, so call this before the
+/// libraries are loaded and before other threads start.
+pub fn configure_openmp_waiting() {
+    if std::env::var_os("GOMP_SPINCOUNT").is_none() && std::env::var_os("OMP_WAIT_POLICY").is_none()
+    {
+        std::env::set_var("GOMP_SPINCOUNT", GOMP_SPINCOUNT);
+    }
+}
+
+/// Loads the libraries from a fixed directory, then models with whisper.cpp.
+pub struct WhisperLoader {
+    libraries: LoaderConfig,
+    options: ContextOptions,
+    announced: Once,
+}
+
+impl WhisperLoader {
+    /// A loader for the libraries in `libraries`.
+    pub fn new(libraries: LoaderConfig) -> Self {
+        Self {
+            libraries,
+            options: ContextOptions::default(),
+            announced: Once::new(),
+        }
+    }
+}
+
+impl ModelLoader for WhisperLoader {
+    fn load(&self, path: &Path) -> whisper_safe::Result<Arc<dyn Model>> {
+        let info = whisper_safe::init_with(&self.libraries)?;
+        self.announced.call_once(|| {
+            log::info!(
+                "libraries loaded: whisper.cpp {}, ggml {}, {} layout from {}; devices: {}; {}",
+                info.whisper_version,
+                info.ggml_version,
+                info.layout.name(),
+                info.lib_dir.display(),
+                info.devices
+                    .iter()
+                    .map(|d| format!("{} ({})", d.name, d.description))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                info.system_info.trim()
+            );
+        });
+        let context = Context::new(path, &self.options)?;
+        let languages = context.languages();
+        Ok(Arc::new(WhisperModel { context, languages }))
+    }
+}
+
+struct WhisperModel {
+    context: Context,
+    languages: Vec<Language>,
+}
+
+impl Model for WhisperModel {
+    fn multilingual(&self) -> bool {
+        self.context.info().multilingual
+    }
+
+    fn languages(&self) -> Vec<Language> {
+        self.languages.clone()
+    }
+
+    fn create_decoder(&self) -> whisper_safe::Result<Box<dyn Decoder>> {
+        Ok(Box::new(WhisperDecoder(self.context.create_state()?)))
+    }
+}
+
+struct WhisperDecoder(State);
+
+impl Decoder for WhisperDecoder {
+    fn run(
+        &mut self,
+        params: &Params,
+        samples: &[f32],
+        options: RunOptions<'_>,
+    ) -> whisper_safe::Result<Transcript> {
+        self.0
+            .full_with(params, samples, whisper_safe::SAMPLE_RATE, options)
+    }
+}

@@ -1,0 +1,98 @@
+//! HTTP metrics (requests by route and status, latency by route) and the
+//! `/metrics` endpoint in Prometheus text format.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use super::error::ApiError;
+use super::AppState;
+
+/// HTTP metric handles.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl HttpMetrics {
+    /// Creates and registers the metrics.
+    ///
+    /// # Errors
+    /// When they are already registered.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "stt_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "stt_http_request_duration_seconds",
+                "Time to the response head, by route",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+                300.0,
+            ]),
+            &["route"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(Self { requests, latency })
+    }
+}
+
+/// Middleware: counts and times every request by its route pattern.
+///
+/// # Errors
+/// Only the inner service's errors.
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_owned();
+    let metrics = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.http_metrics.clone());
+    let started = Instant::now();
+    let response = next.call(request).await?;
+    if let Some(metrics) = metrics {
+        let status = response.status().as_u16().to_string();
+        metrics
+            .requests
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .latency
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}
+
+/// `GET /metrics`.
+///
+/// # Errors
+/// 500 if encoding fails.
+pub async fn export(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    encoder
+        .encode(&state.registry.gather(), &mut body)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(encoder.format_type())
+        .body(body))
+}

@@ -1,0 +1,297 @@
+//! The fields of a transcription request, for both dialects: OpenAI's
+//! (`/v1/audio/transcriptions`, `/v1/audio/translations`) and whisper.cpp
+//! server's (`/inference`). Unknown fields are ignored, as both servers do.
+
+use std::time::Duration;
+
+use super::error::ApiError;
+use super::form::Form;
+use super::formats::{Granularities, ResponseFormat, Task};
+use crate::engine::TranscribeOptions;
+
+/// Which endpoint, hence which field names and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/audio/transcriptions`.
+    Transcriptions,
+    /// `POST /v1/audio/translations`.
+    Translations,
+    /// `POST /inference` (whisper.cpp server).
+    Inference,
+}
+
+impl Endpoint {
+    /// The route, for logs.
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Transcriptions => "/v1/audio/transcriptions",
+            Self::Translations => "/v1/audio/translations",
+            Self::Inference => "/inference",
+        }
+    }
+}
+
+/// A parsed request (the audio travels separately).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptionRequest {
+    /// The model asked for (`None`: the loaded one).
+    pub model: Option<String>,
+    /// Decoding choices.
+    pub options: TranscribeOptions,
+    /// Response format.
+    pub format: ResponseFormat,
+    /// `verbose_json` content.
+    pub granularities: Granularities,
+    /// Answer with server-sent events.
+    pub stream: bool,
+}
+
+impl TranscriptionRequest {
+    /// Transcription or translation.
+    pub fn task(&self) -> Task {
+        if self.options.translate {
+            Task::Translate
+        } else {
+            Task::Transcribe
+        }
+    }
+}
+
+/// Parses the text fields of `form` for `endpoint`.
+///
+/// # Errors
+/// 400 naming the field.
+pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, ApiError> {
+    let text = |name: &str| {
+        form.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let format = match form.get("response_format").map(str::trim) {
+        None | Some("") => ResponseFormat::Json,
+        Some(value) => ResponseFormat::parse(value).ok_or_else(|| {
+            ApiError::bad_param(
+                "response_format",
+                format!(
+                    "unknown response_format {value:?}; use json, text, srt, vtt or verbose_json"
+                ),
+            )
+        })?,
+    };
+    let mut options = TranscribeOptions {
+        prompt: form
+            .get("prompt")
+            .filter(|p| !p.trim().is_empty())
+            .map(str::to_owned),
+        temperature: number(form, "temperature")?,
+        ..TranscribeOptions::default()
+    };
+    let mut request = TranscriptionRequest {
+        model: None,
+        options: TranscribeOptions::default(),
+        format,
+        granularities: Granularities::default(),
+        stream: false,
+    };
+    match endpoint {
+        Endpoint::Transcriptions | Endpoint::Translations => {
+            request.model = text("model");
+            options.language = text("language");
+            options.translate = endpoint == Endpoint::Translations;
+            request.granularities = granularities(form, format)?;
+            options.word_timestamps = request.granularities.word;
+            request.stream = boolean(form, "stream")?.unwrap_or(false);
+            if request.stream && !matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
+                return Err(ApiError::bad_param(
+                    "stream",
+                    "streaming answers with transcript.text events: use response_format json or text",
+                ));
+            }
+        }
+        Endpoint::Inference => {
+            // whisper.cpp server's defaults: English unless told otherwise.
+            options.language = Some(text("language").unwrap_or_else(|| "en".into()));
+            options.translate = boolean(form, "translate")?.unwrap_or(false);
+            options.beam_size = number::<u32>(form, "beam_size")?.filter(|&b| b > 1);
+            options.best_of = number(form, "best_of")?;
+            options.no_context = boolean(form, "no_context")?;
+            if let Some(increment) = number::<f32>(form, "temperature_inc")? {
+                options.temperature_fallback = Some(increment > 0.0);
+            }
+            options.offset = Duration::from_millis(number::<u64>(form, "offset_t")?.unwrap_or(0));
+            options.duration = number::<u64>(form, "duration")?
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis);
+            request.granularities = Granularities {
+                segment: true,
+                word: false,
+            };
+        }
+    }
+    request.options = options;
+    Ok(request)
+}
+
+fn granularities(form: &Form, format: ResponseFormat) -> Result<Granularities, ApiError> {
+    let values: Vec<&str> = form
+        .all("timestamp_granularities[]")
+        .chain(form.all("timestamp_granularities"))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        return Ok(Granularities::default());
+    }
+    let mut wanted = Granularities {
+        segment: false,
+        word: false,
+    };
+    for value in values {
+        match value {
+            "segment" => wanted.segment = true,
+            "word" => wanted.word = true,
+            other => {
+                return Err(ApiError::bad_param(
+                    "timestamp_granularities[]",
+                    format!("unknown granularity {other:?}; use segment or word"),
+                ))
+            }
+        }
+    }
+    if wanted.word && format != ResponseFormat::VerboseJson {
+        return Err(ApiError::bad_param(
+            "timestamp_granularities[]",
+            "word timestamps need response_format=verbose_json",
+        ));
+    }
+    Ok(wanted)
+}
+
+fn number<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Option<T>, ApiError> {
+    match form.get(name).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(|_| {
+            ApiError::bad_param(name, format!("{name} must be a number, got {value:?}"))
+        }),
+    }
+}
+
+fn boolean(form: &Form, name: &str) -> Result<Option<bool>, ApiError> {
+    match form
+        .get(name)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") => Ok(None),
+        Some("true" | "1" | "yes" | "on") => Ok(Some(true)),
+        Some("false" | "0" | "no" | "off") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_param(
+            name,
+            format!("{name} must be true or false, got {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(fields: &[(&str, &str)]) -> Form {
+        Form {
+            file: None,
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn openai(fields: &[(&str, &str)]) -> Result<TranscriptionRequest, ApiError> {
+        parse(Endpoint::Transcriptions, &form(fields))
+    }
+
+    #[test]
+    fn openai_fields() {
+        let request = openai(&[
+            ("model", "whisper-1"),
+            ("language", "fr"),
+            ("prompt", "Bonjour."),
+            ("temperature", "0.2"),
+            ("response_format", "verbose_json"),
+            ("timestamp_granularities[]", "word"),
+            ("timestamp_granularities[]", "segment"),
+            ("unknown_field", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(request.model.as_deref(), Some("whisper-1"));
+        assert_eq!(request.options.language.as_deref(), Some("fr"));
+        assert_eq!(request.options.prompt.as_deref(), Some("Bonjour."));
+        assert_eq!(request.options.temperature, Some(0.2));
+        assert!(request.options.word_timestamps);
+        assert_eq!(
+            request.granularities,
+            Granularities {
+                segment: true,
+                word: true
+            }
+        );
+        assert_eq!(request.task(), Task::Transcribe);
+        let defaults = openai(&[]).unwrap();
+        assert_eq!(defaults.format, ResponseFormat::Json);
+        assert_eq!(defaults.granularities, Granularities::default());
+        assert!(!defaults.stream && defaults.model.is_none());
+        let translation = parse(Endpoint::Translations, &form(&[])).unwrap();
+        assert_eq!(translation.task(), Task::Translate);
+    }
+
+    #[test]
+    fn contract_errors_name_the_field() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("response_format", "xml")], "response_format"),
+            (
+                &[("timestamp_granularities[]", "word")],
+                "timestamp_granularities[]",
+            ),
+            (
+                &[
+                    ("response_format", "verbose_json"),
+                    ("timestamp_granularities[]", "syllable"),
+                ],
+                "timestamp_granularities[]",
+            ),
+            (&[("temperature", "warm")], "temperature"),
+            (&[("stream", "perhaps")], "stream"),
+            (&[("stream", "true"), ("response_format", "srt")], "stream"),
+        ];
+        for (fields, param) in cases {
+            let err = openai(fields).unwrap_err();
+            assert_eq!(err.status, 400, "{fields:?}");
+            assert_eq!(err.param.as_deref(), Some(*param), "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn inference_fields() {
+        let request = parse(
+            Endpoint::Inference,
+            &form(&[
+                ("translate", "true"),
+                ("temperature_inc", "0"),
+                ("beam_size", "5"),
+                ("offset_t", "1500"),
+                ("duration", "2000"),
+                ("response_format", "text"),
+            ]),
+        )
+        .unwrap();
+        assert!(request.options.translate);
+        assert_eq!(request.options.language.as_deref(), Some("en"));
+        assert_eq!(request.options.temperature_fallback, Some(false));
+        assert_eq!(request.options.beam_size, Some(5));
+        assert_eq!(request.options.offset, Duration::from_millis(1500));
+        assert_eq!(request.options.duration, Some(Duration::from_secs(2)));
+        assert_eq!(request.format, ResponseFormat::Text);
+    }
+}

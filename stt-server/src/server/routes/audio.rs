@@ -1,0 +1,162 @@
+//! `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` and the
+//! whisper.cpp-compatible `POST /inference`: one pipeline.
+//!
+//! headers checked → form streamed in (limits enforced) → fields parsed →
+//! model and options checked → audio decoded (blocking pool) → job queued
+//! (429 when full) → answer awaited (or streamed) → response rendered
+//! (blocking pool). The whole request runs under the request timeout; dropping
+//! it (client gone, timeout) cancels the job.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use tokio::time::Instant;
+
+use super::blocking;
+use crate::engine::{self, JobSpec};
+use crate::server::error::ApiError;
+use crate::server::formats::{self, RenderOptions};
+use crate::server::request::{self, Endpoint};
+use crate::server::request_id::RequestId;
+use crate::server::{form, not_ready, stream, AppState};
+
+/// `POST /v1/audio/transcriptions`.
+///
+/// # Errors
+/// See the module documentation and `docs/api.md`.
+pub async fn transcriptions(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    handle(Endpoint::Transcriptions, request, payload, state).await
+}
+
+/// `POST /v1/audio/translations`.
+///
+/// # Errors
+/// As [`transcriptions`].
+pub async fn translations(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    handle(Endpoint::Translations, request, payload, state).await
+}
+
+/// `POST /inference` (whisper.cpp server fields).
+///
+/// # Errors
+/// As [`transcriptions`].
+pub async fn inference(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    handle(Endpoint::Inference, request, payload, state).await
+}
+
+async fn handle(
+    endpoint: Endpoint,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.limits.request_timeout;
+    let deadline = Instant::now() + limit;
+    tokio::time::timeout_at(deadline, run(endpoint, request, payload, state, deadline))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::timeout(limit)))
+}
+
+async fn run(
+    endpoint: Endpoint,
+    http: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    deadline: Instant,
+) -> Result<HttpResponse, ApiError> {
+    let limits = state.limits;
+    form::check_headers(http.headers(), limits.max_upload_bytes)?;
+    if state.engine.current().is_none() {
+        return Err(not_ready(&state.engine));
+    }
+    let form = form::read(http.headers(), payload, limits.max_upload_bytes).await?;
+    let request = request::parse(endpoint, &form)?;
+    let file = form
+        .file
+        .ok_or_else(|| ApiError::bad_param("file", "the form has no `file` part"))?;
+    let model = state
+        .engine
+        .current()
+        .ok_or_else(|| not_ready(&state.engine))?;
+    if let Some(asked) = request.model.as_deref() {
+        if !model.answers_to(asked) {
+            return Err(ApiError::model_not_found(format!(
+                "model {asked:?} is not loaded; this server serves {} (also called whisper-1)",
+                model.id()
+            )));
+        }
+    }
+    let language = model.check(&request.options)?;
+    let audio = blocking(move || {
+        engine::audio::decode(
+            file.bytes,
+            file.file_name.as_deref(),
+            file.content_type.as_deref(),
+            limits.max_audio_seconds,
+        )
+    })
+    .await??;
+    let request_id = http
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(|| Arc::from("-"), |id| Arc::clone(&id.0));
+    let (sink, segments) = if request.stream {
+        let (sink, segments) = tokio::sync::mpsc::unbounded_channel();
+        (Some(sink), Some(segments))
+    } else {
+        (None, None)
+    };
+    let ticket = state.engine.submit(
+        model,
+        JobSpec {
+            request_id: Arc::clone(&request_id),
+            samples: audio.samples,
+            options: request.options.clone(),
+            language,
+            segments: sink,
+        },
+    )?;
+    if let Some(segments) = segments {
+        return Ok(stream::response(
+            ticket,
+            segments,
+            deadline,
+            limits.request_timeout,
+            request_id,
+        ));
+    }
+    let outcome = ticket.outcome().await?;
+    let format = request.format;
+    let body = blocking(move || {
+        let language_name = outcome
+            .transcript
+            .language
+            .as_deref()
+            .and_then(|code| outcome.model.language_name(code));
+        formats::render(
+            &outcome.transcript,
+            &RenderOptions {
+                format,
+                granularities: request.granularities,
+                task: request.task(),
+                language_name,
+            },
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .body(body))
+}

@@ -1,0 +1,209 @@
+//! `stt-server transcribe`: files in, transcripts out, through the same code as
+//! the HTTP service — the same audio decoding, engine, options and formatters.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use whisper_safe::AudioContext;
+
+use crate::config::{ConfigError, ModelArgs, ModelConfig};
+use crate::engine::{
+    self, audio::InputError, configure_openmp_waiting, Engine, EngineConfig, InvalidOption,
+    JobSpec, RunError, TranscribeOptions, WhisperLoader,
+};
+use crate::server::formats::{self, Granularities, RenderOptions, ResponseFormat, Task};
+
+/// Flags of `stt-server transcribe`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TranscribeArgs {
+    /// Model and libraries.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Audio files (WAV, MP3, FLAC, Ogg, M4A, …).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = ResponseFormat::Text)]
+    pub format: ResponseFormat,
+    /// Spoken language, code or name [default: detect; English-only models: en]
+    #[arg(long, short = 'l')]
+    pub language: Option<String>,
+    /// Translate to English.
+    #[arg(long)]
+    pub translate: bool,
+    /// Text that conditions the decoder (spelling, style).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Initial sampling temperature, 0..=1 [default: 0 with fallback]
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Word timestamps (shown by `--format verbose_json`).
+    #[arg(long)]
+    pub words: bool,
+    /// Compute threads [default: every core]
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Decode with the model's full 30 s encoder context even for short audio.
+    #[arg(long)]
+    pub full_context: bool,
+}
+
+/// Why `transcribe` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    /// A flag or variable is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The libraries cannot be found.
+    #[error(transparent)]
+    Libraries(#[from] whisper_safe::LoadError),
+    /// The engine could not start.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Load(#[from] engine::LoadError),
+    /// An option does not suit the model.
+    #[error(transparent)]
+    Option(#[from] InvalidOption),
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// Some files could not be transcribed (each is logged).
+    #[error("{failed} of {total} files could not be transcribed")]
+    Files {
+        /// Files that failed.
+        failed: usize,
+        /// Files given.
+        total: usize,
+    },
+}
+
+/// One file's failure.
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    #[error("cannot read it: {0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Audio(InputError),
+    #[error(transparent)]
+    Run(RunError),
+    #[error("{0}")]
+    Submit(engine::SubmitError),
+}
+
+/// Loads the libraries and the model, transcribes every file in order and
+/// writes each transcript to `out` in `args.format` (preceded by a
+/// `==> file <==` line when there are several files).
+///
+/// # Errors
+/// [`TranscribeError`]; a file that fails is logged and the others still run.
+pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(), TranscribeError> {
+    configure_openmp_waiting();
+    let model_config = ModelConfig::from_args(args.model.clone())?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let registry = prometheus::Registry::new();
+    let engine = Engine::start(
+        EngineConfig {
+            workers: 1,
+            threads_per_worker: args.threads.unwrap_or(cores).clamp(1, 512),
+            queue_limit: 0,
+            audio_context: if args.full_context {
+                AudioContext::Full
+            } else {
+                AudioContext::Trimmed
+            },
+        },
+        Arc::new(WhisperLoader::new(model_config.loader_config()?)),
+        &registry,
+    )?;
+    let result = run(&engine, &model_config, &args, out);
+    engine.shutdown();
+    result
+}
+
+fn run(
+    engine: &Engine,
+    model_config: &ModelConfig,
+    args: &TranscribeArgs,
+    out: &mut dyn Write,
+) -> Result<(), TranscribeError> {
+    let model = engine.load(&model_config.initial_source())?;
+    let options = TranscribeOptions {
+        language: args.language.clone(),
+        prompt: args.prompt.clone(),
+        temperature: args.temperature,
+        translate: args.translate,
+        word_timestamps: args.words,
+        ..TranscribeOptions::default()
+    };
+    let language = model.check(&options)?;
+    let render = |transcript: &whisper_safe::Transcript| {
+        formats::render(
+            transcript,
+            &RenderOptions {
+                format: args.format,
+                granularities: Granularities {
+                    segment: true,
+                    word: args.words,
+                },
+                task: if args.translate {
+                    Task::Translate
+                } else {
+                    Task::Transcribe
+                },
+                language_name: transcript
+                    .language
+                    .as_deref()
+                    .and_then(|code| model.language_name(code)),
+            },
+        )
+    };
+    let mut failed = 0;
+    for path in &args.files {
+        let transcribed = (|| {
+            let bytes = std::fs::read(path).map_err(FileError::Read)?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let audio = engine::audio::decode(bytes.into(), name.as_deref(), None, f64::INFINITY)
+                .map_err(FileError::Audio)?;
+            let ticket = engine
+                .submit(
+                    Arc::clone(&model),
+                    JobSpec {
+                        request_id: path.display().to_string().into(),
+                        samples: audio.samples,
+                        options: options.clone(),
+                        language: language.clone(),
+                        segments: None,
+                    },
+                )
+                .map_err(FileError::Submit)?;
+            ticket.wait().map_err(FileError::Run)
+        })();
+        match transcribed {
+            Ok(outcome) => {
+                if args.files.len() > 1 {
+                    writeln!(out, "==> {} <==", path.display())?;
+                }
+                let text = render(&outcome.transcript);
+                out.write_all(text.as_bytes())?;
+                if !text.ends_with('\n') {
+                    writeln!(out)?;
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                log::error!("{}: {error}", path.display());
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        return Err(TranscribeError::Files {
+            failed,
+            total: args.files.len(),
+        });
+    }
+    Ok(())
+}

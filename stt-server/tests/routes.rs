@@ -1,0 +1,1197 @@
+//! Route-level tests: the whole HTTP application (middleware, limits, queue,
+//! workers, formats, errors) over a fake model that needs no libraries.
+//!
+//! The fake's behaviour is steered through the `prompt` field: `hold` blocks
+//! the run until the test opens the gate (or the run is cancelled), `panic`
+//! panics inside the decoder.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::{test, web};
+use serde_json::Value;
+use stt_server::config::{Config, ServeArgs};
+use stt_server::engine::{Decoder, Engine, Model, ModelLoader, ModelSource};
+use stt_server::server::{app, engine_config, AppState};
+use whisper_safe::{Language, Params, RunOptions, Segment, Transcript, Word};
+
+// ---------------------------------------------------------------- the fake
+
+/// Shared by the fake's loads and runs: a gate for `hold` runs and counters.
+#[derive(Default)]
+struct World {
+    open: Mutex<bool>,
+    changed: Condvar,
+    started: AtomicUsize,
+    cancelled: AtomicUsize,
+    last_params: Mutex<Option<Params>>,
+}
+
+impl World {
+    fn open_gate(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+struct FakeLoader(Arc<World>);
+
+impl ModelLoader for FakeLoader {
+    fn load(&self, path: &Path) -> whisper_safe::Result<Arc<dyn Model>> {
+        let content = std::fs::read_to_string(path).map_err(|e| whisper_safe::Error::Model {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if content.starts_with("broken") {
+            return Err(whisper_safe::Error::Model {
+                path: path.to_owned(),
+                reason: "bad magic".into(),
+            });
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        Ok(Arc::new(FakeModel {
+            multilingual: !name.contains(".en"),
+            name,
+            world: Arc::clone(&self.0),
+        }))
+    }
+}
+
+struct FakeModel {
+    name: String,
+    multilingual: bool,
+    world: Arc<World>,
+}
+
+impl Model for FakeModel {
+    fn multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    fn languages(&self) -> Vec<Language> {
+        let all = [
+            (0, "en", "english"),
+            (2, "de", "german"),
+            (6, "fr", "french"),
+        ];
+        all.into_iter()
+            .filter(|(_, code, _)| self.multilingual || *code == "en")
+            .map(|(id, code, name)| Language {
+                id,
+                code: code.into(),
+                name: name.into(),
+            })
+            .collect()
+    }
+
+    fn create_decoder(&self) -> whisper_safe::Result<Box<dyn Decoder>> {
+        Ok(Box::new(FakeDecoder {
+            name: self.name.clone(),
+            world: Arc::clone(&self.world),
+        }))
+    }
+}
+
+struct FakeDecoder {
+    name: String,
+    world: Arc<World>,
+}
+
+fn segment(index: usize, start: f64, end: f64, text: &str, words: bool) -> Segment {
+    let words = if words {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let step = (end - start) / parts.len() as f64;
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Word {
+                text: (*w).into(),
+                start: start + i as f64 * step,
+                end: start + (i + 1) as f64 * step,
+                probability: 0.9,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Segment {
+        index,
+        start,
+        end,
+        text: text.into(),
+        words,
+        avg_logprob: -0.2,
+        no_speech_prob: 0.01,
+        ..Segment::default()
+    }
+}
+
+impl Decoder for FakeDecoder {
+    fn run(
+        &mut self,
+        params: &Params,
+        samples: &[f32],
+        mut options: RunOptions<'_>,
+    ) -> whisper_safe::Result<Transcript> {
+        let world = &self.world;
+        *world.last_params.lock().unwrap() = Some(params.clone());
+        let prompt = format!("{params:?}");
+        if prompt.contains("Some(\"panic\")") {
+            panic!("the fake decoder was asked to panic");
+        }
+        if prompt.contains("Some(\"hold\")") {
+            world.started.fetch_add(1, Ordering::SeqCst);
+            let mut open = world.open.lock().unwrap();
+            while !*open {
+                if options.cancel.is_some_and(|c| c.is_cancelled()) {
+                    world.cancelled.fetch_add(1, Ordering::SeqCst);
+                    return Err(whisper_safe::Error::Aborted);
+                }
+                open = world
+                    .changed
+                    .wait_timeout(open, Duration::from_millis(10))
+                    .unwrap()
+                    .0;
+            }
+        }
+        let duration = samples.len() as f64 / 16_000.0;
+        let segments = vec![
+            segment(
+                0,
+                0.0,
+                duration / 2.0,
+                &format!(" Model {} heard", self.name),
+                params.wants_words(),
+            ),
+            segment(
+                1,
+                duration / 2.0,
+                duration,
+                &format!(" {} samples.", samples.len()),
+                params.wants_words(),
+            ),
+        ];
+        if let Some(on_segment) = options.on_segment.as_mut() {
+            for s in &segments {
+                on_segment(s);
+            }
+        }
+        Ok(Transcript {
+            segments,
+            language: Some(params.requested_language().unwrap_or("fr").to_owned()),
+            language_probability: None,
+            duration_seconds: duration,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- harness
+
+struct Harness {
+    world: Arc<World>,
+    state: web::Data<AppState>,
+    artifacts: tempfile::TempDir,
+}
+
+/// Writes a fake model file into the artifact layout; returns its path.
+fn install(artifacts: &Path, id: &str, content: &str) -> PathBuf {
+    let spec: stt_server::models::catalog::ModelSpec = id.parse().unwrap();
+    let path = spec.path(artifacts);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn harness(set: impl FnOnce(&mut ServeArgs)) -> Harness {
+    let artifacts = tempfile::tempdir().unwrap();
+    install(artifacts.path(), "tiny.en", "fake");
+    let mut args = ServeArgs {
+        host: Some("127.0.0.1".into()),
+        port: Some("0".into()),
+        workers: Some("1".into()),
+        threads_per_worker: Some("1".into()),
+        queue_limit: Some("1".into()),
+        ..ServeArgs::default()
+    };
+    args.model.artifacts_dir = Some(artifacts.path().to_owned());
+    args.model.model_size = Some("tiny.en".into());
+    set(&mut args);
+    let config = Config::from_args(args).unwrap();
+    let world = Arc::new(World::default());
+    let registry = prometheus::Registry::new();
+    let engine = Engine::start(
+        engine_config(&config),
+        Arc::new(FakeLoader(Arc::clone(&world))),
+        &registry,
+    )
+    .unwrap();
+    let state = web::Data::new(AppState::new(&config, engine, registry).unwrap());
+    Harness {
+        world,
+        state,
+        artifacts,
+    }
+}
+
+impl Harness {
+    fn load_default(&self) {
+        let source = ModelSource::from_catalog("tiny.en".parse().unwrap(), self.artifacts.path());
+        self.state.engine.load(&source).unwrap();
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.world.open_gate();
+        self.state.engine.shutdown();
+    }
+}
+
+/// A 16 kHz mono 16-bit WAV of `seconds` of a 440 Hz tone.
+fn wav(seconds: f64) -> Vec<u8> {
+    let n = (seconds * 16_000.0) as usize;
+    let data: Vec<u8> = (0..n)
+        .flat_map(|i| {
+            let v = ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16;
+            v.to_le_bytes()
+        })
+        .collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for v in [
+        16u32.to_le_bytes().as_slice(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+    ] {
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(&16_000u32.to_le_bytes());
+    out.extend_from_slice(&32_000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+const BOUNDARY: &str = "----stt-test-boundary";
+
+/// A multipart body with an optional file and text fields.
+fn multipart(file: Option<(&str, &str, &[u8])>, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some((name, mime, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {mime}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+fn upload(path: &str, fields: &[(&str, &str)]) -> test::TestRequest {
+    let audio = wav(1.0);
+    test::TestRequest::post()
+        .uri(path)
+        .insert_header((
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        ))
+        .set_payload(multipart(Some(("a.wav", "audio/wav", &audio)), fields))
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: actix_web::http::header::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .map_or("", |v| v.to_str().unwrap())
+    }
+
+    /// Asserts an error envelope with this status and code.
+    fn assert_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        let body = self.json();
+        let error = &body["error"];
+        assert_eq!(error["code"], code, "{body}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            error["type"].is_string() && error.get("param").is_some(),
+            "{body}"
+        );
+        body
+    }
+}
+
+async fn reply<B: MessageBody>(response: ServiceResponse<B>) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = actix_web::body::to_bytes(response.into_body())
+        .await
+        .unwrap_or_else(|_| panic!("body"));
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+macro_rules! service {
+    ($h:expr) => {
+        test::init_service(app($h.state.clone())).await
+    };
+}
+
+/// Sends a request; a future of its [`Reply`].
+macro_rules! call {
+    ($service:expr, $request:expr $(,)?) => {
+        async { reply(test::call_service($service, $request.to_request()).await).await }
+    };
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} not in:\n{text}"))
+}
+
+// ---------------------------------------------------------------- tests
+
+#[actix_web::test]
+async fn probes_follow_the_model_load() {
+    let h = harness(|_| {});
+    let s = service!(h);
+    let health = call!(&s, test::TestRequest::get().uri("/health")).await;
+    assert_eq!(health.status, 200);
+    call!(&s, test::TestRequest::get().uri("/ready"))
+        .await
+        .assert_error(503, "model_not_ready");
+    upload("/v1/audio/transcriptions", &[]);
+    call!(&s, upload("/v1/audio/transcriptions", &[]))
+        .await
+        .assert_error(503, "model_not_ready");
+    h.load_default();
+    let ready = call!(&s, test::TestRequest::get().uri("/ready")).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["model"], "tiny.en-q5_1");
+}
+
+#[actix_web::test]
+async fn every_response_format() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let json = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("model", "whisper-1")])
+    )
+    .await;
+    assert_eq!(json.status, 200, "{}", json.body);
+    assert_eq!(json.content_type(), "application/json");
+    assert_eq!(
+        json.json()["text"],
+        "Model ggml-tiny.en-q5_1 heard 16000 samples."
+    );
+
+    let text = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("response_format", "text")])
+    )
+    .await;
+    assert!(text.content_type().starts_with("text/plain"));
+    assert_eq!(text.body, "Model ggml-tiny.en-q5_1 heard 16000 samples.\n");
+
+    let srt = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("response_format", "srt")])
+    )
+    .await;
+    assert!(
+        srt.body
+            .starts_with("1\n00:00:00,000 --> 00:00:00,500\nModel"),
+        "{}",
+        srt.body
+    );
+    let vtt = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("response_format", "vtt")])
+    )
+    .await;
+    assert!(
+        vtt.body
+            .starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:00.500\n"),
+        "{}",
+        vtt.body
+    );
+    assert!(vtt.content_type().starts_with("text/vtt"));
+
+    let verbose = call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[("response_format", "verbose_json")]
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(verbose["task"], "transcribe");
+    assert_eq!(verbose["language"], "english");
+    assert_eq!(verbose["duration"], 1.0);
+    assert_eq!(verbose["segments"].as_array().unwrap().len(), 2);
+    assert!(verbose.get("words").is_none());
+    for key in [
+        "id",
+        "seek",
+        "start",
+        "end",
+        "text",
+        "tokens",
+        "temperature",
+        "avg_logprob",
+        "compression_ratio",
+        "no_speech_prob",
+    ] {
+        assert!(
+            verbose["segments"][0].get(key).is_some(),
+            "segment lacks {key}"
+        );
+    }
+
+    let words = call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[
+                ("response_format", "verbose_json"),
+                ("timestamp_granularities[]", "word")
+            ],
+        ),
+    )
+    .await
+    .json();
+    assert!(words.get("segments").is_none(), "{words}");
+    assert_eq!(words["words"][0]["word"], "Model");
+    assert!(h
+        .world
+        .last_params
+        .lock()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .wants_words());
+
+    let both = call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[
+                ("response_format", "verbose_json"),
+                ("timestamp_granularities[]", "word"),
+                ("timestamp_granularities[]", "segment"),
+            ],
+        ),
+    )
+    .await
+    .json();
+    assert!(both["segments"].is_array() && both["words"].is_array());
+
+    call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[("timestamp_granularities[]", "word")]
+        ),
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+}
+
+#[actix_web::test]
+async fn models_are_selected_by_id() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    for id in ["whisper-1", "tiny.en-q5_1", "tiny.en"] {
+        let ok = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)])).await;
+        assert_eq!(ok.status, 200, "{id}: {}", ok.body);
+    }
+    for id in ["gpt-4o-transcribe", "base", "tiny.en-f16"] {
+        let body = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)]))
+            .await
+            .assert_error(404, "model_not_found");
+        assert_eq!(body["error"]["param"], "model");
+    }
+}
+
+#[actix_web::test]
+async fn translation_and_languages() {
+    let h = harness(|a| a.model.model_size = Some("base".into()));
+    install(h.artifacts.path(), "base", "fake");
+    h.state
+        .engine
+        .load(&ModelSource::from_catalog(
+            "base".parse().unwrap(),
+            h.artifacts.path(),
+        ))
+        .unwrap();
+    let s = service!(h);
+    let translated = call!(
+        &s,
+        upload(
+            "/v1/audio/translations",
+            &[("language", "German"), ("response_format", "verbose_json")]
+        ),
+    )
+    .await;
+    assert_eq!(translated.status, 200, "{}", translated.body);
+    assert_eq!(translated.json()["task"], "translate");
+    let params = h.world.last_params.lock().unwrap().clone().unwrap();
+    assert!(params.is_translate());
+    assert_eq!(params.requested_language(), Some("de"));
+
+    let detected = call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[("response_format", "verbose_json")]
+        )
+    )
+    .await;
+    assert_eq!(
+        detected.json()["language"],
+        "french",
+        "the fake reports fr when asked to detect"
+    );
+    assert_eq!(
+        h.world
+            .last_params
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .requested_language(),
+        None
+    );
+
+    let unknown = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("language", "klingon")])
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+    assert_eq!(unknown["error"]["param"], "language");
+    call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("temperature", "3")])
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+}
+
+#[actix_web::test]
+async fn english_only_models_refuse_other_languages_and_translation() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let fr = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("language", "fr")])
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+    assert_eq!(fr["error"]["param"], "language");
+    let translate = call!(&s, upload("/v1/audio/translations", &[]))
+        .await
+        .assert_error(400, "invalid_parameter");
+    assert_eq!(translate["error"]["param"], "translate");
+    call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    assert_eq!(
+        h.world
+            .last_params
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .requested_language(),
+        Some("en"),
+        "English-only models decode en without detection"
+    );
+}
+
+#[actix_web::test]
+async fn inference_speaks_whisper_cpp_server_fields() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let text = call!(
+        &s,
+        upload(
+            "/inference",
+            &[
+                ("response_format", "text"),
+                ("temperature", "0.0"),
+                ("temperature_inc", "0.2")
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(text.status, 200, "{}", text.body);
+    assert_eq!(text.body, "Model ggml-tiny.en-q5_1 heard 16000 samples.\n");
+    let json = call!(&s, upload("/inference", &[])).await;
+    assert_eq!(
+        json.json()["text"],
+        "Model ggml-tiny.en-q5_1 heard 16000 samples."
+    );
+    assert_eq!(
+        h.world
+            .last_params
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .requested_language(),
+        Some("en")
+    );
+}
+
+#[actix_web::test]
+async fn bad_inputs_get_documented_errors() {
+    let h = harness(|a| a.max_upload_bytes = Some("64K".into()));
+    h.load_default();
+    let s = service!(h);
+    let form_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let with_file = |name: &str, mime: &str, bytes: &[u8]| {
+        test::TestRequest::post()
+            .uri("/v1/audio/transcriptions")
+            .insert_header(("content-type", form_type.clone()))
+            .set_payload(multipart(Some((name, mime, bytes)), &[]))
+    };
+    let mut random = vec![0u8; 4096];
+    let mut seed = 12345u32;
+    for b in &mut random {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = (seed >> 16) as u8;
+    }
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+    let full = wav(1.0);
+    let truncated = &full[..30];
+    let cases: Vec<(test::TestRequest, u16, &str)> = vec![
+        (
+            with_file("empty.wav", "audio/wav", b""),
+            422,
+            "invalid_audio",
+        ),
+        (
+            with_file("cut.wav", "audio/wav", truncated),
+            422,
+            "invalid_audio",
+        ),
+        (
+            with_file("short.wav", "audio/wav", &wav(0.05)),
+            422,
+            "invalid_audio",
+        ),
+        (
+            with_file("image.png", "image/png", png),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            test::TestRequest::post()
+                .uri("/v1/audio/transcriptions")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{\"file\": \"x\"}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            test::TestRequest::post()
+                .uri("/v1/audio/transcriptions")
+                .insert_header(("content-type", form_type.clone()))
+                .set_payload(multipart(None, &[("model", "whisper-1")])),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            test::TestRequest::post()
+                .uri("/v1/audio/transcriptions")
+                .insert_header(("content-type", form_type.clone()))
+                .set_payload("--garbage"),
+            400,
+            "invalid_request",
+        ),
+        (
+            with_file("big.wav", "audio/wav", &wav(3.0)),
+            413,
+            "file_too_large",
+        ),
+        (
+            test::TestRequest::post()
+                .uri("/v1/audio/transcriptions")
+                .insert_header(("content-type", form_type.clone()))
+                .set_payload(Vec::new())
+                .insert_header(("content-length", "1000000000000")),
+            413,
+            "file_too_large",
+        ),
+    ];
+    for (n, (request, status, code)) in cases.into_iter().enumerate() {
+        let reply = call!(&s, request).await;
+        assert_eq!(reply.status.as_u16(), status, "case {n}: {}", reply.body);
+        reply.assert_error(status, code);
+    }
+    // Random bytes may look like the start of some container (422) or like
+    // nothing known (415); never a fault.
+    let noise = call!(
+        &s,
+        with_file("noise.bin", "application/octet-stream", &random)
+    )
+    .await;
+    match noise.status.as_u16() {
+        415 => noise.assert_error(415, "unsupported_media_type"),
+        _ => noise.assert_error(422, "invalid_audio"),
+    };
+    // The worker is still healthy.
+    let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[actix_web::test]
+async fn a_panicking_run_is_a_500_and_the_worker_survives() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let failed = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("prompt", "panic")])
+    )
+    .await
+    .assert_error(500, "internal_error");
+    assert!(
+        !failed.to_string().contains("panic"),
+        "no internal details: {failed}"
+    );
+    let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[actix_web::test]
+async fn api_keys_guard_everything_but_the_probes() {
+    let h = harness(|a| a.api_keys = Some("k1,k2".into()));
+    h.load_default();
+    let s = service!(h);
+    assert_eq!(
+        call!(&s, test::TestRequest::get().uri("/health"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call!(&s, test::TestRequest::get().uri("/ready"))
+            .await
+            .status,
+        200
+    );
+    let missing = call!(&s, test::TestRequest::get().uri("/v1/models")).await;
+    missing.assert_error(401, "missing_api_key");
+    assert_eq!(missing.headers.get("www-authenticate").unwrap(), "Bearer");
+    call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[]).insert_header(("authorization", "Bearer nope"))
+    )
+    .await
+    .assert_error(401, "invalid_api_key");
+    call!(&s, test::TestRequest::get().uri("/metrics"))
+        .await
+        .assert_error(401, "missing_api_key");
+    let ok = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[]).insert_header(("authorization", "Bearer k2")),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[actix_web::test]
+async fn request_ids_are_echoed_or_made() {
+    let h = harness(|_| {});
+    let s = service!(h);
+    let kept = call!(
+        &s,
+        test::TestRequest::get()
+            .uri("/health")
+            .insert_header(("x-request-id", "abc-123"))
+    )
+    .await;
+    assert_eq!(kept.headers.get("x-request-id").unwrap(), "abc-123");
+    let replaced = call!(
+        &s,
+        test::TestRequest::get()
+            .uri("/health")
+            .insert_header(("x-request-id", "bad id;drop")),
+    )
+    .await;
+    let made = replaced
+        .headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    let error = call!(&s, test::TestRequest::get().uri("/nowhere")).await;
+    error.assert_error(404, "not_found");
+    assert!(error.headers.contains_key("x-request-id"));
+    call!(&s, test::TestRequest::get().uri("/v1/audio/transcriptions"))
+        .await
+        .assert_error(405, "method_not_allowed");
+}
+
+/// Waits until `check` holds (the fake's runs happen on worker threads).
+async fn until(what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_full_queue_answers_429_at_once_and_recovers() {
+    // One worker and one waiting place: the third concurrent request is refused.
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let held = || upload("/v1/audio/transcriptions", &[("prompt", "hold")]);
+    let engine = h.state.engine.clone();
+    let (first, second, third) = futures_util::join!(call!(&s, held()), call!(&s, held()), async {
+        until("one running and one waiting", || {
+            engine.load_now() == (1, 1)
+        })
+        .await;
+        let started = Instant::now();
+        let refused = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "429 must not wait"
+        );
+        h.world.open_gate();
+        refused
+    });
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(second.status, 200, "{}", second.body);
+    third.assert_error(429, "queue_full");
+    let retry: u64 = third
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(
+        call!(&s, upload("/v1/audio/transcriptions", &[]))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(engine.load_now(), (0, 0));
+}
+
+#[actix_web::test]
+async fn a_dropped_request_cancels_its_run_and_leaves_the_queue() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let engine = h.state.engine.clone();
+    let held = || upload("/v1/audio/transcriptions", &[("prompt", "hold")]);
+    // The running request is dropped (as actix drops the handler of a client
+    // that disconnects) once its run has started.
+    let running = Box::pin(call!(&s, held()));
+    let queued = Box::pin(call!(&s, held()));
+    let both = futures_util::future::join(running, queued);
+    let waiter = Box::pin(until("one running, one queued", || {
+        engine.load_now() == (1, 1)
+    }));
+    match futures_util::future::select(both, waiter).await {
+        futures_util::future::Either::Right(((), both)) => drop(both),
+        futures_util::future::Either::Left(_) => panic!("held requests finished"),
+    }
+    assert_eq!(
+        engine.load_now().0,
+        0,
+        "the queued job left the queue at once"
+    );
+    until("the running job is cancelled", || {
+        h.world.cancelled.load(Ordering::SeqCst) == 1 && engine.load_now() == (0, 0)
+    })
+    .await;
+    let metrics = call!(&s, test::TestRequest::get().uri("/metrics"))
+        .await
+        .body;
+    assert_eq!(metric(&metrics, "stt_workers_busy"), 0.0);
+    assert_eq!(metric(&metrics, "stt_queue_depth"), 0.0);
+    assert!(
+        metrics.contains("stt_jobs_total{outcome=\"cancelled\"} 1"),
+        "{metrics}"
+    );
+    let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[actix_web::test]
+async fn a_slow_request_times_out_and_is_cancelled() {
+    let h = harness(|a| a.request_timeout_seconds = Some("0.3".into()));
+    h.load_default();
+    let s = service!(h);
+    call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("prompt", "hold")])
+    )
+    .await
+    .assert_error(504, "request_timeout");
+    let engine = h.state.engine.clone();
+    until("the run is cancelled", || {
+        h.world.cancelled.load(Ordering::SeqCst) == 1 && engine.load_now() == (0, 0)
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn streaming_sends_deltas_then_done() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let sse = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("stream", "true")])
+    )
+    .await;
+    assert_eq!(sse.status, 200, "{}", sse.body);
+    assert_eq!(sse.content_type(), "text/event-stream");
+    let events: Vec<Value> = sse
+        .body
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "transcript.text.delta",
+            "transcript.text.delta",
+            "transcript.text.done"
+        ]
+    );
+    let joined: String = events[..2]
+        .iter()
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(joined, "Model ggml-tiny.en-q5_1 heard 16000 samples.");
+    assert_eq!(events[2]["text"], joined);
+    call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[("stream", "true"), ("response_format", "vtt")]
+        )
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+}
+
+#[actix_web::test]
+async fn models_are_listed_and_switched() {
+    let h = harness(|_| {});
+    h.load_default();
+    install(h.artifacts.path(), "tiny.en-f16", "fake");
+    install(h.artifacts.path(), "base-q8_0", "broken");
+    let s = service!(h);
+    let list = call!(&s, test::TestRequest::get().uri("/v1/models"))
+        .await
+        .json();
+    let ids: Vec<(&str, bool)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["loaded"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("tiny.en-q5_1", true),
+            ("tiny.en-f16", false),
+            ("base-q8_0", false)
+        ]
+    );
+    assert_eq!(list["data"][0]["object"], "model");
+    let one = call!(&s, test::TestRequest::get().uri("/v1/models/whisper-1"))
+        .await
+        .json();
+    assert_eq!(one["id"], "tiny.en-q5_1");
+    call!(&s, test::TestRequest::get().uri("/v1/models/medium"))
+        .await
+        .assert_error(404, "model_not_found");
+
+    // Unknown ids, and catalog ids not on disk.
+    let path = call!(
+        &s,
+        test::TestRequest::post().uri("/v1/models/..%2F..%2Fetc%2Fpasswd/load")
+    )
+    .await;
+    assert_eq!(path.status, 404, "{}", path.body);
+    for id in ["huge", "medium", "whisper-1"] {
+        call!(
+            &s,
+            test::TestRequest::post().uri(&format!("/v1/models/{id}/load"))
+        )
+        .await
+        .assert_error(404, "model_not_found");
+    }
+    // A file that fails to load leaves the old model serving and ready.
+    let failed = call!(
+        &s,
+        test::TestRequest::post().uri("/v1/models/base-q8_0/load")
+    )
+    .await
+    .assert_error(500, "model_load_failed");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad magic"),
+        "{failed}"
+    );
+    let ready = call!(&s, test::TestRequest::get().uri("/ready")).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["model"], "tiny.en-q5_1");
+    assert!(ready.json()["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("base-q8_0"));
+
+    // A request held on the old model finishes on it across the switch.
+    let engine = h.state.engine.clone();
+    let (held, switched) = futures_util::join!(
+        call!(
+            &s,
+            upload("/v1/audio/transcriptions", &[("prompt", "hold")])
+        ),
+        async {
+            until("the held run", || {
+                h.world.started.load(Ordering::SeqCst) == 1
+            })
+            .await;
+            let switched = call!(
+                &s,
+                test::TestRequest::post().uri("/v1/models/tiny.en-f16/load")
+            )
+            .await;
+            h.world.open_gate();
+            switched
+        }
+    );
+    assert_eq!(switched.status, 200, "{}", switched.body);
+    assert_eq!(switched.json()["id"], "tiny.en-f16");
+    assert_eq!(
+        held.json()["text"],
+        "Model ggml-tiny.en-q5_1 heard 16000 samples."
+    );
+    let after = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("model", "tiny.en-f16")])
+    )
+    .await;
+    assert_eq!(
+        after.json()["text"],
+        "Model ggml-tiny.en heard 16000 samples."
+    );
+    assert_eq!(engine.current().unwrap().id(), "tiny.en-f16");
+
+    let metrics = call!(&s, test::TestRequest::get().uri("/metrics"))
+        .await
+        .body;
+    assert!(
+        metrics.contains("stt_model_switches_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stt_model_switches_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stt_model_loaded{model=\"tiny.en-f16\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("stt_model_loaded{model=\"tiny.en-q5_1\"}"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_audio_and_load_time() {
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    assert_eq!(
+        call!(&s, upload("/v1/audio/transcriptions", &[]))
+            .await
+            .status,
+        200
+    );
+    call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("language", "xx")])
+    )
+    .await;
+    let metrics = call!(&s, test::TestRequest::get().uri("/metrics")).await;
+    assert!(metrics.content_type().starts_with("text/plain"));
+    let text = metrics.body;
+    for line in [
+        "stt_http_requests_total{method=\"POST\",route=\"/v1/audio/transcriptions\",status=\"200\"} 1",
+        "stt_http_requests_total{method=\"POST\",route=\"/v1/audio/transcriptions\",status=\"400\"} 1",
+        "stt_audio_seconds_total 1",
+        "stt_workers 1",
+        "stt_ready 1",
+    ] {
+        assert!(text.contains(line), "{line} missing in:\n{text}");
+    }
+    assert!(metric(&text, "stt_model_load_seconds") > 0.0);
+    assert_eq!(metric(&text, "stt_real_time_factor_count"), 1.0);
+    assert!(text
+        .contains("stt_http_request_duration_seconds_bucket{route=\"/v1/audio/transcriptions\""));
+}

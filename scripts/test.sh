@@ -39,6 +39,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/fetch-whisper-cpp.sh >/dev/null
 cargo test --locked -p whisper-sys --features regenerate
 
+step "Python test tools (venv, cached)"
+venv=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/venv-tests
+[ -x "$venv/bin/pytest" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q openai==3.54.0 pytest==9.2.0; }
+
 step "tests"
 # Library tests that load whisper.cpp (quantization) find it through WHISPER_LIB_DIR.
 WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" cargo test --locked --release --workspace
+
+step "the official OpenAI client against the real server"
+"$venv/bin/pytest" -q tests/python

@@ -1,0 +1,130 @@
+"""The official OpenAI Python client against a real stt-server (real libraries,
+tiny.en q5_1, real speech). Run by scripts/test.sh with pytest.
+
+Environment (set by scripts/test.sh): STT_SERVER_BIN, WHISPER_STT_TEST_LINKED,
+WHISPER_STT_TEST_MODEL.
+Bound: word error rate <= 0.1 against the fixture's reference transcript.
+"""
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+JFK = FIXTURES / "jfk.wav"
+REFERENCE = (FIXTURES / "jfk.txt").read_text(encoding="utf-8").strip()
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^\w']+", " ", text.lower()).split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            current[j] = min(previous[j - 1] + (r != h), previous[j] + 1, current[j - 1] + 1)
+        previous = current
+    return previous[-1] / max(len(ref), 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    env.update(
+        STT_HOST="127.0.0.1",
+        STT_PORT=str(port),
+        WHISPER_LIB_DIR=str(Path(os.environ["WHISPER_STT_TEST_LINKED"]) / "lib"),
+        WHISPER_MODEL_PATH=os.environ["WHISPER_STT_TEST_MODEL"],
+        STT_WORKERS="1",
+        STT_THREADS_PER_WORKER="2",
+    )
+    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, "stt-server exited during start-up"
+        try:
+            with urllib.request.urlopen(base + "/ready", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "stt-server did not become ready in 120 s"
+        time.sleep(0.2)
+    yield base
+    process.terminate()
+    assert process.wait(timeout=30) == 0, "graceful exit on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return OpenAI(base_url=server + "/v1", api_key="not-needed", max_retries=0)
+
+
+def test_json(client):
+    with JFK.open("rb") as f:
+        result = client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert wer(REFERENCE, result.text) <= 0.1, result.text
+
+
+def test_verbose_json_with_word_timestamps(client):
+    with JFK.open("rb") as f:
+        result = client.audio.transcriptions.create(
+            model="whisper-1",
+            file=f,
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+        )
+    assert wer(REFERENCE, result.text) <= 0.1, result.text
+    assert result.language in ("en", "english")
+    assert 10.5 <= result.duration <= 11.5
+    assert len(result.words) >= 18
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts)
+    assert all(0 <= w.start <= w.end <= result.duration + 0.01 for w in result.words)
+    assert result.segments and result.segments[0].avg_logprob <= 0
+
+
+def test_srt(client):
+    with JFK.open("rb") as f:
+        srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
+    assert re.search(r"^1\n00:00:00,000 --> 00:00:\d\d,\d{3}\n", srt), srt
+    spoken = " ".join(line for line in srt.splitlines() if line and "-->" not in line and not line.isdigit())
+    assert wer(REFERENCE, spoken) <= 0.1, srt
+
+
+def test_stream(client):
+    with JFK.open("rb") as f:
+        stream = client.audio.transcriptions.create(model="whisper-1", file=f, stream=True)
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done", kinds
+    assert "transcript.text.delta" in kinds, kinds
+    deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+    assert wer(REFERENCE, deltas) <= 0.1, deltas
+    assert wer(REFERENCE, events[-1].text) <= 0.1
+
+
+def test_unknown_model_is_a_not_found_error(client):
+    import openai
+
+    with JFK.open("rb") as f, pytest.raises(openai.NotFoundError) as error:
+        client.audio.transcriptions.create(model="no-such-model", file=f)
+    assert error.value.body["code"] == "model_not_found"

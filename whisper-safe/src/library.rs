@@ -18,6 +18,7 @@ static BRIDGED: OnceCell<()> = OnceCell::new();
 /// # Errors
 /// [`Error::Load`](crate::Error::Load) naming the file and the cause.
 pub fn init() -> Result<&'static LoadInfo> {
+    whisper_sys::on_opened(bridge_logs);
     Ok(ready(whisper_sys::load()?).info())
 }
 
@@ -26,19 +27,25 @@ pub fn init() -> Result<&'static LoadInfo> {
 /// # Errors
 /// [`Error::Load`](crate::Error::Load), also when another directory is already loaded.
 pub fn init_with(config: &LoaderConfig) -> Result<&'static LoadInfo> {
+    whisper_sys::on_opened(bridge_logs);
     Ok(ready(whisper_sys::load_with(config)?).info())
 }
 
 /// The function table, loading from the environment on first use.
 pub(crate) fn api() -> Result<&'static WhisperApi> {
-    Ok(ready(match whisper_sys::get() {
-        Some(library) => library,
-        None => whisper_sys::load()?,
-    })
-    .api())
+    match whisper_sys::get() {
+        Some(library) => Ok(ready(library).api()),
+        None => init().map(|_| ready(whisper_sys::get().expect("just loaded")).api()),
+    }
+}
+
+/// Installs the log bridge once: from the loader's hook (so backend registration
+/// is logged too), or on first use when someone else loaded the libraries.
+fn bridge_logs(api: &WhisperApi) {
+    BRIDGED.get_or_init(|| logging::install(api));
 }
 
 fn ready(library: &'static Library) -> &'static Library {
-    BRIDGED.get_or_init(|| logging::install(library.api()));
+    bridge_logs(library.api());
     library
 }

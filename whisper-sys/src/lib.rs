@@ -43,7 +43,7 @@ mod bindings {
 pub use bindings::*;
 pub use error::LoadError;
 pub use loader::{
-    get, load, load_with, DeviceInfo, Library, LoadInfo, GGML_VERSION, WHISPER_VERSION,
+    get, load, load_with, on_opened, DeviceInfo, Library, LoadInfo, GGML_VERSION, WHISPER_VERSION,
 };
 pub use locate::{
     Layout, LoaderConfig, DEFAULT_ARTIFACTS_DIR, DEFAULT_MODEL_SIZE, ENV_ARTIFACTS_DIR,

@@ -21,6 +21,14 @@ pub const WHISPER_VERSION: &str = "1.8.3";
 pub const GGML_VERSION: &str = "0.9.5";
 
 static LIBRARY: OnceCell<Library> = OnceCell::new();
+static OPENED_HOOK: OnceCell<fn(&WhisperApi)> = OnceCell::new();
+
+/// Registers a function the loader calls once the libraries are open, before
+/// backends register (e.g. to install a log callback that then sees their
+/// messages). Only the first registration counts; call it before [`load`].
+pub fn on_opened(hook: fn(&WhisperApi)) {
+    let _ = OPENED_HOOK.set(hook);
+}
 
 /// The loaded libraries: the function table and what was loaded. Lives for the
 /// rest of the process; the libraries are never unloaded.
@@ -202,6 +210,9 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
         }
     })?;
     let api = std::mem::ManuallyDrop::new(api);
+    if let Some(hook) = OPENED_HOOK.get() {
+        hook(&api);
+    }
 
     let backend_modules = match layout {
         Layout::Linked => Vec::new(),

@@ -3,7 +3,8 @@
 # artifact directory the loader (whisper-sys) can open.
 #
 # usage: scripts/build-artifacts.sh [--layout linked|dynamic] [--cpu FLAVOUR]
-#                                   [--variants all|quick] [--out DIR] [--jobs N]
+#                                   [--variants all|quick] [--openmp on|off]
+#                                   [--out DIR] [--jobs N]
 #
 #   --layout linked   libggml-base, libggml-cpu, libggml, libwhisper (default)
 #   --layout dynamic  libggml-base, libggml, libwhisper + libggml-cpu-<variant>.so
@@ -12,6 +13,8 @@
 #                     x64 sse42 sandybridge haswell skylakex icelake alderlake ...
 #   --variants (dynamic) all (default: the 14 x86-64 variants) |
 #                     quick (x64 + haswell only, two small builds; for CI)
+#   --openmp off      build ggml without OpenMP (-DGGML_OPENMP=OFF): ggml's own
+#                     thread pool, no libgomp.so.1; tag suffix -noomp (default on)
 #   --out DIR         where to put lib/ and manifest.json
 #                     (default: the cache entry itself, printed on stdout)
 #
@@ -22,15 +25,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
 . "$root/vendor/whisper-cpp.pin"
 
-layout=linked cpu=native variants=all out="" jobs=$(nproc)
+layout=linked cpu=native variants=all openmp=on out="" jobs=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) layout=$2; shift 2 ;;
     --cpu) cpu=$2; shift 2 ;;
     --variants) variants=$2; shift 2 ;;
+    --openmp) openmp=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -87,6 +91,11 @@ case "$layout" in
     esac
     tag="dynamic-$variants" ;;
   *) echo "error: --layout must be linked or dynamic" >&2; exit 2 ;;
+esac
+case "$openmp" in
+  on) ;;
+  off) flags="$flags -DGGML_OPENMP=OFF"; tag="$tag-noomp" ;;
+  *) echo "error: --openmp must be on or off" >&2; exit 2 ;;
 esac
 
 cache_root=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}

@@ -124,7 +124,7 @@ impl ModelConfig {
     /// [`ConfigError`] naming the variable.
     pub fn from_args(args: ModelArgs) -> Result<Self, ConfigError> {
         let size = text(args.model_size);
-        let size = size.as_deref().unwrap_or(whisper_sys::DEFAULT_MODEL_SIZE);
+        let size = size.as_deref().unwrap_or(whisper_safe::DEFAULT_MODEL_SIZE);
         let model = catalog::lookup(size).map_err(|e| ConfigError {
             variable: "WHISPER_MODEL_SIZE",
             flag: "model-size",
@@ -155,7 +155,7 @@ impl ModelConfig {
         if let Some(dir) = &lib_dir {
             if !dir.is_dir() {
                 return Err(ConfigError {
-                    variable: whisper_sys::ENV_LIB_DIR,
+                    variable: "WHISPER_LIB_DIR",
                     flag: "lib-dir",
                     value: dir.display().to_string(),
                     reason: "no such directory".into(),
@@ -167,7 +167,7 @@ impl ModelConfig {
             artifacts_dir: args
                 .artifacts_dir
                 .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from(whisper_sys::DEFAULT_ARTIFACTS_DIR)),
+                .unwrap_or_else(|| PathBuf::from(whisper_safe::DEFAULT_ARTIFACTS_DIR)),
             lib_dir,
             model_path,
             cpu_backend: text(args.cpu_backend),

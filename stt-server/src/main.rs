@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stt_server::config::{Config, ServeArgs};
 use stt_server::models::catalog::{self, ModelSpec, Quant};
 use stt_server::models::{ggml_file, import, pull, quantize};
+use stt_server::transcribe::{self, TranscribeArgs};
 
 /// OpenAI-compatible speech-to-text service on whisper.cpp.
 #[derive(Parser)]
@@ -18,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API (the default command).
+    Serve(Box<ServeArgs>),
+    /// Transcribe files in this process and print the result (one process per
+    /// request: the old architecture, kept for scripts and comparison).
+    Transcribe(Box<TranscribeArgs>),
     /// Print the loaded libraries, layout, versions and devices as JSON.
     Info,
     /// List, pull, import, quantize and verify model files.
@@ -90,12 +97,20 @@ enum ModelsCommand {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Info) => info(),
-        Some(Command::Models(command)) => models(command),
-        None => Err("no command given; see --help".to_owned()),
+    stt_server::server::init_logging();
+    let command = Cli::parse().command.unwrap_or_else(|| {
+        // No subcommand: `serve`, with its settings from the environment.
+        let serve = Cli::parse_from(["stt-server", "serve"]).command;
+        serve.expect("serve parses without arguments")
+    });
+    let result = match command {
+        Command::Serve(args) => serve(*args),
+        Command::Transcribe(args) => {
+            transcribe::transcribe_files(*args, &mut std::io::stdout().lock())
+                .map_err(|e| e.to_string())
+        }
+        Command::Info => info(),
+        Command::Models(command) => models(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,6 +119,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = Config::from_args(args).map_err(|e| e.to_string())?;
+    stt_server::server::serve(config).map_err(|e| e.to_string())
 }
 
 fn info() -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! gets back. Dropping a [`Ticket`] before its answer cancels the job.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use whisper_safe::{CancelToken, Segment, Transcript};
@@ -32,10 +32,6 @@ pub struct Outcome {
     pub transcript: Transcript,
     /// The model that produced it.
     pub model: Arc<LoadedModel>,
-    /// Time spent waiting for a worker.
-    pub queued: Duration,
-    /// Time the worker spent on it.
-    pub processing: Duration,
 }
 
 /// Why a submitted job produced no transcript.

@@ -100,13 +100,6 @@ pub struct Status {
     pub last_error: Option<String>,
 }
 
-impl Status {
-    /// Whether requests can be served.
-    pub fn ready(&self) -> bool {
-        self.model.is_some()
-    }
-}
-
 struct Phase {
     loading: Option<String>,
     last_error: Option<String>,
@@ -192,11 +185,6 @@ impl Engine {
         })
     }
 
-    /// The pool shape.
-    pub fn config(&self) -> &EngineConfig {
-        &self.shared.config
-    }
-
     /// The model serving requests now.
     pub fn current(&self) -> Option<Arc<LoadedModel>> {
         self.shared
@@ -219,6 +207,36 @@ impl Engine {
     /// (waiting, running) jobs.
     pub fn load_now(&self) -> (usize, usize) {
         self.shared.queue.load()
+    }
+
+    /// Whether a job submitted now would be admitted, so callers can refuse
+    /// before reading an upload; [`Engine::submit`] still decides.
+    ///
+    /// # Errors
+    /// As [`Engine::submit`].
+    pub fn check_room(&self) -> Result<(), SubmitError> {
+        self.shared
+            .queue
+            .admissible()
+            .map_err(|refused| self.refused(refused))
+    }
+
+    fn refused(&self, refused: Refused) -> SubmitError {
+        let shared = &self.shared;
+        match refused {
+            Refused::Closed => SubmitError::ShuttingDown,
+            Refused::Full { waiting, running } => {
+                shared.metrics.rejected.inc();
+                let per_job = *shared.job_seconds.lock().unwrap_or_else(|e| e.into_inner());
+                let workers = shared.config.workers.max(1);
+                let estimate = per_job * (waiting + running) as f64 / workers as f64;
+                SubmitError::Busy {
+                    workers,
+                    waiting,
+                    retry_after: Duration::from_secs(estimate.ceil().clamp(1.0, 60.0) as u64),
+                }
+            }
+        }
     }
 
     /// Loads `source` beside the serving model (libraries, model, one state per
@@ -329,18 +347,7 @@ impl Engine {
         };
         match shared.queue.push(job) {
             Ok(()) => Ok(Ticket::new(id, cancel, Arc::clone(&shared.queue), answer)),
-            Err(Refused::Closed) => Err(SubmitError::ShuttingDown),
-            Err(Refused::Full { waiting, running }) => {
-                shared.metrics.rejected.inc();
-                let per_job = *shared.job_seconds.lock().unwrap_or_else(|e| e.into_inner());
-                let workers = shared.config.workers.max(1);
-                let estimate = per_job * (waiting + running) as f64 / workers as f64;
-                Err(SubmitError::Busy {
-                    workers,
-                    waiting,
-                    retry_after: Duration::from_secs(estimate.ceil().clamp(1.0, 60.0) as u64),
-                })
-            }
+            Err(refused) => Err(self.refused(refused)),
         }
     }
 

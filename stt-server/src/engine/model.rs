@@ -2,7 +2,7 @@
 //! production, a fake in tests), and [`LoadedModel`], a model with its pool of
 //! decoders, ready to serve.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,7 +51,6 @@ pub trait Decoder: Send {
 /// worker, created one at a time at load).
 pub struct LoadedModel {
     id: String,
-    path: PathBuf,
     model: Arc<dyn Model>,
     languages: Vec<Language>,
     decoders: Mutex<Vec<Box<dyn Decoder>>>,
@@ -61,10 +60,7 @@ pub struct LoadedModel {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel")
-            .field("id", &self.id)
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("LoadedModel").field("id", &self.id).finish()
     }
 }
 
@@ -115,7 +111,6 @@ impl LoadedModel {
         );
         Ok(Self {
             id: source.id.clone(),
-            path: source.path.clone(),
             model,
             languages,
             decoders: Mutex::new(pool),
@@ -127,11 +122,6 @@ impl LoadedModel {
     /// The API id.
     pub fn id(&self) -> &str {
         &self.id
-    }
-
-    /// The file it was loaded from.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Whether it knows languages other than English.

@@ -60,9 +60,7 @@ impl JobQueue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits `job`, or drops it and says why.
-    pub fn push(&self, job: Job) -> Result<(), Refused> {
-        let mut inner = self.lock();
+    fn refusal(&self, inner: &Inner) -> Result<(), Refused> {
         if inner.closed {
             return Err(Refused::Closed);
         }
@@ -72,6 +70,18 @@ impl JobQueue {
                 running: inner.running,
             });
         }
+        Ok(())
+    }
+
+    /// Whether a job would be admitted now.
+    pub fn admissible(&self) -> Result<(), Refused> {
+        self.refusal(&self.lock())
+    }
+
+    /// Admits `job`, or drops it and says why.
+    pub fn push(&self, job: Job) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        self.refusal(&inner)?;
         inner.waiting.push_back(job);
         self.depth.set(inner.waiting.len() as i64);
         drop(inner);

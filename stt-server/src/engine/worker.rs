@@ -66,7 +66,7 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
         decoder.run(&params, &job.spec.samples, options)
     }));
     let processing = started.elapsed();
-    let result = match run {
+    match run {
         Ok(Ok(transcript)) => {
             model.put_decoder(decoder);
             let audio = job.spec.samples.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE);
@@ -80,8 +80,6 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
             Ok(Outcome {
                 transcript,
                 model: Arc::clone(model),
-                queued,
-                processing,
             })
         }
         Ok(Err(error)) => {
@@ -114,6 +112,5 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
             log::error!("transcription panicked: {message}; its decoding state is dropped");
             Err(RunError::Failed(format!("panic: {message}")))
         }
-    };
-    result
+    }
 }

@@ -434,8 +434,10 @@ impl<R: Read + Seek> IndexReader<R> {
             id: dtype_id,
         })?;
         let nbytes = u64::from(self.r.u32(&what).map_err(|e| self.err(e))?);
-        let n_elements: u64 = shape.iter().product();
-        if nbytes != n_elements * dtype.size() {
+        let size = shape
+            .iter()
+            .try_fold(dtype.size(), |bytes, &d| bytes.checked_mul(d));
+        if size != Some(nbytes) {
             return Err(self.malformed(format!(
                 "{what} has {nbytes} bytes for shape {shape:?} of {dtype}"
             )));

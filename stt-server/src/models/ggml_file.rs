@@ -30,6 +30,9 @@ pub const N_FFT_BINS: usize = 201;
 const MAX_TOKEN_BYTES: u32 = 1024;
 /// Upper bound on a tensor name's length accepted by the reader.
 const MAX_NAME_BYTES: i32 = 256;
+/// Upper bound on each layer count accepted by the reader: the expected tensor
+/// list grows with it (large-v3 has 32 layers).
+const MAX_LAYERS: i32 = 1024;
 
 /// Whisper hyper-parameters, in file order (without `ftype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -326,7 +329,8 @@ impl Header {
 
 fn check_hparams(hp: &HParams) -> Result<(), FormatError> {
     let bad = hp.as_array().iter().any(|&v| v <= 0 || v > 1 << 20);
-    if bad || hp.n_text_state != hp.n_audio_state {
+    let too_deep = hp.n_audio_layer.max(hp.n_text_layer) > MAX_LAYERS;
+    if bad || too_deep || hp.n_text_state != hp.n_audio_state {
         return Err(FormatError::BadHParams(*hp));
     }
     Ok(())

@@ -20,17 +20,6 @@ pub enum Endpoint {
     Inference,
 }
 
-impl Endpoint {
-    /// The route, for logs.
-    pub fn route(self) -> &'static str {
-        match self {
-            Self::Transcriptions => "/v1/audio/transcriptions",
-            Self::Translations => "/v1/audio/translations",
-            Self::Inference => "/inference",
-        }
-    }
-}
-
 /// A parsed request (the audio travels separately).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptionRequest {

@@ -16,6 +16,9 @@ use crate::engine::log_context;
 /// The header carrying the id.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Paths whose successful requests are logged at debug level only.
+const QUIET_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
+
 /// Longest client id kept.
 const MAX_LEN: usize = 128;
 
@@ -53,11 +56,20 @@ pub async fn assign(
     let path = request.path().to_owned();
     let result = log_context::scope(Arc::clone(&id), next.call(request)).await;
     log_context::with_thread(Arc::clone(&id), || match &result {
-        Ok(response) => log::info!(
-            "{method} {path} {} {:.1} ms",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        ),
+        Ok(response) => {
+            // Probes and scrapes arrive every few seconds: only their failures are news.
+            let routine = QUIET_PATHS.contains(&path.as_str()) && response.status().is_success();
+            log::log!(
+                if routine {
+                    log::Level::Debug
+                } else {
+                    log::Level::Info
+                },
+                "{method} {path} {} {:.1} ms",
+                response.status().as_u16(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
         Err(error) => log::warn!("{method} {path} failed: {error}"),
     });
     let mut response = result?;

@@ -1,7 +1,8 @@
 //! `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` and the
 //! whisper.cpp-compatible `POST /inference`: one pipeline.
 //!
-//! headers checked → form streamed in (limits enforced) → fields parsed →
+//! headers checked → 503/429 at once when no model serves or the queue is
+//! full → form streamed in (limits enforced) → fields parsed →
 //! model and options checked → audio decoded (blocking pool) → job queued
 //! (429 when full) → answer awaited (or streamed) → response rendered
 //! (blocking pool). The whole request runs under the request timeout; dropping
@@ -81,6 +82,8 @@ async fn run(
     if state.engine.current().is_none() {
         return Err(not_ready(&state.engine));
     }
+    // Refuse at once when busy, before reading the upload.
+    state.engine.check_room()?;
     let form = form::read(http.headers(), payload, limits.max_upload_bytes).await?;
     let request = request::parse(endpoint, &form)?;
     let file = form

@@ -1,0 +1,1036 @@
+//! `stt-server serve` over real HTTP, with the real libraries and models: each
+//! test spawns the binary on a free port of 127.0.0.1 and talks to it with a
+//! small HTTP/1.1 client over `TcpStream` (so it can also disconnect, lie
+//! about lengths, and stop mid-body). Transcripts are checked by word error
+//! rate against the fixtures' references (bound 0.1), never as exact strings.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use whisper_stt_tests::{
+    base_model, fixture, linked_artifacts, reference, stt_server_bin, tiny_en_f16_model,
+    tiny_en_model, word_error_rate,
+};
+
+/// Bound on the normalized word error rate of every transcript of jfk.
+const MAX_WER: f64 = 0.1;
+/// Longest the server may take to start and load tiny models.
+const START_LIMIT: Duration = Duration::from_secs(120);
+
+// ------------------------------------------------------------------ server
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Server {
+    /// Starts `stt-server serve` with the linked libraries and `env`, and
+    /// waits until it is ready (checking that /health answers meanwhile).
+    fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("server.log");
+        let port = free_port();
+        let lib_dir = linked_artifacts().join("lib");
+        let mut command = Command::new(stt_server_bin());
+        command.arg("serve");
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("WHISPER_") || name.starts_with("STT_") || name == "LD_LIBRARY_PATH"
+            {
+                command.env_remove(name.as_ref());
+            }
+        }
+        command
+            .env("STT_HOST", "127.0.0.1")
+            .env("STT_PORT", port.to_string())
+            .env("WHISPER_LIB_DIR", &lib_dir)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        let child = command.spawn().expect("spawn stt-server serve");
+        let mut server = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        let mut health_seen = false;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("stt-server exited with {status}:\n{}", self.log_text());
+            }
+            if let Ok(health) = self.try_get("/health") {
+                assert_eq!(
+                    health.status,
+                    200,
+                    "/health while loading: {}",
+                    health.text()
+                );
+                health_seen = true;
+                let ready = self.get("/ready");
+                if ready.status == 200 {
+                    return;
+                }
+                assert_eq!(ready.status, 503, "/ready while loading: {}", ready.text());
+                assert_eq!(ready.json()["error"]["code"], "model_not_ready");
+            }
+            assert!(
+                started.elapsed() < START_LIMIT,
+                "not ready after {START_LIMIT:?} (health answered: {health_seen}):\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn try_get(&self, path: &str) -> std::io::Result<Response> {
+        exchange(self.port, &request_head("GET", path, &[], 0), &[])
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log_text()))
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Response {
+        let head = request_head("POST", path, &[("Content-Type", content_type)], body.len());
+        exchange(self.port, &head, body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log_text()))
+    }
+
+    fn post_form(&self, path: &str, form: &Form) -> Response {
+        self.post(path, &form.content_type(), &form.body())
+    }
+
+    fn metrics(&self) -> String {
+        self.get("/metrics").text()
+    }
+
+    /// Polls /metrics until `metric` has `value` (bounded, so a bug fails
+    /// instead of hanging).
+    fn wait_metric(&self, metric: &str, value: f64) {
+        let started = Instant::now();
+        loop {
+            let text = self.metrics();
+            if metric_value(&text, metric) == Some(value) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{metric} never reached {value}:\n{text}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "still running after {limit:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- stt-server log ---\n{}", self.log_text());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metric_value(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+// ------------------------------------------------------------------ HTTP
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts an error envelope with this status and code.
+    fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        let body = self.json();
+        let error = &body["error"];
+        assert_eq!(error["code"], code, "{body}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        assert!(
+            error["type"].is_string() && error.get("param").is_some(),
+            "{body}"
+        );
+    }
+}
+
+fn request_head(method: &str, path: &str, headers: &[(&str, &str)], length: usize) -> Vec<u8> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {length}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// Sends a request (the body from another thread, so an early answer to a
+/// body the server refuses is still read) and reads the answer to EOF.
+fn exchange(port: u16, head: &[u8], body: &[u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    stream.write_all(head)?;
+    let mut writer = stream.try_clone()?;
+    let mut raw = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // The server may refuse the body and close: that is its answer.
+            let _ = writer.write_all(body);
+        });
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buffer[..n]),
+                Err(_) if has_head(&raw) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })?;
+    parse_response(&raw)
+}
+
+fn has_head(raw: &[u8]) -> bool {
+    raw.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no response head"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("head not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+// ------------------------------------------------------------------ forms
+
+const BOUNDARY: &str = "----whisper-stt-e2e";
+
+/// One form part: its name, (file name, media type) for files, and content.
+struct Part {
+    name: String,
+    file: Option<(String, String)>,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Form {
+    parts: Vec<Part>,
+}
+
+impl Form {
+    fn file(name: &str, bytes: Vec<u8>) -> Self {
+        Self::default().with_file(name, "application/octet-stream", bytes)
+    }
+
+    fn jfk() -> Self {
+        Self::file("jfk.wav", read(&fixture("jfk.wav")))
+    }
+
+    fn with_file(mut self, name: &str, mime: &str, bytes: Vec<u8>) -> Self {
+        self.parts.push(Part {
+            name: "file".into(),
+            file: Some((name.into(), mime.into())),
+            bytes,
+        });
+        self
+    }
+
+    fn field(mut self, name: &str, value: &str) -> Self {
+        self.parts.push(Part {
+            name: name.into(),
+            file: None,
+            bytes: value.as_bytes().to_vec(),
+        });
+        self
+    }
+
+    fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={BOUNDARY}")
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        for Part { name, file, bytes } in &self.parts {
+            body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+            match file {
+                Some((file_name, mime)) => body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: {mime}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                ),
+                None => body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                ),
+            }
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        body
+    }
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// jfk.wav's speech repeated `times` times, as a plain 16-bit WAV.
+fn long_jfk(times: usize) -> Vec<u8> {
+    let wav = read(&fixture("jfk.wav"));
+    let mut at = 12;
+    let mut pcm: &[u8] = &[];
+    while at + 8 <= wav.len() {
+        let id = &wav[at..at + 4];
+        let size = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
+        if id == b"data" {
+            pcm = &wav[at + 8..(at + 8 + size).min(wav.len())];
+            break;
+        }
+        at += 8 + size + (size & 1);
+    }
+    assert!(!pcm.is_empty(), "jfk.wav has a data chunk");
+    let data: Vec<u8> = pcm.repeat(times);
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&16_000u32.to_le_bytes());
+    out.extend_from_slice(&32_000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+fn assert_jfk(text: &str, what: &str) {
+    let wer = word_error_rate(&reference("jfk.wav"), text);
+    assert!(wer <= MAX_WER, "{what}: WER {wer:.3} > {MAX_WER}: {text:?}");
+}
+
+/// The text of SRT or VTT subtitles: cue lines only.
+fn subtitle_text(subtitles: &str) -> String {
+    subtitles
+        .lines()
+        .filter(|l| {
+            let l = l.trim();
+            !l.is_empty() && l != "WEBVTT" && !l.contains("-->") && l.parse::<u32>().is_err()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn every_endpoint_and_format_on_jfk() {
+    let model = tiny_en_model();
+    let server = Server::start(&[("WHISPER_MODEL_PATH", path_str(&model))]);
+    let transcribe = |fields: &[(&str, &str)]| {
+        let form = fields
+            .iter()
+            .fold(Form::jfk(), |form, (n, v)| form.field(n, v));
+        let response = server.post_form("/v1/audio/transcriptions", &form);
+        assert_eq!(response.status, 200, "{fields:?}: {}", response.text());
+        response
+    };
+
+    let json = transcribe(&[("model", "whisper-1")]);
+    assert!(json
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    assert_jfk(json.json()["text"].as_str().unwrap(), "json");
+    assert!(json.header("x-request-id").is_some_and(|id| !id.is_empty()));
+
+    let text = transcribe(&[("response_format", "text"), ("model", "tiny.en-q5_1")]);
+    assert!(text
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_jfk(&text.text(), "text");
+
+    for format in ["srt", "vtt"] {
+        let subtitles = transcribe(&[("response_format", format)]).text();
+        assert!(subtitles.contains("-->"), "{format}: {subtitles}");
+        assert_eq!(
+            format == "vtt",
+            subtitles.starts_with("WEBVTT"),
+            "{subtitles}"
+        );
+        assert_jfk(&subtitle_text(&subtitles), format);
+    }
+
+    let verbose = transcribe(&[
+        ("response_format", "verbose_json"),
+        ("timestamp_granularities[]", "word"),
+        ("timestamp_granularities[]", "segment"),
+    ])
+    .json();
+    assert_eq!(verbose["task"], "transcribe");
+    assert_eq!(verbose["language"], "english");
+    assert!(
+        (verbose["duration"].as_f64().unwrap() - 11.0).abs() < 0.1,
+        "{verbose}"
+    );
+    assert_jfk(verbose["text"].as_str().unwrap(), "verbose_json");
+    let segments = verbose["segments"].as_array().expect("segments");
+    let joined: String = segments
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert_jfk(&joined, "segments");
+    for key in [
+        "id",
+        "seek",
+        "start",
+        "end",
+        "text",
+        "tokens",
+        "temperature",
+        "avg_logprob",
+        "compression_ratio",
+        "no_speech_prob",
+    ] {
+        assert!(
+            segments[0].get(key).is_some(),
+            "segment lacks {key}: {}",
+            segments[0]
+        );
+    }
+    let words = verbose["words"].as_array().expect("words");
+    let word_text: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    assert_jfk(&word_text.join(" "), "words");
+    assert!(words
+        .windows(2)
+        .all(|w| w[0]["start"].as_f64() <= w[1]["start"].as_f64()));
+
+    let words_only = transcribe(&[
+        ("response_format", "verbose_json"),
+        ("timestamp_granularities[]", "word"),
+    ])
+    .json();
+    assert!(words_only.get("segments").is_none() && words_only["words"].is_array());
+    server
+        .post_form(
+            "/v1/audio/transcriptions",
+            &Form::jfk().field("timestamp_granularities[]", "word"),
+        )
+        .assert_error(400, "invalid_parameter");
+
+    // MP3 gives the same words.
+    let mp3 = server.post_form(
+        "/v1/audio/transcriptions",
+        &Form::file("jfk.mp3", read(&fixture("jfk.mp3"))),
+    );
+    assert_jfk(mp3.json()["text"].as_str().unwrap(), "mp3");
+
+    // Streaming: deltas, then done.
+    let sse = transcribe(&[("stream", "true")]);
+    assert_eq!(sse.header("content-type"), Some("text/event-stream"));
+    let events: Vec<Value> = sse
+        .text()
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| serde_json::from_str(e.trim().strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    let (done, deltas) = events.split_last().expect("events");
+    assert_eq!(done["type"], "transcript.text.done");
+    assert!(!deltas.is_empty() && deltas.iter().all(|e| e["type"] == "transcript.text.delta"));
+    let streamed: String = deltas
+        .iter()
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_jfk(&streamed, "stream deltas");
+    assert_jfk(done["text"].as_str().unwrap(), "stream done");
+
+    // whisper.cpp server compatibility.
+    let inference = server.post_form(
+        "/inference",
+        &Form::jfk()
+            .field("response_format", "text")
+            .field("temperature", "0.0"),
+    );
+    assert_eq!(inference.status, 200, "{}", inference.text());
+    assert_jfk(&inference.text(), "/inference");
+
+    // English-only model: no translation.
+    server
+        .post_form("/v1/audio/translations", &Form::jfk())
+        .assert_error(400, "invalid_parameter");
+
+    // Models.
+    let models = server.get("/v1/models").json();
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], "tiny.en-q5_1");
+    assert_eq!(models["data"][0]["loaded"], true);
+    assert_eq!(
+        server.get("/v1/models/whisper-1").json()["id"],
+        "tiny.en-q5_1"
+    );
+    server
+        .get("/v1/models/large-v3")
+        .assert_error(404, "model_not_found");
+    server
+        .post_form(
+            "/v1/audio/transcriptions",
+            &Form::jfk().field("model", "base"),
+        )
+        .assert_error(404, "model_not_found");
+
+    // Metrics saw all of it.
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains(r#"stt_http_requests_total{method="POST",route="/v1/audio/transcriptions",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metric_value(&metrics, "stt_audio_seconds_total").unwrap() > 80.0,
+        "{metrics}"
+    );
+    assert!(metric_value(&metrics, "stt_real_time_factor_count").unwrap() >= 9.0);
+    assert!(metric_value(&metrics, "stt_model_load_seconds").unwrap() > 0.0);
+    assert_eq!(metric_value(&metrics, "stt_workers_busy"), Some(0.0));
+}
+
+#[test]
+fn translations_endpoint_with_a_multilingual_model() {
+    let model = base_model();
+    let server = Server::start(&[("WHISPER_MODEL_PATH", path_str(&model))]);
+    // English speech translated to English is its transcript.
+    let verbose = server.post_form(
+        "/v1/audio/translations",
+        &Form::jfk().field("response_format", "verbose_json"),
+    );
+    assert_eq!(verbose.status, 200, "{}", verbose.text());
+    let verbose = verbose.json();
+    assert_eq!(verbose["task"], "translate");
+    assert_jfk(verbose["text"].as_str().unwrap(), "translation");
+    let detected = server.post_form(
+        "/v1/audio/transcriptions",
+        &Form::jfk().field("response_format", "verbose_json"),
+    );
+    assert_eq!(detected.json()["language"], "english", "detected language");
+    let unknown = server.post_form(
+        "/v1/audio/transcriptions",
+        &Form::jfk().field("language", "xx"),
+    );
+    unknown.assert_error(400, "invalid_parameter");
+}
+
+#[test]
+fn two_workers_serve_two_requests_in_parallel() {
+    let model = tiny_en_model();
+    let server = Server::start(&[
+        ("WHISPER_MODEL_PATH", path_str(&model)),
+        ("STT_WORKERS", "2"),
+        ("STT_THREADS_PER_WORKER", "1"),
+    ]);
+    let texts: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| server.post_form("/v1/audio/transcriptions", &Form::jfk())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let response = h.join().expect("client thread");
+                assert_eq!(response.status, 200, "{}", response.text());
+                response.json()["text"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    });
+    for text in &texts {
+        assert_jfk(text, "parallel request");
+    }
+    // Neither waited for a worker: the total queue wait is a small part of one run.
+    let metrics = server.metrics();
+    let waited = metric_value(&metrics, "stt_queue_wait_seconds_sum").unwrap();
+    let processing = metric_value(&metrics, "stt_processing_seconds_total").unwrap();
+    assert!(
+        waited < 0.25 * processing / 2.0,
+        "requests queued {waited:.3} s against {processing:.3} s of processing"
+    );
+}
+
+#[test]
+fn a_full_queue_answers_429_and_the_server_recovers() {
+    let model = tiny_en_model();
+    let server = Server::start(&[
+        ("WHISPER_MODEL_PATH", path_str(&model)),
+        ("STT_WORKERS", "1"),
+        ("STT_QUEUE_LIMIT", "0"),
+    ]);
+    let long = Form::file("long.wav", long_jfk(3));
+    std::thread::scope(|scope| {
+        let busy = scope.spawn(|| server.post_form("/v1/audio/transcriptions", &long));
+        server.wait_metric("stt_workers_busy", 1.0);
+        let refused = server.post_form("/v1/audio/transcriptions", &Form::jfk());
+        refused.assert_error(429, "queue_full");
+        let retry: u64 = refused
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        assert_eq!(server.get("/health").status, 200);
+        let long = busy.join().expect("client");
+        assert_eq!(long.status, 200, "{}", long.text());
+    });
+    let after = server.post_form("/v1/audio/transcriptions", &Form::jfk());
+    assert_eq!(after.status, 200, "{}", after.text());
+    assert_jfk(after.json()["text"].as_str().unwrap(), "after 429");
+    assert_eq!(
+        metric_value(&server.metrics(), "stt_queue_rejections_total"),
+        Some(1.0)
+    );
+}
+
+/// Opens a connection and sends a whole transcription request without reading.
+fn send_and_hold(port: u16, form: &Form) -> TcpStream {
+    let body = form.body();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = request_head(
+        "POST",
+        "/v1/audio/transcriptions",
+        &[("Content-Type", &form.content_type())],
+        body.len(),
+    );
+    stream.write_all(&head).expect("write head");
+    stream.write_all(&body).expect("write body");
+    stream
+}
+
+#[test]
+fn a_disconnecting_client_frees_its_worker_and_its_queue_place() {
+    let model = tiny_en_model();
+    let server = Server::start(&[
+        ("WHISPER_MODEL_PATH", path_str(&model)),
+        ("STT_WORKERS", "1"),
+        ("STT_QUEUE_LIMIT", "1"),
+    ]);
+    let long = Form::file("long.wav", long_jfk(20));
+    let running = send_and_hold(server.port, &long);
+    server.wait_metric("stt_workers_busy", 1.0);
+    let queued = send_and_hold(server.port, &long);
+    server.wait_metric("stt_queue_depth", 1.0);
+
+    queued.shutdown(Shutdown::Both).expect("close");
+    drop(queued);
+    server.wait_metric("stt_queue_depth", 0.0);
+    running.shutdown(Shutdown::Both).expect("close");
+    drop(running);
+    server.wait_metric("stt_workers_busy", 0.0);
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains(r#"stt_jobs_total{outcome="cancelled"} 1"#),
+        "the running job was cancelled, not finished:\n{metrics}"
+    );
+
+    let next = server.post_form("/v1/audio/transcriptions", &Form::jfk());
+    assert_eq!(next.status, 200, "{}", next.text());
+    assert_jfk(next.json()["text"].as_str().unwrap(), "after disconnects");
+}
+
+#[test]
+fn a_model_switch_under_continuous_requests_loses_none() {
+    let artifacts = tempfile::tempdir().expect("temp dir");
+    let folder = artifacts.path().join("whisper_tiny.en_xeon");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::os::unix::fs::symlink(tiny_en_model(), folder.join("ggml-tiny.en-q5_1.bin")).unwrap();
+    std::os::unix::fs::symlink(tiny_en_f16_model(), folder.join("ggml-tiny.en.bin")).unwrap();
+    let server = Server::start(&[
+        ("WHISPER_ARTIFACTS_DIR", path_str(artifacts.path())),
+        ("WHISPER_MODEL_SIZE", "tiny.en"),
+        ("WHISPER_MODEL_QUANT", "q5_1"),
+        ("STT_WORKERS", "2"),
+        ("STT_THREADS_PER_WORKER", "1"),
+        ("STT_QUEUE_LIMIT", "8"),
+    ]);
+    let listed: Vec<Value> = server.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let ids: Vec<&str> = listed.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["tiny.en-q5_1", "tiny.en-f16"]);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let responses = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let response = server.post_form("/v1/audio/transcriptions", &Form::jfk());
+                    responses.lock().unwrap().push(response);
+                }
+            });
+        }
+        let count = || responses.lock().unwrap().len();
+        let wait_for = |n: usize| {
+            let started = Instant::now();
+            while count() < n {
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "requests stalled"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_for(2);
+        let switched = server.post("/v1/models/tiny.en-f16/load", "text/plain", b"");
+        assert_eq!(switched.status, 200, "{}", switched.text());
+        assert_eq!(switched.json()["id"], "tiny.en-f16");
+        wait_for(count() + 3);
+        let back = server.post("/v1/models/tiny.en/load", "text/plain", b"");
+        assert_eq!(back.status, 200, "{}", back.text());
+        assert_eq!(back.json()["id"], "tiny.en-q5_1");
+        wait_for(count() + 3);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let responses = responses.into_inner().unwrap();
+    assert!(responses.len() >= 8, "{} requests", responses.len());
+    for response in &responses {
+        assert_eq!(
+            response.status,
+            200,
+            "a request was lost: {}",
+            response.text()
+        );
+        assert_jfk(response.json()["text"].as_str().unwrap(), "during switches");
+    }
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains(r#"stt_model_switches_total{result="ok"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"stt_model_loaded{model="tiny.en-q5_1"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(server.get("/ready").json()["model"], "tiny.en-q5_1");
+    // A model that is not on disk cannot be loaded, and nothing changes.
+    server
+        .post("/v1/models/base/load", "text/plain", b"")
+        .assert_error(404, "model_not_found");
+}
+
+#[test]
+fn sigterm_drains_requests_in_flight_and_exits_zero() {
+    let model = tiny_en_model();
+    // A generous grace period: the point is that the request in flight finishes.
+    let mut server = Server::start(&[
+        ("WHISPER_MODEL_PATH", path_str(&model)),
+        ("STT_WORKERS", "1"),
+        ("STT_SHUTDOWN_TIMEOUT_SECONDS", "300"),
+    ]);
+    let response = std::thread::scope(|scope| {
+        let in_flight = scope.spawn(|| server.post_form("/v1/audio/transcriptions", &Form::jfk()));
+        server.wait_metric("stt_workers_busy", 1.0);
+        server.signal("TERM");
+        in_flight.join().expect("client")
+    });
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_jfk(
+        response.json()["text"].as_str().unwrap(),
+        "request in flight at SIGTERM",
+    );
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "the port is closed after shutdown"
+    );
+}
+
+#[test]
+fn bad_inputs_get_documented_4xx_and_health_stays_up() {
+    let model = tiny_en_model();
+    let server = Server::start(&[
+        ("WHISPER_MODEL_PATH", path_str(&model)),
+        ("STT_MAX_UPLOAD_BYTES", "1M"),
+    ]);
+    let jfk = read(&fixture("jfk.wav"));
+    let mut random = vec![0u8; 64 * 1024];
+    let mut seed = 0x9e37_79b9u32;
+    for b in &mut random {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        *b = seed as u8;
+    }
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0\x90\x91h6"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(0u8, 512))
+        .collect();
+    let check = |what: &str, response: Response, status: &[u16]| {
+        assert!(
+            status.contains(&response.status),
+            "{what}: {} {}",
+            response.status,
+            response.text()
+        );
+        let code = response.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!code.is_empty(), "{what}: envelope {}", response.text());
+        let health = server.get("/health");
+        assert_eq!(health.status, 200, "/health after {what}");
+    };
+    let upload = |name: &str, bytes: Vec<u8>| {
+        server.post_form("/v1/audio/transcriptions", &Form::file(name, bytes))
+    };
+
+    check("empty file", upload("empty.wav", Vec::new()), &[422]);
+    check(
+        "truncated header",
+        upload("cut.wav", jfk[..30].to_vec()),
+        &[422],
+    );
+    check(
+        "truncated after 0.05 s",
+        upload("cut.wav", jfk[..jfk.len().min(2_000)].to_vec()),
+        &[422],
+    );
+    check("random bytes", upload("noise.wav", random), &[415, 422]);
+    check("PNG", upload("image.png", png), &[415]);
+    check(
+        "wrong content type",
+        server.post(
+            "/v1/audio/transcriptions",
+            "application/json",
+            br#"{"file":"jfk.wav"}"#,
+        ),
+        &[415],
+    );
+    check(
+        "no content type",
+        exchange(
+            server.port,
+            &request_head("POST", "/v1/audio/transcriptions", &[], 3),
+            b"abc",
+        )
+        .unwrap(),
+        &[415],
+    );
+    check(
+        "missing file field",
+        server.post_form(
+            "/v1/audio/transcriptions",
+            &Form::default().field("model", "whisper-1"),
+        ),
+        &[400],
+    );
+    check(
+        "unknown language",
+        server.post_form(
+            "/v1/audio/transcriptions",
+            &Form::jfk().field("language", "xx"),
+        ),
+        &[400],
+    );
+    check(
+        "bad response_format",
+        server.post_form(
+            "/v1/audio/transcriptions",
+            &Form::jfk().field("response_format", "xml"),
+        ),
+        &[400],
+    );
+    check("oversized body", upload("big.wav", long_jfk(4)), &[413]);
+    // A huge declared length is refused from the headers alone.
+    let started = Instant::now();
+    let head = request_head(
+        "POST",
+        "/v1/audio/transcriptions",
+        &[("Content-Type", &Form::default().content_type())],
+        1_000_000_000_000,
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(&head).unwrap();
+    stream.write_all(b"--").unwrap();
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !has_head(&raw) || !raw.ends_with(b"}") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "413 must not wait for the body"
+    );
+    check(
+        "huge declared length",
+        parse_response(&raw).unwrap(),
+        &[413],
+    );
+    drop(stream);
+
+    let good = server.post_form("/v1/audio/transcriptions", &Form::jfk());
+    assert_eq!(good.status, 200, "{}", good.text());
+    assert_jfk(
+        good.json()["text"].as_str().unwrap(),
+        "after the bad inputs",
+    );
+    let metrics = server.metrics();
+    assert_eq!(
+        metric_value(&metrics, "stt_jobs_total{outcome=\"failed\"}"),
+        None,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn invalid_configuration_stops_the_start_naming_the_variable() {
+    for (variable, value) in [
+        ("STT_PORT", "eighty"),
+        ("STT_WORKERS", "0"),
+        ("STT_MAX_UPLOAD_BYTES", "lots"),
+        ("WHISPER_MODEL_SIZE", "gigantic"),
+    ] {
+        let output = Command::new(stt_server_bin())
+            .arg("serve")
+            .env(variable, value)
+            .env("WHISPER_LIB_DIR", linked_artifacts().join("lib"))
+            .output()
+            .expect("run stt-server");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}

@@ -60,6 +60,12 @@ impl ModelLoader for WhisperLoader {
                 info.system_info.trim()
             );
         });
+        // whisper.cpp trusts the file's structure; a truncated or corrupt model
+        // must be an error here, not an abort inside the loader.
+        crate::models::ggml_file::verify(path).map_err(|e| whisper_safe::Error::Model {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         let context = Context::new(path, &self.options)?;
         let languages = context.languages();
         Ok(Arc::new(WhisperModel { context, languages }))

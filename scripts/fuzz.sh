@@ -15,6 +15,7 @@
 # that target, leaves its input in fuzz/artifacts/<target>/ and makes the script
 # exit 1 after the other targets ran. Reproduce one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz TARGET fuzz/artifacts/TARGET/crash-…
+# (cargo fuzz tmin … minimizes it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -62,13 +63,16 @@ cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/fuzz-cor
 rm -rf "$cache/seeds"
 python3 fuzz/seeds.py "$cache/seeds" "$fixtures"
 
+target_dir=${CARGO_TARGET_DIR:-$root/fuzz/target}
+bin_dir="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
 failed=()
 for t in "${targets[@]}"; do
-  mkdir -p "$cache/$t"
+  cargo fuzz build --fuzz-dir fuzz --target-dir "$target_dir" "$t"
+  mkdir -p "$cache/$t" "fuzz/artifacts/$t"
   echo "=== $t: ${seconds} s (corpus $cache/$t)" >&2
   # shellcheck disable=SC2046 # options() is a list of flags
-  if ! cargo fuzz run --fuzz-dir fuzz "$t" "$cache/$t" "$cache/seeds/$t" -- \
-    -max_total_time="$seconds" -print_final_stats=1 $(options "$t"); then
+  if ! "$bin_dir/$t" "$cache/$t" "$cache/seeds/$t" -max_total_time="$seconds" \
+    -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" $(options "$t"); then
     failed+=("$t")
   fi
 done

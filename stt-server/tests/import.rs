@@ -433,3 +433,51 @@ fn quantizes_tiny_en_like_upstream() {
         "{again}"
     );
 }
+
+/// Found by the `ct2_reader` fuzz target: a shape whose element count overflows
+/// u64 panicked (debug) or wrapped to match the stated size (release), here
+/// 2^31 × 2^31 × 4 f32 = 2^66 bytes ≡ 0.
+#[test]
+fn ct2_shape_whose_size_overflows_is_malformed() {
+    let huge: &[u32] = &[1 << 31, 1 << 31, 4];
+    let max: &[u32] = &[u32::MAX; 3];
+    for shape in [huge, max] {
+        let err = import_handmade(&ct2_file("WhisperSpec", &[("x", shape, 0, &[])]));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ImportError::Ct2(Ct2Error::Malformed { .. })),
+            "{shape:?}: {msg}"
+        );
+        assert!(msg.contains("has 0 bytes for shape"), "{msg}");
+    }
+}
+
+/// Found by the `model_file` fuzz target: an 864-byte header claiming 2^20
+/// layers made `verify_reader` build the expected-tensor list first, gigabytes
+/// of names. Layer counts above 1024 are now refused with the header; 1024 is
+/// still read through (the file is then missing its tensors).
+#[test]
+fn ggml_header_claiming_huge_layer_counts_is_refused() {
+    let header = |layers: i32| {
+        let mut out = ggml_file::MAGIC.to_le_bytes().to_vec();
+        for v in [1, 1, 1, 1, layers, 1, 1, 1, layers, 1, 1, 1] {
+            out.extend_from_slice(&i32::to_le_bytes(v));
+        }
+        out.extend_from_slice(&(ggml_file::N_FFT_BINS as i32).to_le_bytes());
+        out.extend_from_slice(&[0; ggml_file::N_FFT_BINS * 4]);
+        out.extend_from_slice(&0i32.to_le_bytes());
+        out
+    };
+    let verify = |bytes: Vec<u8>| {
+        let len = bytes.len() as u64;
+        ggml_file::verify_reader(std::io::Cursor::new(bytes), len).unwrap_err()
+    };
+    let err = verify(header(1 << 20));
+    assert!(matches!(err, FormatError::BadHParams(_)), "{err}");
+    match verify(header(1024)) {
+        FormatError::MissingTensors { missing, seen: 0 } => {
+            assert_eq!(missing.len(), 9 + (15 + 24) * 1024)
+        }
+        other => panic!("expected MissingTensors, got {other}"),
+    }
+}

@@ -103,6 +103,13 @@ default_small() { run_ep && picked whisper_small_xeon/ggml-small-q5_1.bin; }
 expect "no WHISPER_MODEL_SIZE: the default is small" default_small
 serve_flags() { run_ep WHISPER_MODEL_SIZE=small -- serve --port 9 && has "$t/served" "argv: serve --port 9"; }
 expect "serve flags pass through to stt-server serve" serve_flags
+size_flag() {
+  run_ep WHISPER_MODEL_SIZE=small -- serve --port 9 --model-size medium \
+    && picked whisper_medium_xeon/ggml-medium-q5_1.bin && has "$t/served" "argv: serve --port 9 --model-size medium"
+}
+expect "serve --model-size medium wins over WHISPER_MODEL_SIZE=small" size_flag
+expect "--model-quant=q8_0 looks for ggml-small-q8_0.bin (missing here: stops)" \
+  fails_with "model $t/a/whisper_small_xeon/ggml-small-q8_0.bin is missing" WHISPER_MODEL_SIZE=small WHISPER_MODEL_AUTO_PULL=0 -- --model-quant=q8_0
 env_unchanged() {
   run_ep WHISPER_MODEL_SIZE=medium STT_WORKERS=3 && has "$t/served" WHISPER_MODEL_SIZE=medium \
     && has "$t/served" STT_WORKERS=3 && ! grep -q LD_LIBRARY_PATH "$t/served"
@@ -206,8 +213,8 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 expect "the server answers /ready 200" [ "$ready" = yes ]
-comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-expect "the entrypoint's process is now stt-server, not a shell (comm: $comm)" [ "$comm" = stt-server ]
+exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+expect "the entrypoint's process is now the server, not a shell ($exe)" [ "$exe" = "$(readlink -f "$real")" ]
 t0=$(date +%s%N)
 kill -TERM "$pid" 2>/dev/null || true
 code=0

@@ -43,6 +43,27 @@ case "${1:-serve}" in
 esac
 
 command -v "$stt" >/dev/null 2>&1 || fail "$stt not found (set STT_SERVER_BIN or put stt-server on PATH)"
+# serve's flags win over the environment, as in stt-server: check what it will load
+# (exported, for `stt-server info` and `models pull` below).
+flag() { # flag NAME VALUE
+  case "$1" in
+    --model-size) export WHISPER_MODEL_SIZE=$2 ;;
+    --model-quant) export WHISPER_MODEL_QUANT=$2 ;;
+    --artifacts-dir) export WHISPER_ARTIFACTS_DIR=$2 ;;
+    --lib-dir) export WHISPER_LIB_DIR=$2 ;;
+    --model-path) export WHISPER_MODEL_PATH=$2 ;;
+  esac
+}
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --*=*) flag "${args[i]%%=*}" "${args[i]#*=}" ;;
+    --model-size | --model-quant | --artifacts-dir | --lib-dir | --model-path)
+      flag "${args[i]}" "${args[i + 1]:-}"
+      i=$((i + 1))
+      ;;
+  esac
+done
 artifacts=${WHISPER_ARTIFACTS_DIR:-artifacts}
 size=${WHISPER_MODEL_SIZE:-small}
 quant=${WHISPER_MODEL_QUANT:-q5_1}

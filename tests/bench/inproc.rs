@@ -27,7 +27,7 @@ pub struct DecodeSettings {
     #[arg(long, default_value = "trimmed", value_parser = parse_audio_context)]
     pub audio_context: AudioContext,
     /// Flash attention: on or off.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub flash_attn: bool,
 }
 

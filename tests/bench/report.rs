@@ -285,7 +285,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     };
     let load_start = procfs::load_average();
     let started = std::time::Instant::now();
-    let runs = if args.quick { 2 } else { args.runs };
+    let runs = if args.quick { 1 } else { args.runs };
     let threads = args.threads.to_string();
     let model = |size: &str, quant: &str| {
         let file = if quant == "f16" {

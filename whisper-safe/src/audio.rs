@@ -16,6 +16,9 @@
 //! - A stream that ends before the length its header declares (an interrupted recording, or a
 //!   WAV written to a pipe with a placeholder length) yields the audio that is there, with a
 //!   warning in the log; it is [`AudioError::Truncated`] only when not one frame is there.
+//! - An MP4 sample table (`stts`, `stsc`, `stsz`, `stco`, `co64`) declaring more entries than
+//!   the input can hold is [`AudioError::Corrupt`] before `symphonia` sees it: it would reserve
+//!   memory for every entry first, and a failed reservation aborts the process.
 //! - A panic inside `symphonia` (a few malformed headers trip its arithmetic-overflow checks in
 //!   debug builds) is caught and reported as [`AudioError::DecoderPanic`]; the panic hook still
 //!   prints it.
@@ -190,8 +193,12 @@ where
         return Err(AudioError::EmptyInput);
     }
     let read_failure = Arc::clone(&source.failure);
-    let stream = MediaSourceStream::new(Box::new(source), Default::default());
-    let decoding = || decode_stream(stream, options);
+    let decoding = move || {
+        let mut source = source;
+        check_mp4_tables(&mut source)?;
+        let stream = MediaSourceStream::new(Box::new(source), Default::default());
+        decode_stream(stream, options)
+    };
     let result = panic::catch_unwind(AssertUnwindSafe(decoding)).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
@@ -665,4 +672,143 @@ fn resample_error(rate: u32, error: &dyn std::error::Error) -> AudioError {
         rate,
         detail: error.to_string(),
     }
+}
+
+/// MP4 sample tables `(atom, offset of the entry count in the payload, bytes per entry)` that
+/// `symphonia` 0.5 reserves memory for by their declared count before reading them.
+const MP4_TABLES: [(&[u8; 4], u64, u64); 5] = [
+    (b"stts", 4, 8),
+    (b"stsc", 4, 12),
+    (b"stsz", 8, 4),
+    (b"stco", 4, 4),
+    (b"co64", 4, 8),
+];
+/// The MP4 atoms on the path from the top level to the sample tables.
+const MP4_PATH: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
+
+/// Refuses an MP4 sample table whose entry count exceeds what the rest of the input can hold:
+/// `symphonia` 0.5 would reserve that many entries first (an 80-byte file can ask for 32 GiB),
+/// and a failed reservation aborts the process. Every `ftyp` is a possible start, as for the
+/// probe, which scans for it. A read error ends the check: decoding then reports it.
+fn check_mp4_tables<R: Read + Seek>(r: &mut R) -> Result<(), AudioError> {
+    let len = r.seek(SeekFrom::End(0))?;
+    for ftyp in ftyp_offsets(r).unwrap_or_default() {
+        if let Err(Mp4Check::Table(detail)) = check_mp4_atoms(r, ftyp - 4, len, len, 0) {
+            return Err(AudioError::Corrupt {
+                codec: UNKNOWN_CODEC.to_owned(),
+                detail,
+            });
+        }
+    }
+    r.rewind()?;
+    Ok(())
+}
+
+/// Why the MP4 check stopped.
+enum Mp4Check {
+    /// The data ends (or fails) inside an atom header.
+    Io,
+    /// A table too large for the input.
+    Table(String),
+}
+
+impl From<io::Error> for Mp4Check {
+    fn from(_: io::Error) -> Self {
+        Self::Io
+    }
+}
+
+/// How far `symphonia`'s probe scans for a format marker: from the start, and again after each
+/// ID3v2 tag it reads.
+const PROBE_WINDOW: u64 = 1 << 20;
+
+/// Offsets (4 or more: an atom header's type field) of every `ftyp` that the probe could find:
+/// within [`PROBE_WINDOW`] of the start or of the end of an ID3v2 tag. Reads that far only.
+fn ftyp_offsets<R: Read + Seek>(r: &mut R) -> io::Result<Vec<u64>> {
+    r.rewind()?;
+    let (mut found, mut buf) = (Vec::new(), vec![0u8; 1 << 16]);
+    // `buf[..filled]` is the input from offset `base`; offsets before `next` are scanned.
+    let (mut filled, mut base, mut next, mut limit) = (0, 0u64, 0u64, PROBE_WINDOW);
+    loop {
+        let n = r.read(&mut buf[filled..])?;
+        filled += n;
+        // Offsets whose 10 bytes (an ID3v2 header) are in the buffer; all of them at the end.
+        let ready = if n == 0 {
+            filled
+        } else {
+            filled.saturating_sub(9)
+        };
+        while next < base + ready as u64 {
+            if next >= limit {
+                return Ok(found);
+            }
+            let at = (next - base) as usize;
+            let bytes = &buf[at..filled.min(at + 10)];
+            if bytes.starts_with(b"ftyp") && next >= 4 {
+                found.push(next);
+            }
+            if let [b'I', b'D', b'3', _, _, flags, size @ ..] = bytes {
+                let size = size.iter().fold(0, |s, &b| s << 7 | u64::from(b & 0x7f));
+                let footer = if flags & 0x10 != 0 { 10 } else { 0 };
+                limit = limit.max(next + 10 + size + footer + PROBE_WINDOW);
+            }
+            next += 1;
+        }
+        if n == 0 {
+            return Ok(found);
+        }
+        buf.copy_within(ready..filled, 0);
+        filled -= ready;
+        base += ready as u64;
+    }
+}
+
+fn read4<R: Read + Seek>(r: &mut R, at: u64) -> io::Result<[u8; 4]> {
+    let mut b = [0u8; 4];
+    r.seek(SeekFrom::Start(at))?;
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// Walks the atoms in `pos..end` at `depth` on [`MP4_PATH`]; checks the tables of `stbl`
+/// against the `len` bytes of the input.
+fn check_mp4_atoms<R: Read + Seek>(
+    r: &mut R,
+    mut pos: u64,
+    end: u64,
+    len: u64,
+    depth: usize,
+) -> Result<(), Mp4Check> {
+    while pos.saturating_add(8) <= end {
+        let (size, kind) = (u32::from_be_bytes(read4(r, pos)?), read4(r, pos + 4)?);
+        let (size, body) = match size {
+            0 => (end - pos, pos + 8),
+            1 => {
+                let high = u64::from(u32::from_be_bytes(read4(r, pos + 8)?));
+                let low = u64::from(u32::from_be_bytes(read4(r, pos + 12)?));
+                ((high << 32) | low, pos + 16)
+            }
+            n => (u64::from(n), pos + 8),
+        };
+        if size < body - pos {
+            return Ok(());
+        }
+        let table = MP4_TABLES.iter().find(|t| *t.0 == kind);
+        if let (Some((_, at, entry)), true) = (table, depth == MP4_PATH.len()) {
+            let count = u64::from(u32::from_be_bytes(read4(r, body + at)?));
+            let fixed_size = kind == *b"stsz" && read4(r, body + 4)? != [0; 4];
+            let room = len.saturating_sub(body + at + 4);
+            if !fixed_size && count * entry > room {
+                return Err(Mp4Check::Table(format!(
+                    "MP4 `{}` table at offset {pos} declares {count} entries, more than the \
+                     {room} bytes after it can hold",
+                    String::from_utf8_lossy(&kind)
+                )));
+            }
+        } else if MP4_PATH.get(depth) == Some(&&kind) {
+            check_mp4_atoms(r, body, pos.saturating_add(size).min(end), len, depth + 1)?;
+        }
+        pos = pos.saturating_add(size);
+    }
+    Ok(())
 }

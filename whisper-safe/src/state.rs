@@ -215,12 +215,14 @@ impl State {
             let lang_id = (inner.api.whisper_full_lang_id_from_state)(state.as_ptr());
             (segments, lang_code(inner, lang_id))
         };
-        Ok(Transcript {
+        let mut transcript = Transcript {
             segments,
             language,
             language_probability: None,
             duration_seconds: samples.len() as f64 / f64::from(SAMPLE_RATE),
-        })
+        };
+        transcript.clamp_times();
+        Ok(transcript)
     }
 
     /// Detects the spoken language from the first 30 s; returns every language

@@ -22,6 +22,28 @@ impl Transcript {
         joined.trim().to_owned()
     }
 
+    /// Clamps segment, token and word times into the audio: whisper.cpp may
+    /// place the last segment's end past the end of the samples.
+    pub(crate) fn clamp_times(&mut self) {
+        let limit = self.duration_seconds;
+        let clamp = |t: &mut f64| *t = t.clamp(0.0, limit);
+        for segment in &mut self.segments {
+            clamp(&mut segment.start);
+            clamp(&mut segment.end);
+            for token in &mut segment.tokens {
+                token
+                    .start
+                    .iter_mut()
+                    .chain(token.end.iter_mut())
+                    .for_each(clamp);
+            }
+            for word in &mut segment.words {
+                clamp(&mut word.start);
+                clamp(&mut word.end);
+            }
+        }
+    }
+
     /// Every word of every segment (empty unless word timestamps were asked for).
     pub fn words(&self) -> impl Iterator<Item = &Word> {
         self.segments.iter().flat_map(|s| s.words.iter())

@@ -863,3 +863,43 @@ fn reader_failure_is_an_io_error() {
         other => panic!("expected Io, got {other:?}"),
     }
 }
+
+/// An MP4 whose sample table `table` (in `moov/trak/mdia/minf/stbl`) declares `count` entries
+/// and holds none.
+fn mp4_with_table(table: &[u8; 4], count: u32) -> Vec<u8> {
+    fn atom(kind: &[u8], body: &[u8]) -> Vec<u8> {
+        [&(8 + body.len() as u32).to_be_bytes()[..], kind, body].concat()
+    }
+    // Version and flags; `stsz` has its constant sample size (0: a table follows) first.
+    let mut body = vec![0u8; if table == b"stsz" { 8 } else { 4 }];
+    body.extend_from_slice(&count.to_be_bytes());
+    let mut nested = atom(table, &body);
+    for container in [b"stbl", b"minf", b"mdia", b"trak", b"moov"] {
+        nested = atom(container, &nested);
+    }
+    [atom(b"ftyp", b"M4A \0\0\0\0M4A isom"), nested].concat()
+}
+
+/// Found by the `audio_decode` fuzz target: symphonia 0.5 reserves a sample table's declared
+/// entries before reading them; 2^32 − 1 `stts` entries in an 80-byte file asked for 32 GiB,
+/// and the failed allocation aborted the process (no panic to catch).
+#[test]
+fn mp4_sample_table_larger_than_the_file_is_corrupt() {
+    for table in [b"stts", b"stsc", b"stsz", b"stco", b"co64"] {
+        let error = decode_err(mp4_with_table(table, u32::MAX), &DecodeOptions::default());
+        let name = String::from_utf8_lossy(table);
+        match &error {
+            AudioError::Corrupt { detail, .. } => assert!(
+                detail.contains(&format!("`{name}` table")) && detail.contains("4294967295"),
+                "{detail}"
+            ),
+            other => panic!("{name}: expected Corrupt, got {other:?}"),
+        }
+    }
+    // An empty table is only short of the rest of the file: symphonia's own error.
+    let error = decode_err(mp4_with_table(b"stts", 0), &DecodeOptions::default());
+    assert!(
+        !format!("{error:?}").contains("table at offset"),
+        "{error:?}"
+    );
+}

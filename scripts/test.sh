@@ -49,3 +49,12 @@ WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" cargo test --locked --release --w
 
 step "the official OpenAI client against the real server"
 "$venv/bin/pytest" -q tests/python
+
+step "deployment manifests against the Kubernetes schemas (offline)"
+scripts/validate-k8s.sh
+
+step "entrypoint on the host"
+scripts/entrypoint-test.sh
+
+step "container image: build from the Dockerfile with podman, run and check"
+scripts/podman-test.sh

@@ -78,6 +78,12 @@ fn jfk_is_transcribed_by_q5_1_and_f16() {
             context.info().path.display()
         );
     }
+    let ratio = std::fs::metadata(tiny_en_model()).unwrap().len() as f64
+        / std::fs::metadata(tiny_en_f16_model()).unwrap().len() as f64;
+    assert!(
+        (0.35..=0.45).contains(&ratio),
+        "q5_1 is {ratio:.3}× the f16 file"
+    );
     assert!(!tiny().info().multilingual);
     assert_eq!(tiny().info().model_type, "tiny");
     assert_eq!(tiny().languages().len(), 1);

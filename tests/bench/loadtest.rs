@@ -19,19 +19,22 @@ pub const UPLOAD_LIMIT: usize = 1 << 20;
 /// How often the monitor samples the server's memory.
 const RSS_PERIOD: Duration = Duration::from_millis(200);
 
-/// What a request carries, and the answers the API documents for it.
+/// What a request carries, and the answers the API documents for it. A request
+/// arriving while `workers + queue limit` are already admitted gets 429 before its
+/// body is read, whatever it carries — except a declared oversized body, which the
+/// headers alone refuse (413).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
-    /// A clip: 200, or 429 when the queue is full.
+    /// A clip: 200 (or 429).
     Valid,
-    /// A text file: 415 (no known audio format). Random bytes are not used:
+    /// A text file: 415, no known audio format (or 429). Random bytes are not used:
     /// they often hold an MPEG frame sync and are then refused as corrupt (422).
     Garbage,
-    /// A WAV header with 61 ms of audio: 422 (shorter than 0.1 s).
+    /// A WAV header with 61 ms of audio: 422, shorter than 0.1 s (or 429).
     Truncated,
     /// A declared body larger than the limit + 1 MiB: 413 before the body is read.
     OversizedDeclared,
-    /// A file part just over the limit: 413 as soon as it passes.
+    /// A file part just over the limit: 413 as soon as it passes (or 429).
     OversizedStreamed,
 }
 
@@ -51,9 +54,10 @@ impl Kind {
     pub fn expected(self) -> &'static [u16] {
         match self {
             Self::Valid => &[200, 429],
-            Self::Garbage => &[415],
-            Self::Truncated => &[422],
-            Self::OversizedDeclared | Self::OversizedStreamed => &[413],
+            Self::Garbage => &[415, 429],
+            Self::Truncated => &[422, 429],
+            Self::OversizedDeclared => &[413],
+            Self::OversizedStreamed => &[413, 429],
         }
     }
 }
@@ -387,7 +391,14 @@ mod tests {
         assert_eq!(kinds.iter().filter(|k| **k == Kind::Valid).count(), 7);
         assert_eq!(Kind::of(11), Kind::Valid);
         assert_eq!(Kind::OversizedDeclared.expected(), &[413]);
-        assert!(Kind::Valid.expected().contains(&429));
+        assert!([
+            Kind::Valid,
+            Kind::Garbage,
+            Kind::Truncated,
+            Kind::OversizedStreamed
+        ]
+        .iter()
+        .all(|k| k.expected().contains(&429)));
     }
 
     #[test]

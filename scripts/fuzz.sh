@@ -68,6 +68,10 @@ python3 fuzz/seeds.py "$cache/seeds" "$fixtures"
 
 target_dir=${CARGO_TARGET_DIR:-$root/fuzz/target}
 bin_dir="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
+# Scratch files of the ct2_reader target (in memory where /dev/shm exists).
+WHISPER_STT_FUZZ_SCRATCH=$(mktemp -d "$( [[ -d /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/whisper-stt-fuzz.XXXXXX")
+export WHISPER_STT_FUZZ_SCRATCH
+trap 'rm -rf "$WHISPER_STT_FUZZ_SCRATCH"' EXIT
 failed=()
 for t in "${targets[@]}"; do
   cargo fuzz build --fuzz-dir fuzz --target-dir "$target_dir" "$t"

@@ -1,7 +1,7 @@
 //! The CTranslate2 `model.bin` reader on arbitrary bytes. `Ct2Model::open`
-//! takes file paths, so each input is written to a per-process file in
-//! `/dev/shm` (the temporary directory if there is none), split into up to three
-//! parts to exercise the joined reading of `model.bin.partN` files.
+//! takes file paths, so each input is written to per-process files in
+//! `$WHISPER_STT_FUZZ_SCRATCH` (else the temporary directory), split into up to
+//! three parts to exercise the joined reading of `model.bin.partN` files.
 //!
 //! Input: byte 0 picks the part count (1 + b % 3), the rest is the model,
 //! cut into near-equal parts.
@@ -16,12 +16,8 @@ use stt_server::models::ct2::Ct2Model;
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let shm = PathBuf::from("/dev/shm");
-        let base = if shm.is_dir() {
-            shm
-        } else {
-            std::env::temp_dir()
-        };
+        let base = std::env::var_os("WHISPER_STT_FUZZ_SCRATCH")
+            .map_or_else(std::env::temp_dir, PathBuf::from);
         let dir = base.join(format!("whisper-stt-fuzz-ct2-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));

@@ -17,8 +17,13 @@ fn rss_kib() -> u64 {
 #[test]
 fn create_run_drop_cycles_keep_memory_flat() {
     // 1.5 s of speech, trimmed encoder context: each cycle allocates a whole state
-    // (~150 MB for tiny) and frees it. Bound: after warm-up, 200 cycles grow RSS by
-    // less than 10 % — a leaked state (~150 MB) or leaked results would exceed it.
+    // (~150 MB for tiny) and frees it. The allocator keeps some freed memory at
+    // first (glibc raises its mmap threshold after large frees), so RSS is
+    // sampled every 20 cycles over 200 and judged on the second half: a leak grows
+    // linearly, so 100 more cycles must add less than 5 % (a leaked state is
+    // ~150 MB; leaked results would show as steady growth). Measured here: the
+    // floor stays at ~105 MB while single samples jump by ~18 MB and fall back, so
+    // the check compares floors (minimum per half), not single samples.
     whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib"))).unwrap();
     let context = Context::new(tiny_en_model(), &ContextOptions::default()).unwrap();
     let jfk = decode(
@@ -38,13 +43,18 @@ fn create_run_drop_cycles_keep_memory_flat() {
     for _ in 0..20 {
         cycle();
     }
-    let before = rss_kib();
-    for _ in 0..200 {
-        cycle();
+    let mut samples_kib = vec![rss_kib()];
+    for _ in 0..10 {
+        for _ in 0..20 {
+            cycle();
+        }
+        samples_kib.push(rss_kib());
     }
-    let after = rss_kib();
+    eprintln!("RSS every 20 cycles (KiB): {samples_kib:?}");
+    let floor = |half: &[u64]| *half.iter().min().expect("samples");
+    let (first, second) = (floor(&samples_kib[1..=5]), floor(&samples_kib[6..]));
     assert!(
-        (after as f64) < before as f64 * 1.10,
-        "RSS grew from {before} KiB to {after} KiB over 200 cycles"
+        (second as f64) < first as f64 * 1.05,
+        "the RSS floor rose from {first} to {second} KiB over cycles 100..200: {samples_kib:?}"
     );
 }

@@ -207,6 +207,32 @@ fn parallel_states_over_one_context_match_serial_runs() {
     }
 }
 
+#[test]
+fn a_run_never_sees_the_text_of_an_earlier_run_on_the_same_state() {
+    // whisper.cpp keeps a run's text in the state; conditioning on previous text
+    // must only ever use windows of the same audio, never another request's words.
+    let jfk = samples_of(&fixture("jfk.wav"));
+    let first_five_seconds = &jfk[..5 * whisper_safe::SAMPLE_RATE as usize];
+    let p = params().condition_on_previous_text(true);
+    let fresh = tiny()
+        .create_state()
+        .unwrap()
+        .full(&p, first_five_seconds)
+        .unwrap();
+    let mut reused = tiny().create_state().unwrap();
+    reused.full(&p, &jfk).unwrap();
+    let after = reused.full(&p, first_five_seconds).unwrap();
+    let summary = |t: &whisper_safe::Transcript| -> Vec<(i32, f32)> {
+        let tokens = t.segments.iter().flat_map(|s| &s.tokens);
+        tokens.map(|k| (k.id, k.logprob)).collect()
+    };
+    assert_eq!(
+        summary(&after),
+        summary(&fresh),
+        "tokens and log-probabilities differ after an earlier run"
+    );
+}
+
 fn long_audio(repeats: usize) -> Vec<f32> {
     let clip = samples_of(&fixture("jfk.wav"));
     let mut samples = Vec::with_capacity(clip.len() * repeats);

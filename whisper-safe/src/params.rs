@@ -55,7 +55,7 @@ pub struct Params {
     initial_prompt: Option<String>,
     temperature: Option<f32>,
     temperature_fallback: Option<bool>,
-    no_context: Option<bool>,
+    condition_on_previous_text: Option<bool>,
     suppress_blank: Option<bool>,
     suppress_non_speech: Option<bool>,
     max_segment_chars: Option<u32>,
@@ -83,7 +83,7 @@ impl Params {
             initial_prompt: None,
             temperature: None,
             temperature_fallback: None,
-            no_context: None,
+            condition_on_previous_text: None,
             suppress_blank: None,
             suppress_non_speech: None,
             max_segment_chars: None,
@@ -143,9 +143,14 @@ impl Params {
         self
     }
 
-    /// Do not use previous windows' text as context.
-    pub fn no_context(mut self, no_context: bool) -> Self {
-        self.no_context = Some(no_context);
+    /// Use the text decoded from earlier 30-second windows of the same audio as
+    /// context for the next one (whisper.cpp's default: on). Off, whisper.cpp also
+    /// ignores the [initial prompt](Self::initial_prompt).
+    ///
+    /// A run never sees text from an earlier run on the same
+    /// [`State`](crate::State): every run starts with an empty context.
+    pub fn condition_on_previous_text(mut self, condition: bool) -> Self {
+        self.condition_on_previous_text = Some(condition);
         self
     }
 
@@ -335,8 +340,11 @@ impl Params {
         if self.temperature_fallback == Some(false) {
             raw.temperature_inc = 0.0;
         }
-        if let Some(v) = self.no_context {
-            raw.no_context = v;
+        // whisper.cpp keeps the last run's text in the state and, unless
+        // `no_context` is set, prompts the next run with it: another request's words.
+        raw.no_context = true;
+        if self.condition_on_previous_text == Some(false) {
+            raw.n_max_text_ctx = 0;
         }
         if let Some(v) = self.suppress_blank {
             raw.suppress_blank = v;

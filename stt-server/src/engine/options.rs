@@ -25,8 +25,8 @@ pub struct TranscribeOptions {
     pub beam_size: Option<u32>,
     /// Candidates sampled at temperature > 0 (1..=8).
     pub best_of: Option<u32>,
-    /// Do not condition on previous windows.
-    pub no_context: Option<bool>,
+    /// Condition each 30-second window on the text of the previous ones (default on).
+    pub condition_on_previous_text: Option<bool>,
     /// Start offset into the audio.
     pub offset: Duration,
     /// Decode only this much after the offset.
@@ -104,8 +104,8 @@ impl TranscribeOptions {
         if let Some(fallback) = self.temperature_fallback {
             params = params.temperature_fallback(fallback);
         }
-        if let Some(no_context) = self.no_context {
-            params = params.no_context(no_context);
+        if let Some(condition) = self.condition_on_previous_text {
+            params = params.condition_on_previous_text(condition);
         }
         params
     }

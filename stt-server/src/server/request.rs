@@ -104,7 +104,7 @@ pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, Ap
             options.translate = boolean(form, "translate")?.unwrap_or(false);
             options.beam_size = number::<u32>(form, "beam_size")?.filter(|&b| b > 1);
             options.best_of = number(form, "best_of")?;
-            options.no_context = boolean(form, "no_context")?;
+            options.condition_on_previous_text = boolean(form, "no_context")?.map(|off| !off);
             if let Some(increment) = number::<f32>(form, "temperature_inc")? {
                 options.temperature_fallback = Some(increment > 0.0);
             }

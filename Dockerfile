@@ -53,7 +53,7 @@ FROM build AS model
 # BAKE_BASE_URL and BAKE_OFFLINE=1 become WHISPER_MODEL_BASE_URL and
 # WHISPER_MODEL_OFFLINE for that pull.
 ARG BAKE_MODEL=""
-ARG BAKE_MODEL_QUANT=q5_1
+ARG BAKE_MODEL_QUANT=q8_0
 ARG BAKE_BASE_URL=""
 ARG BAKE_OFFLINE=""
 RUN mkdir -p /opt/whisper-stt/baked \
@@ -97,7 +97,7 @@ ENV WHISPER_LIB_DIR=/opt/whisper-stt/lib \
     WHISPER_BAKED_DIR=/opt/whisper-stt/baked \
     WHISPER_STT_CACHE=/opt/whisper-stt/models/.cache \
     WHISPER_MODEL_SIZE=small \
-    WHISPER_MODEL_QUANT=q5_1 \
+    WHISPER_MODEL_QUANT=q8_0 \
     STT_HOST=0.0.0.0 \
     STT_PORT=8080
 VOLUME ["/opt/whisper-stt/models"]

@@ -10,8 +10,8 @@
 #
 # Environment:
 #   WHISPER_STT_TEST_DYNAMIC (else WHISPER_STT_TEST_LINKED)  artifact dir (lib/, manifest.json)
-#   WHISPER_STT_TEST_MODEL       tiny.en q5_1 model (stands in for small)
-#   WHISPER_STT_TEST_MODEL_BASE  base q5_1 model (stands in for medium)
+#   WHISPER_STT_TEST_MODEL_Q8_0       tiny.en q8_0 model (stands in for small)
+#   WHISPER_STT_TEST_MODEL_BASE_Q8_0  base q8_0 model (stands in for medium)
 #   STT_SERVER_BIN               the binary (default target/debug/stt-server)
 #   WHISPER_STT_CACHE            cache root; its wheels/ serve the offline import
 # Most cases run the entrypoint with a stand-in for `stt-server serve` that records
@@ -26,12 +26,12 @@ die() {
 }
 artifacts_src=${WHISPER_STT_TEST_DYNAMIC:-${WHISPER_STT_TEST_LINKED:-}}
 real=${STT_SERVER_BIN:-$root/target/debug/stt-server}
-tiny=${WHISPER_STT_TEST_MODEL:-}
-base=${WHISPER_STT_TEST_MODEL_BASE:-}
+tiny=${WHISPER_STT_TEST_MODEL_Q8_0:-}
+base=${WHISPER_STT_TEST_MODEL_BASE_Q8_0:-}
 [ -f "$artifacts_src/manifest.json" ] || die "WHISPER_STT_TEST_DYNAMIC or WHISPER_STT_TEST_LINKED must name an artifact directory (got '$artifacts_src')"
 [ -x "$real" ] || die "$real is not an executable (cargo build -p stt-server, or set STT_SERVER_BIN)"
-[ -f "$tiny" ] || die "WHISPER_STT_TEST_MODEL must name the tiny.en q5_1 model (got '$tiny')"
-[ -f "$base" ] || die "WHISPER_STT_TEST_MODEL_BASE must name the base q5_1 model (got '$base')"
+[ -f "$tiny" ] || die "WHISPER_STT_TEST_MODEL_Q8_0 must name the tiny.en q8_0 model (got '$tiny')"
+[ -f "$base" ] || die "WHISPER_STT_TEST_MODEL_BASE_Q8_0 must name the base q8_0 model (got '$base')"
 cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
 
 t=$(mktemp -d)
@@ -75,8 +75,8 @@ fresh() {
   rm -rf "$t/a" "$t/served"
   mkdir -p "$t/a/whisper_small_xeon" "$t/a/whisper_medium_xeon"
   cp -a "$artifacts_src/lib" "$artifacts_src/manifest.json" "$t/a/"
-  cp "$tiny" "$t/a/whisper_small_xeon/ggml-small-q5_1.bin"
-  cp "$base" "$t/a/whisper_medium_xeon/ggml-medium-q5_1.bin"
+  cp "$tiny" "$t/a/whisper_small_xeon/ggml-small-q8_0.bin"
+  cp "$base" "$t/a/whisper_medium_xeon/ggml-medium-q8_0.bin"
 }
 # run_ep [VAR=VALUE...] [-- ARGS...]: the entrypoint in a clean environment with the
 # stand-in server; stderr in $t/err, exit status returned
@@ -95,21 +95,21 @@ fails_with() { ! run_ep "${@:2}" && has "$t/err" "$1" && [ ! -f "$t/served" ]; }
 
 echo "== model choice"
 fresh
-small_picked() { run_ep WHISPER_MODEL_SIZE=small && picked whisper_small_xeon/ggml-small-q5_1.bin && served_ok; }
-expect "small: picks whisper_small_xeon/ggml-small-q5_1.bin and execs serve" small_picked
-medium_picked() { run_ep WHISPER_MODEL_SIZE=medium && picked whisper_medium_xeon/ggml-medium-q5_1.bin && served_ok; }
-expect "medium: picks whisper_medium_xeon/ggml-medium-q5_1.bin" medium_picked
-default_small() { run_ep && picked whisper_small_xeon/ggml-small-q5_1.bin; }
+small_picked() { run_ep WHISPER_MODEL_SIZE=small && picked whisper_small_xeon/ggml-small-q8_0.bin && served_ok; }
+expect "small: picks whisper_small_xeon/ggml-small-q8_0.bin and execs serve" small_picked
+medium_picked() { run_ep WHISPER_MODEL_SIZE=medium && picked whisper_medium_xeon/ggml-medium-q8_0.bin && served_ok; }
+expect "medium: picks whisper_medium_xeon/ggml-medium-q8_0.bin" medium_picked
+default_small() { run_ep && picked whisper_small_xeon/ggml-small-q8_0.bin; }
 expect "no WHISPER_MODEL_SIZE: the default is small" default_small
 serve_flags() { run_ep WHISPER_MODEL_SIZE=small -- serve --port 9 && has "$t/served" "argv: serve --port 9"; }
 expect "serve flags pass through to stt-server serve" serve_flags
 size_flag() {
   run_ep WHISPER_MODEL_SIZE=small -- serve --port 9 --model-size medium \
-    && picked whisper_medium_xeon/ggml-medium-q5_1.bin && has "$t/served" "argv: serve --port 9 --model-size medium"
+    && picked whisper_medium_xeon/ggml-medium-q8_0.bin && has "$t/served" "argv: serve --port 9 --model-size medium"
 }
 expect "serve --model-size medium wins over WHISPER_MODEL_SIZE=small" size_flag
-expect "--model-quant=q8_0 looks for ggml-small-q8_0.bin (missing here: stops)" \
-  fails_with "model $t/a/whisper_small_xeon/ggml-small-q8_0.bin is missing" WHISPER_MODEL_SIZE=small WHISPER_MODEL_AUTO_PULL=0 -- --model-quant=q8_0
+expect "--model-quant=q5_1 looks for ggml-small-q5_1.bin (missing here: stops)" \
+  fails_with "model $t/a/whisper_small_xeon/ggml-small-q5_1.bin is missing" WHISPER_MODEL_SIZE=small WHISPER_MODEL_AUTO_PULL=0 -- --model-quant=q5_1
 env_unchanged() {
   run_ep WHISPER_MODEL_SIZE=medium STT_WORKERS=3 && has "$t/served" WHISPER_MODEL_SIZE=medium \
     && has "$t/served" STT_WORKERS=3 && ! grep -q LD_LIBRARY_PATH "$t/served"
@@ -150,11 +150,11 @@ expect "a library that does not load: stops with the loader's reason" \
 
 echo "== missing and corrupt models"
 fresh
-tiny_dst=$t/a/whisper_tiny.en_xeon/ggml-tiny.en-q5_1.bin
+tiny_dst=$t/a/whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin
 verifies() { "$real" models verify "$1" >/dev/null 2>&1; }
 offline_pull() {
   run_ep WHISPER_MODEL_SIZE=tiny.en WHISPER_MODEL_OFFLINE=1 && verifies "$tiny_dst" \
-    && picked whisper_tiny.en_xeon/ggml-tiny.en-q5_1.bin && served_ok
+    && picked whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin && served_ok
 }
 expect "missing tiny.en, offline: pulled by the CTranslate2 import, verified, served" offline_pull
 corrupt_repulled() {
@@ -165,18 +165,18 @@ corrupt_repulled() {
 expect "truncated tiny.en: detected, moved to .corrupt, pulled again" corrupt_repulled
 fresh
 corrupt_refused() {
-  head -c 1000000 "$tiny" >"$t/a/whisper_small_xeon/ggml-small-q5_1.bin"
-  fails_with "cannot obtain model small (q5_1)" WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 \
-    && has "$t/err" "ggml-small-q5_1.bin is not a usable model"
+  head -c 1000000 "$tiny" >"$t/a/whisper_small_xeon/ggml-small-q8_0.bin"
+  fails_with "cannot obtain model small (q8_0)" WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 \
+    && has "$t/err" "ggml-small-q8_0.bin is not a usable model"
 }
 expect "truncated small, nothing to pull offline: refused with the reason" corrupt_refused
 fresh
 expect "missing model with WHISPER_MODEL_AUTO_PULL=0: stops naming the file" \
-  fails_with "model $t/a/whisper_base_xeon/ggml-base-q5_1.bin is missing" WHISPER_MODEL_SIZE=base WHISPER_MODEL_AUTO_PULL=0
+  fails_with "model $t/a/whisper_base_xeon/ggml-base-q8_0.bin is missing" WHISPER_MODEL_SIZE=base WHISPER_MODEL_AUTO_PULL=0
 
 # A mirror on 127.0.0.1 serving the quantized file under its upstream name.
 mkdir -p "$t/mirror"
-cp "$base" "$t/mirror/ggml-base-q5_1.bin"
+cp "$base" "$t/mirror/ggml-base-q8_0.bin"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$t/mirror" "$port" >"$t/mirror.log" 2>&1 &
@@ -185,7 +185,7 @@ for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break
 fresh
 mirror_pull() {
   run_ep WHISPER_MODEL_SIZE=base WHISPER_MODEL_BASE_URL="http://127.0.0.1:$port" \
-    && cmp -s "$base" "$t/a/whisper_base_xeon/ggml-base-q5_1.bin" && served_ok
+    && cmp -s "$base" "$t/a/whisper_base_xeon/ggml-base-q8_0.bin" && served_ok
 }
 expect "missing base: pulled from the mirror WHISPER_MODEL_BASE_URL" mirror_pull
 
@@ -193,7 +193,7 @@ echo "== other commands"
 fresh
 info_passes() { run_ep WHISPER_LIB_DIR="$t/a/lib" -- info && has "$t/out" '"layout"' && [ ! -f "$t/served" ]; }
 expect "info passes through to stt-server info" info_passes
-verify_passes() { run_ep -- models verify "$t/a/whisper_small_xeon/ggml-small-q5_1.bin" && [ ! -f "$t/served" ]; }
+verify_passes() { run_ep -- models verify "$t/a/whisper_small_xeon/ggml-small-q8_0.bin" && [ ! -f "$t/served" ]; }
 expect "models verify passes through" verify_passes
 other_command() { run_ep -- echo hello && has "$t/out" hello; }
 expect "another command is run as such" other_command

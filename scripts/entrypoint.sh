@@ -11,7 +11,7 @@
 #                           when it exists, else $WHISPER_ARTIFACTS_DIR/lib
 #   WHISPER_ARTIFACTS_DIR   root of the model folders (default: artifacts)
 #   WHISPER_MODEL_SIZE      small (default), medium, base, tiny.en, ...
-#   WHISPER_MODEL_QUANT     q5_1 (default), q8_0, q5_0, q4_0, f16
+#   WHISPER_MODEL_QUANT     q8_0 (default), q5_1, q5_0, q4_0, f16
 #   WHISPER_MODEL_PATH      an explicit model file: verified, never pulled
 # and its own:
 #   WHISPER_BAKED_DIR       folders of models baked into the image, used when the
@@ -66,7 +66,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 artifacts=${WHISPER_ARTIFACTS_DIR:-artifacts}
 size=${WHISPER_MODEL_SIZE:-small}
-quant=${WHISPER_MODEL_QUANT:-q5_1}
+quant=${WHISPER_MODEL_QUANT:-q8_0}
 say "model size $size, quantization $quant, artifacts in $artifacts"
 
 # 1. Libraries: the directory the loader picks, the three core libraries and a CPU

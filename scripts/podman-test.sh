@@ -7,8 +7,8 @@
 # usage: scripts/podman-test.sh            (as root: installs podman with apt)
 #
 # Environment:
-#   WHISPER_STT_TEST_MODEL       tiny.en q5_1 model (stands in for small)   required
-#   WHISPER_STT_TEST_MODEL_BASE  base q5_1 model (stands in for medium)      required
+#   WHISPER_STT_TEST_MODEL_Q8_0       tiny.en q8_0 model (stands in for small)   required
+#   WHISPER_STT_TEST_MODEL_BASE_Q8_0  base q8_0 model (stands in for medium)      required
 #   WHISPER_STT_IMAGE_VARIANTS   CPU_VARIANTS build arg: all (default) | quick
 #   WHISPER_STT_IMAGE            image tag (default localhost/whisper-stt:test)
 #   WHISPER_STT_CACHE            cache root (default ~/.cache/whisper-stt)
@@ -49,10 +49,10 @@ die() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (rootful podman; installs packages with apt)"
-model_small=${WHISPER_STT_TEST_MODEL:-}
-model_medium=${WHISPER_STT_TEST_MODEL_BASE:-}
-[ -f "$model_small" ] || die "WHISPER_STT_TEST_MODEL must name the tiny.en q5_1 model file (got '$model_small')"
-[ -f "$model_medium" ] || die "WHISPER_STT_TEST_MODEL_BASE must name the base q5_1 model file (got '$model_medium')"
+model_small=${WHISPER_STT_TEST_MODEL_Q8_0:-}
+model_medium=${WHISPER_STT_TEST_MODEL_BASE_Q8_0:-}
+[ -f "$model_small" ] || die "WHISPER_STT_TEST_MODEL_Q8_0 must name the tiny.en q8_0 model file (got '$model_small')"
+[ -f "$model_medium" ] || die "WHISPER_STT_TEST_MODEL_BASE_Q8_0 must name the base q8_0 model file (got '$model_medium')"
 [ -f "$fixtures/jfk.wav" ] || die "$fixtures/jfk.wav not found"
 
 step "packages"
@@ -186,8 +186,8 @@ cleanup() {
 trap cleanup EXIT
 models=$work/models
 mkdir -p "$models/whisper_small_xeon" "$models/whisper_medium_xeon" "$work/empty"
-cp "$model_small" "$models/whisper_small_xeon/ggml-small-q5_1.bin"
-cp "$model_medium" "$models/whisper_medium_xeon/ggml-medium-q5_1.bin"
+cp "$model_small" "$models/whisper_small_xeon/ggml-small-q8_0.bin"
+cp "$model_medium" "$models/whisper_medium_xeon/ggml-medium-q8_0.bin"
 chown -R 10001:10001 "$models" "$work/empty"
 chmod 755 "$work"
 
@@ -257,7 +257,7 @@ serve() {
   curl -s "http://127.0.0.1:$port/v1/models" >"$work/models-$size.json" || true
   loaded=$(python3 -c 'import json, sys; print(" ".join(m["id"] for m in json.load(open(sys.argv[1]))["data"] if m.get("loaded")))' \
     "$work/models-$size.json" 2>&1 || true)
-  expect "$size: /v1/models shows $size-q5_1 loaded (got '$loaded')" [ "$loaded" = "$size-q5_1" ]
+  expect "$size: /v1/models shows $size-q8_0 loaded (got '$loaded')" [ "$loaded" = "$size-q8_0" ]
   code=$(curl -s -o "$work/jfk-$size.txt" -w '%{http_code}' "http://127.0.0.1:$port/v1/audio/transcriptions" \
     -F file=@"$fixtures/jfk.wav" -F model=whisper-1 -F response_format=text)
   rate=$(wer "$fixtures/jfk.txt" "$work/jfk-$size.txt")
@@ -270,8 +270,8 @@ serve() {
   expect "$size: podman stop -t 30 took $elapsed ms (< 10 s: SIGTERM, not the kill timeout)" [ "$elapsed" -lt 10000 ]
   expect "$size: exit code $code after SIGTERM (0: graceful; 137 killed, 143 died of the signal)" [ "$code" = 0 ]
 }
-serve small whisper_small_xeon/ggml-small-q5_1.bin
-serve medium whisper_medium_xeon/ggml-medium-q5_1.bin
+serve small whisper_small_xeon/ggml-small-q8_0.bin
+serve medium whisper_medium_xeon/ggml-medium-q8_0.bin
 
 step "no model obtainable"
 no_model() {

@@ -29,9 +29,14 @@ pull() { WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" WHISPER_MODEL_OFFLINE=1 
   "$STT_SERVER_BIN" models pull "$@" --artifacts-dir "$models" --keep-f16 >&2; }
 pull tiny.en --quant q5_1
 pull base --quant q5_1
+pull tiny.en --quant q8_0
+pull base --quant q8_0
 export WHISPER_STT_TEST_MODEL="$models/whisper_tiny.en_xeon/ggml-tiny.en-q5_1.bin"
 export WHISPER_STT_TEST_MODEL_F16="$models/whisper_tiny.en_xeon/ggml-tiny.en.bin"
 export WHISPER_STT_TEST_MODEL_BASE="$models/whisper_base_xeon/ggml-base-q5_1.bin"
+# The default weight type, for the entrypoint and image tests (tiny.en stands in for small).
+export WHISPER_STT_TEST_MODEL_Q8_0="$models/whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin"
+export WHISPER_STT_TEST_MODEL_BASE_Q8_0="$models/whisper_base_xeon/ggml-base-q8_0.bin"
 
 step "format, lints, bindings"
 cargo fmt --all -- --check

@@ -30,7 +30,7 @@ pub struct ModelArgs {
     /// Model size from the catalog: tiny, tiny.en, base, base.en, small, medium, large-v3, … [default: small]
     #[arg(long, env = "WHISPER_MODEL_SIZE", value_name = "SIZE")]
     pub model_size: Option<String>,
-    /// Weight type of the model file: f16, q8_0, q5_1, q5_0, q4_0 [default: q5_1]
+    /// Weight type of the model file: f16, q8_0, q5_1, q5_0, q4_0 [default: q8_0]
     #[arg(long, env = "WHISPER_MODEL_QUANT", value_name = "QUANT")]
     pub model_quant: Option<String>,
     /// Artifact directory: `<dir>/whisper_<size>_xeon/ggml-<size>-<quant>.bin` and the libraries [default: artifacts]
@@ -45,6 +45,10 @@ pub struct ModelArgs {
     /// CPU backend variant (`haswell`, …) or file, for the dynamic-backend layout.
     #[arg(long, env = "WHISPER_CPU_BACKEND", value_name = "VARIANT")]
     pub cpu_backend: Option<String>,
+    /// Flash attention: `on` (less memory per state) or `off` (faster on the CPUs
+    /// measured in docs/benchmarks.md) [default: off]
+    #[arg(long, env = "WHISPER_FLASH_ATTN", value_name = "on|off")]
+    pub flash_attn: Option<String>,
 }
 
 /// Flags and variables of `stt-server serve`.
@@ -115,6 +119,8 @@ pub struct ModelConfig {
     pub model_path: Option<PathBuf>,
     /// CPU backend pin.
     pub cpu_backend: Option<String>,
+    /// Flash attention in whisper.cpp's context.
+    pub flash_attn: bool,
 }
 
 impl ModelConfig {
@@ -151,6 +157,18 @@ impl ModelConfig {
                 });
             }
         }
+        let flash_attn = match text(args.flash_attn).as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "WHISPER_FLASH_ATTN",
+                    flag: "flash-attn",
+                    value: other.to_owned(),
+                    reason: "expected on or off".into(),
+                })
+            }
+        };
         let lib_dir = args.lib_dir.filter(|p| !p.as_os_str().is_empty());
         if let Some(dir) = &lib_dir {
             if !dir.is_dir() {
@@ -171,6 +189,7 @@ impl ModelConfig {
             lib_dir,
             model_path,
             cpu_backend: text(args.cpu_backend),
+            flash_attn,
         })
     }
 
@@ -180,6 +199,14 @@ impl ModelConfig {
         match &self.model_path {
             Some(path) => ModelSource::from_path(path.clone()),
             None => ModelSource::from_catalog(self.spec, &self.artifacts_dir),
+        }
+    }
+
+    /// How whisper.cpp contexts are created.
+    pub fn context_options(&self) -> whisper_safe::ContextOptions {
+        whisper_safe::ContextOptions {
+            flash_attn: self.flash_attn,
+            ..Default::default()
         }
     }
 
@@ -502,10 +529,13 @@ mod tests {
         let config = serve(|_| {}).unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.max_upload_bytes, 26_214_400);
-        assert_eq!(config.model.spec.to_string(), "small-q5_1");
+        assert_eq!(config.model.spec.to_string(), "small-q8_0");
         assert_eq!(config.queue_limit, 4 * config.workers);
         assert!(config.api_keys.is_empty());
         assert_eq!(config.audio_context, AudioContext::Trimmed);
+        assert!(!config.model.context_options().flash_attn);
+        let on = serve(|a| a.model.flash_attn = Some("on".into())).unwrap();
+        assert!(on.model.context_options().flash_attn);
     }
 
     #[test]
@@ -553,6 +583,10 @@ mod tests {
             (
                 |a| a.audio_context = Some("half".into()),
                 "STT_AUDIO_CONTEXT",
+            ),
+            (
+                |a| a.model.flash_attn = Some("maybe".into()),
+                "WHISPER_FLASH_ATTN",
             ),
         ];
         for (set, variable) in cases {

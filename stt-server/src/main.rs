@@ -51,7 +51,7 @@ enum ModelsCommand {
         /// Model size: tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v3, large-v3-turbo.
         size: String,
         /// Weight type: f16, q8_0, q5_1, q5_0, q4_0.
-        #[arg(long, env = "WHISPER_MODEL_QUANT", default_value = "q5_1")]
+        #[arg(long, env = "WHISPER_MODEL_QUANT", default_value = "q8_0")]
         quant: Quant,
         /// Use only the download source.
         #[arg(long)]
@@ -83,7 +83,7 @@ enum ModelsCommand {
         /// Output file.
         output: PathBuf,
         /// q8_0, q5_1, q5_0 or q4_0.
-        #[arg(long = "type", default_value = "q5_1")]
+        #[arg(long = "type", default_value = "q8_0")]
         quant: Quant,
     },
     /// Check a model file's structure (and with --load, that whisper.cpp loads it).

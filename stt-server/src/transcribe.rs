@@ -115,7 +115,10 @@ pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(),
                 AudioContext::Trimmed
             },
         },
-        Arc::new(WhisperLoader::new(model_config.loader_config()?)),
+        Arc::new(WhisperLoader::new(
+            model_config.loader_config()?,
+            model_config.context_options(),
+        )),
         &registry,
     )?;
     let result = run(&engine, &model_config, &args, out);

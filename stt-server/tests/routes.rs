@@ -402,7 +402,7 @@ async fn probes_follow_the_model_load() {
     h.load_default();
     let ready = call!(&s, test::TestRequest::get().uri("/ready")).await;
     assert_eq!(ready.status, 200, "{}", ready.body);
-    assert_eq!(ready.json()["model"], "tiny.en-q5_1");
+    assert_eq!(ready.json()["model"], "tiny.en-q8_0");
 }
 
 #[actix_web::test]
@@ -419,7 +419,7 @@ async fn every_response_format() {
     assert_eq!(json.content_type(), "application/json");
     assert_eq!(
         json.json()["text"],
-        "Model ggml-tiny.en-q5_1 heard 16000 samples."
+        "Model ggml-tiny.en-q8_0 heard 16000 samples."
     );
 
     let text = call!(
@@ -428,7 +428,7 @@ async fn every_response_format() {
     )
     .await;
     assert!(text.content_type().starts_with("text/plain"));
-    assert_eq!(text.body, "Model ggml-tiny.en-q5_1 heard 16000 samples.\n");
+    assert_eq!(text.body, "Model ggml-tiny.en-q8_0 heard 16000 samples.\n");
 
     let srt = call!(
         &s,
@@ -540,7 +540,7 @@ async fn models_are_selected_by_id() {
     let h = harness(|_| {});
     h.load_default();
     let s = service!(h);
-    for id in ["whisper-1", "tiny.en-q5_1", "tiny.en"] {
+    for id in ["whisper-1", "tiny.en-q8_0", "tiny.en"] {
         let ok = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)])).await;
         assert_eq!(ok.status, 200, "{id}: {}", ok.body);
     }
@@ -665,11 +665,11 @@ async fn inference_speaks_whisper_cpp_server_fields() {
     )
     .await;
     assert_eq!(text.status, 200, "{}", text.body);
-    assert_eq!(text.body, "Model ggml-tiny.en-q5_1 heard 16000 samples.\n");
+    assert_eq!(text.body, "Model ggml-tiny.en-q8_0 heard 16000 samples.\n");
     let json = call!(&s, upload("/inference", &[])).await;
     assert_eq!(
         json.json()["text"],
-        "Model ggml-tiny.en-q5_1 heard 16000 samples."
+        "Model ggml-tiny.en-q8_0 heard 16000 samples."
     );
     assert_eq!(
         h.world
@@ -1020,7 +1020,7 @@ async fn streaming_sends_deltas_then_done() {
         .iter()
         .map(|e| e["delta"].as_str().unwrap())
         .collect();
-    assert_eq!(joined, "Model ggml-tiny.en-q5_1 heard 16000 samples.");
+    assert_eq!(joined, "Model ggml-tiny.en-q8_0 heard 16000 samples.");
     assert_eq!(events[2]["text"], joined);
     call!(
         &s,
@@ -1052,7 +1052,7 @@ async fn models_are_listed_and_switched() {
     assert_eq!(
         ids,
         [
-            ("tiny.en-q5_1", true),
+            ("tiny.en-q8_0", true),
             ("tiny.en-f16", false),
             ("base-q8_0", false)
         ]
@@ -1061,7 +1061,7 @@ async fn models_are_listed_and_switched() {
     let one = call!(&s, test::TestRequest::get().uri("/v1/models/whisper-1"))
         .await
         .json();
-    assert_eq!(one["id"], "tiny.en-q5_1");
+    assert_eq!(one["id"], "tiny.en-q8_0");
     call!(&s, test::TestRequest::get().uri("/v1/models/medium"))
         .await
         .assert_error(404, "model_not_found");
@@ -1097,7 +1097,7 @@ async fn models_are_listed_and_switched() {
     );
     let ready = call!(&s, test::TestRequest::get().uri("/ready")).await;
     assert_eq!(ready.status, 200);
-    assert_eq!(ready.json()["model"], "tiny.en-q5_1");
+    assert_eq!(ready.json()["model"], "tiny.en-q8_0");
     assert!(ready.json()["last_error"]
         .as_str()
         .unwrap()
@@ -1128,7 +1128,7 @@ async fn models_are_listed_and_switched() {
     assert_eq!(switched.json()["id"], "tiny.en-f16");
     assert_eq!(
         held.json()["text"],
-        "Model ggml-tiny.en-q5_1 heard 16000 samples."
+        "Model ggml-tiny.en-q8_0 heard 16000 samples."
     );
     let after = call!(
         &s,
@@ -1157,7 +1157,7 @@ async fn models_are_listed_and_switched() {
         "{metrics}"
     );
     assert!(
-        !metrics.contains("stt_model_loaded{model=\"tiny.en-q5_1\"}"),
+        !metrics.contains("stt_model_loaded{model=\"tiny.en-q8_0\"}"),
         "{metrics}"
     );
 }

@@ -20,7 +20,9 @@ const GGML_MAGIC: u32 = 0x6767_6d6c;
 /// How to load a model.
 #[derive(Clone, Debug)]
 pub struct ContextOptions {
-    /// Flash attention in the encoder and decoder (default on: off is ~1.25× slower on CPU).
+    /// Flash attention in the encoder and decoder (default on, as whisper.cpp).
+    /// Off needs more memory per state and was 1.3–1.6× faster on an AVX2 CPU, on
+    /// by 1.25× on an AVX-512 one: measure on yours (docs/benchmarks.md).
     pub flash_attn: bool,
     /// Use a GPU backend when one is registered (default on; no effect on CPU-only builds).
     pub use_gpu: bool,

@@ -83,10 +83,10 @@ mod tests {
         assert_eq!(ModelSource::from_path("/m/custom.bin".into()).id, "custom");
         let spec: ModelSpec = "small".parse().unwrap();
         let source = ModelSource::from_catalog(spec, Path::new("/a"));
-        assert_eq!(source.id, "small-q5_1");
+        assert_eq!(source.id, "small-q8_0");
         assert_eq!(
             source.path,
-            Path::new("/a/whisper_small_xeon/ggml-small-q5_1.bin")
+            Path::new("/a/whisper_small_xeon/ggml-small-q8_0.bin")
         );
     }
 
@@ -103,6 +103,6 @@ mod tests {
             .into_iter()
             .map(|s| s.id)
             .collect();
-        assert_eq!(ids, ["tiny.en-q5_1", "base-f16"]);
+        assert_eq!(ids, ["tiny.en-q8_0", "base-f16"]);
     }
 }

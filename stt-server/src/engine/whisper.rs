@@ -32,11 +32,11 @@ pub struct WhisperLoader {
 }
 
 impl WhisperLoader {
-    /// A loader for the libraries in `libraries`.
-    pub fn new(libraries: LoaderConfig) -> Self {
+    /// A loader for the libraries in `libraries` that creates contexts with `options`.
+    pub fn new(libraries: LoaderConfig, options: ContextOptions) -> Self {
         Self {
             libraries,
-            options: ContextOptions::default(),
+            options,
             announced: Once::new(),
         }
     }

@@ -13,10 +13,11 @@ use super::ggml_file::{self, HParams, TensorType, N_FFT_BINS, QNT_VERSION, QNT_V
 pub enum Quant {
     /// 16-bit floats (upstream's published files).
     F16,
-    /// 8-bit blocks.
-    Q8_0,
-    /// 5-bit blocks with scale and minimum (the default: best size/accuracy trade).
+    /// 8-bit blocks (the default: fastest on CPU and as accurate as f16, see
+    /// docs/benchmarks.md).
     #[default]
+    Q8_0,
+    /// 5-bit blocks with scale and minimum (smallest file that keeps accuracy).
     Q5_1,
     /// 5-bit blocks with scale.
     Q5_0,
@@ -267,7 +268,7 @@ pub fn model_path(artifacts_dir: &Path, model: &ModelInfo, quant: Quant) -> Path
         .join(model.file_name(quant))
 }
 
-/// A model as the API names it: `<size>` (default quantization, q5_1) or
+/// A model as the API names it: `<size>` (default quantization, q8_0) or
 /// `<size>-<quant>`, e.g. `base`, `base.en-q8_0`, `small-f16`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelSpec {
@@ -384,8 +385,8 @@ mod tests {
     #[test]
     fn model_ids_parse_and_print() {
         let spec: ModelSpec = "base".parse().unwrap();
-        assert_eq!((spec.model.id, spec.quant), ("base", Quant::Q5_1));
-        assert_eq!(spec.to_string(), "base-q5_1");
+        assert_eq!((spec.model.id, spec.quant), ("base", Quant::Q8_0));
+        assert_eq!(spec.to_string(), "base-q8_0");
         let turbo: ModelSpec = "large-v3-turbo-q8_0".parse().unwrap();
         assert_eq!(
             (turbo.model.id, turbo.quant),

@@ -183,7 +183,10 @@ pub enum ServeError {
 pub fn serve(config: Config) -> Result<(), ServeError> {
     configure_openmp_waiting();
     log::info!("configuration: {}", config.summary());
-    let loader: Arc<dyn ModelLoader> = Arc::new(WhisperLoader::new(config.model.loader_config()?));
+    let loader: Arc<dyn ModelLoader> = Arc::new(WhisperLoader::new(
+        config.model.loader_config()?,
+        config.model.context_options(),
+    ));
     serve_with(config, loader)
 }
 

@@ -41,6 +41,13 @@ impl Server {
     /// Starts `stt-server serve` with the linked libraries and `env`, and
     /// waits until it is ready (checking that /health answers meanwhile).
     fn start(env: &[(&str, &str)]) -> Self {
+        let mut server = Self::spawn(env);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts `stt-server serve` with the linked libraries and `env`.
+    fn spawn(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
         let port = free_port();
@@ -64,14 +71,12 @@ impl Server {
             .stdout(std::fs::File::create(&log).expect("log file"))
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = command.spawn().expect("spawn stt-server serve");
-        let mut server = Self {
+        Self {
             child,
             port,
             log,
             _dir: dir,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -868,6 +873,52 @@ fn sigterm_drains_requests_in_flight_and_exits_zero() {
     assert!(
         TcpStream::connect(("127.0.0.1", server.port)).is_err(),
         "the port is closed after shutdown"
+    );
+}
+
+#[test]
+fn sigterm_during_the_model_load_exits_zero() {
+    // base with two states and their warm-up runs: loading takes long enough
+    // for /ready to report it. The load cannot be interrupted inside whisper.cpp;
+    // the server lets it finish, then stops.
+    let base = base_model();
+    let mut server = Server::spawn(&[
+        ("WHISPER_MODEL_PATH", path_str(&base)),
+        ("STT_WORKERS", "2"),
+        ("STT_THREADS_PER_WORKER", "1"),
+    ]);
+    let started = Instant::now();
+    loop {
+        if let Ok(ready) = server.try_get("/ready") {
+            assert_eq!(ready.status, 503, "ready before SIGTERM: {}", ready.text());
+            let message = ready.json()["error"]["message"].to_string();
+            if message.contains("is loading") {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < START_LIMIT,
+            "/ready never reported a load in progress:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(60));
+    let log = server.log_text();
+    assert_eq!(status.code(), Some(0), "exit status {status}:\n{log}");
+    let order = [
+        "SIGTERM received",
+        "serving model base-q5_1",
+        "server] stopped",
+    ]
+    .map(|line| {
+        log.find(line)
+            .unwrap_or_else(|| panic!("no {line:?} in:\n{log}"))
+    });
+    assert!(
+        order.is_sorted(),
+        "the load finishes after SIGTERM, then the server stops:\n{log}"
     );
 }
 

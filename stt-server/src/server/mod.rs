@@ -215,7 +215,7 @@ pub fn serve_with(config: Config, loader: Arc<dyn ModelLoader>) -> Result<(), Se
 
     let source = config.model.initial_source();
     let loading = engine.clone();
-    std::thread::Builder::new()
+    let initial_load = std::thread::Builder::new()
         .name("stt-model-load".into())
         .spawn(move || {
             // Errors are logged by the engine and shown by /ready.
@@ -224,6 +224,14 @@ pub fn serve_with(config: Config, loader: Arc<dyn ModelLoader>) -> Result<(), Se
         .map_err(http_error)?;
 
     system.block_on(server).map_err(http_error)?;
+    // whisper.cpp cannot be interrupted while it loads; exiting meanwhile would
+    // tear its globals down under the loading thread.
+    if !initial_load.is_finished() {
+        log::info!("HTTP server stopped; waiting for the model load in progress to finish");
+    }
+    if initial_load.join().is_err() {
+        log::error!("the model load thread panicked");
+    }
     log::info!("HTTP server stopped; stopping the workers");
     engine.shutdown();
     log::info!("stopped");

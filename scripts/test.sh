@@ -55,6 +55,14 @@ WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" cargo test --locked --release --w
 step "the official OpenAI client against the real server"
 "$venv/bin/pytest" -q tests/python
 
+step "bounded load test: 1000 requests from 16 clients, valid, bad and oversized (tiny.en, 2 workers)"
+# Exits non-zero when any answer is not the documented one, a transcript does not
+# match its clip, /metrics disagrees with the client, or memory grows.
+"$root/target/release/bench" loadtest --server-bin "$STT_SERVER_BIN" \
+  --lib-dir "$WHISPER_STT_TEST_LINKED/lib" --model "$WHISPER_STT_TEST_MODEL" \
+  --workers 2 --threads 1 --concurrency 16 --requests 1000 \
+  --clip "$root/../shared/fixtures/jfk.wav@en" --clip "$root/../shared/fixtures/jfk.mp3@en"
+
 step "deployment manifests against the Kubernetes schemas (offline)"
 scripts/validate-k8s.sh
 

@@ -26,8 +26,8 @@ pub struct DecodeSettings {
     /// Encoder context: trimmed or full.
     #[arg(long, default_value = "trimmed", value_parser = parse_audio_context)]
     pub audio_context: AudioContext,
-    /// Flash attention: on or off.
-    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    /// Flash attention: on or off (the server's default: off).
+    #[arg(long, default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub flash_attn: bool,
 }
 

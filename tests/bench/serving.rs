@@ -47,7 +47,7 @@ pub fn overhead(
         queue_limit: None,
         audio_context: Some(context_name(settings).into()),
         max_upload: None,
-        env: Vec::new(),
+        env: vec![flash_attn_env(settings)],
     })?;
     let mut engine = Engine::load(&settings.lib_dir, &settings.model, settings.flash_attn)?;
     let samples = clip.samples()?;
@@ -119,6 +119,7 @@ pub fn cold(
             .arg(&clip.path)
             .env("WHISPER_LIB_DIR", &settings.lib_dir)
             .env("WHISPER_MODEL_PATH", &settings.model)
+            .envs([flash_attn_env(settings)])
             .env("RUST_LOG", "warn")
             .env("GGML_NO_BACKTRACE", "1");
         let started = Instant::now();
@@ -151,7 +152,7 @@ pub fn cold(
         queue_limit: None,
         audio_context: Some(context.into()),
         max_upload: None,
-        env: Vec::new(),
+        env: vec![flash_attn_env(settings)],
     })?;
     let bytes = clip.bytes()?;
     let mut warm_runs = Vec::new();
@@ -343,6 +344,12 @@ pub fn ok_text(server: &Server, response: &crate::http::Response) -> Result<Stri
             response.text()
         ))),
     }
+}
+
+/// `WHISPER_FLASH_ATTN` as the settings say, for the server processes.
+fn flash_attn_env(settings: &DecodeSettings) -> (String, String) {
+    let value = if settings.flash_attn { "on" } else { "off" };
+    ("WHISPER_FLASH_ATTN".to_owned(), value.to_owned())
 }
 
 fn context_name(settings: &DecodeSettings) -> &'static str {

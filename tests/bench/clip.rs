@@ -88,6 +88,12 @@ impl Clip {
         }
     }
 
+    /// Words (WER) or characters (CER) of the reference: what the error rate
+    /// divides by.
+    pub fn reference_units(&self) -> usize {
+        whisper_stt_tests::scored_units(&self.reference, self.metric() == "CER")
+    }
+
     /// The [`metric`](Self::metric) of `text` against the reference.
     pub fn error_rate(&self, text: &str) -> f64 {
         if self.metric() == "CER" {

@@ -148,9 +148,22 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
 
 /// Character error rate (for languages without spaces), ignoring whitespace and punctuation.
 pub fn char_error_rate(reference: &str, hypothesis: &str) -> f64 {
-    let chars = |s: &str| -> Vec<char> { s.chars().filter(|c| c.is_alphanumeric()).collect() };
-    let (reference, hypothesis) = (chars(reference), chars(hypothesis));
+    let (reference, hypothesis) = (scored_chars(reference), scored_chars(hypothesis));
     edit_distance(&reference, &hypothesis) as f64 / reference.len().max(1) as f64
+}
+
+/// The units [`word_error_rate`] (words) or [`char_error_rate`] (characters) divide
+/// by: weights for pooling the rates of several clips.
+pub fn scored_units(text: &str, by_chars: bool) -> usize {
+    if by_chars {
+        scored_chars(text).len()
+    } else {
+        normalize(text).len()
+    }
+}
+
+fn scored_chars(text: &str) -> Vec<char> {
+    text.chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
 fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {

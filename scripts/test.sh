@@ -7,7 +7,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-step() { printf '\n=== %s\n' "$*" >&2; }
+# Each heading carries the minutes:seconds since the start, so a slow step shows in CI logs.
+step() { printf '\n=== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 step "system packages"
 "$root/scripts/install-deps.sh"
@@ -71,3 +72,5 @@ scripts/entrypoint-test.sh
 
 step "container image: build from the Dockerfile with podman, run and check"
 scripts/podman-test.sh
+
+step "done"

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -788,17 +789,19 @@ fn a_model_switch_under_continuous_requests_loses_none() {
     let ids: Vec<&str> = listed.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["tiny.en-q5_1", "tiny.en-f16"]);
 
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
     let responses = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                while !stop.load(Ordering::SeqCst) {
                     let response = server.post_form("/v1/audio/transcriptions", &Form::jfk());
                     responses.lock().unwrap().push(response);
                 }
             });
         }
+        // A failed assertion below must end the request loops, or the scope never returns.
+        let _stop_on_exit = SetOnDrop(&stop);
         let count = || responses.lock().unwrap().len();
         let wait_for = |n: usize| {
             let started = Instant::now();
@@ -815,11 +818,10 @@ fn a_model_switch_under_continuous_requests_loses_none() {
         assert_eq!(switched.status, 200, "{}", switched.text());
         assert_eq!(switched.json()["id"], "tiny.en-f16");
         wait_for(count() + 3);
-        let back = server.post("/v1/models/tiny.en/load", "text/plain", b"");
+        let back = server.post("/v1/models/tiny.en-q5_1/load", "text/plain", b"");
         assert_eq!(back.status, 200, "{}", back.text());
         assert_eq!(back.json()["id"], "tiny.en-q5_1");
         wait_for(count() + 3);
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     let responses = responses.into_inner().unwrap();
     assert!(responses.len() >= 8, "{} requests", responses.len());
@@ -842,10 +844,24 @@ fn a_model_switch_under_continuous_requests_loses_none() {
         "{metrics}"
     );
     assert_eq!(server.get("/ready").json()["model"], "tiny.en-q5_1");
-    // A model that is not on disk cannot be loaded, and nothing changes.
+    // A model that is not on disk cannot be loaded, and nothing changes; a bare size
+    // names the default weight type, which this directory does not hold.
     server
         .post("/v1/models/base/load", "text/plain", b"")
         .assert_error(404, "model_not_found");
+    let bare = server.post("/v1/models/tiny.en/load", "text/plain", b"");
+    bare.assert_error(404, "model_not_found");
+    assert!(bare.text().contains("tiny.en-q8_0"), "{}", bare.text());
+    assert_eq!(server.get("/ready").json()["model"], "tiny.en-q5_1");
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 #[test]

@@ -65,8 +65,7 @@ RUN mkdir -p /opt/whisper-stt/baked \
       && WHISPER_LIB_DIR=/opt/whisper-stt/lib WHISPER_ARTIFACTS_DIR=/opt/whisper-stt/baked \
          WHISPER_STT_CACHE=/tmp/whisper-stt-cache \
          stt-server models pull "$BAKE_MODEL" --quant "$BAKE_MODEL_QUANT" \
-      && rm -rf /tmp/whisper-stt-cache \
-      && find /opt/whisper-stt/baked -name '*.lock' -delete; \
+      && rm -rf /tmp/whisper-stt-cache; \
     fi
 
 FROM ${RUNTIME_IMAGE} AS runtime

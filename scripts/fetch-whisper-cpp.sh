@@ -18,7 +18,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt/pin-$CRATE-$CRATE_VERSION
+cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/pin-$CRATE-$CRATE_VERSION
 mkdir -p "$cache/src"
 cat >"$cache/Cargo.toml" <<TOML
 [package]

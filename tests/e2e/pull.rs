@@ -1,13 +1,17 @@
-//! `stt-server models pull` as a process, killed in the middle of a download and
-//! started again: the partial file is never taken for a model, the restart resumes
-//! it, and the whole file is checked before it could appear under the model's name.
+//! `stt-server models pull` as a process, when things go wrong in the middle of a
+//! download: killed and started again, or the disk fills up. The partial file is
+//! never taken for a model, a later pull resumes it, and the whole file is checked
+//! before it could appear under the model's name.
 //!
 //! The mirror is a small HTTP server on 127.0.0.1 serving our tiny.en f16 file
-//! under upstream's name; its first answer stops after a few megabytes and keeps
-//! the connection open, as a stalled network would. Our file is imported from the
-//! CTranslate2 checkpoint, so its SHA-1 is not the one upstream publishes: the
-//! resumed download must complete and then be refused, never installed.
+//! under upstream's name; for the kill its first answer stops after a few megabytes
+//! and keeps the connection open, as a stalled network would. Our file is imported
+//! from the CTranslate2 checkpoint, so its SHA-1 is not the one upstream publishes:
+//! a resumed download must complete and then be refused, never installed.
 //! (Resuming into an installed file is covered by `stt-server/tests/download.rs`.)
+//!
+//! The full disk is a small tmpfs mounted in a private mount namespace
+//! (`unshare -m`, as root), so the host's mounts are untouched.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,15 +28,15 @@ const CUT: usize = 4 << 20;
 /// The file the pull asks the mirror for.
 const FILE: &str = "ggml-tiny.en.bin";
 
-/// A mirror serving one file: the first request gets [`CUT`] bytes and then
-/// nothing; later requests are answered in full, honouring `Range: bytes=N-`.
+/// A mirror serving one file, honouring `Range: bytes=N-`. With `stall_first`, the
+/// first request gets [`CUT`] bytes and then nothing.
 struct Mirror {
     addr: SocketAddr,
     ranges: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl Mirror {
-    fn start(body: Vec<u8>) -> Self {
+    fn start(body: Vec<u8>, stall_first: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local address");
         let ranges = Arc::new(Mutex::new(Vec::new()));
@@ -40,7 +44,7 @@ impl Mirror {
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (body, seen) = (Arc::clone(&body), Arc::clone(&seen));
-                thread::spawn(move || answer(stream, &body, &seen));
+                thread::spawn(move || answer(stream, &body, &seen, stall_first));
             }
         });
         Self { addr, ranges }
@@ -51,7 +55,12 @@ impl Mirror {
     }
 }
 
-fn answer(mut stream: TcpStream, body: &[u8], seen: &Mutex<Vec<Option<String>>>) {
+fn answer(
+    mut stream: TcpStream,
+    body: &[u8],
+    seen: &Mutex<Vec<Option<String>>>,
+    stall_first: bool,
+) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let (mut path, mut range) = (String::new(), None);
     loop {
@@ -75,10 +84,10 @@ fn answer(mut stream: TcpStream, body: &[u8], seen: &Mutex<Vec<Option<String>>>)
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
         return;
     }
-    let first = {
+    let stall = {
         let mut seen = seen.lock().unwrap();
         seen.push(range.clone());
-        seen.len() == 1
+        stall_first && seen.len() == 1
     };
     let from = range
         .as_deref()
@@ -100,35 +109,44 @@ fn answer(mut stream: TcpStream, body: &[u8], seen: &Mutex<Vec<Option<String>>>)
             body.len()
         )
     };
-    let end = if first { CUT } else { body.len() };
+    let end = if stall { CUT } else { body.len() };
     if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&body[from..end]).is_err() {
         return;
     }
-    if first {
+    if stall {
         // Stalled: nothing more until the client goes away.
         thread::sleep(Duration::from_secs(120));
     }
 }
 
-/// `stt-server models pull tiny.en --quant f16` from the mirror only.
-fn pull_command(mirror: &Mirror, artifacts: &Path) -> Command {
-    let mut command = Command::new(stt_server_bin());
+/// `stt-server models pull tiny.en --quant f16`, without the artifact directory.
+const PULL_ARGS: [&str; 6] = [
+    "models",
+    "pull",
+    "tiny.en",
+    "--quant",
+    "f16",
+    "--no-fallback",
+];
+
+/// Makes `command` fetch from `mirror` only: no offline mode, no other source.
+fn from_mirror_only<'a>(command: &'a mut Command, mirror: &Mirror) -> &'a mut Command {
     command
-        .args([
-            "models",
-            "pull",
-            "tiny.en",
-            "--quant",
-            "f16",
-            "--no-fallback",
-        ])
-        .arg("--artifacts-dir")
-        .arg(artifacts)
         .env("WHISPER_MODEL_BASE_URL", format!("http://{}", mirror.addr))
         .env_remove("WHISPER_MODEL_OFFLINE")
         .env_remove("WHISPER_MODEL_CT2_SOURCE")
         .env_remove("WHISPER_ARTIFACTS_DIR")
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+}
+
+/// The pull into `artifacts`, from the mirror only.
+fn pull_command(mirror: &Mirror, artifacts: &Path) -> Command {
+    let mut command = Command::new(stt_server_bin());
+    command
+        .args(PULL_ARGS)
+        .arg("--artifacts-dir")
+        .arg(artifacts);
+    from_mirror_only(&mut command, mirror);
     command
 }
 
@@ -152,7 +170,7 @@ fn a_pull_killed_mid_download_is_resumed_and_its_part_never_used() {
         body.len() > 2 * CUT,
         "the test model is larger than the cut"
     );
-    let mirror = Mirror::start(body.clone());
+    let mirror = Mirror::start(body, true);
     let artifacts = tempfile::tempdir().expect("temp dir");
     let model = artifacts.path().join("whisper_tiny.en_xeon").join(FILE);
     let part = part_of(&model);
@@ -233,4 +251,104 @@ fn a_pull_killed_mid_download_is_resumed_and_its_part_never_used() {
     );
     assert!(!model.exists(), "a mismatching file was installed");
     assert!(!part.exists(), "{} is left behind", part.display());
+}
+
+/// Runs in a private mount namespace: mounts a tmpfs of 16 MiB on `$1`, pulls into
+/// it (`$3…` is the pull command), records what it left, frees space by growing
+/// the tmpfs, and pulls again. Results go to files in `$2`.
+const DISK_FULL_SCRIPT: &str = r#"
+set -u
+dir=$1 out=$2
+shift 2
+mount -t tmpfs -o size=16m whisper-stt-full "$dir" || exit 90
+"$@" --artifacts-dir "$dir" >"$out/first.out" 2>&1
+echo $? >"$out/first.status"
+find "$dir" -type f -printf '%P %s\n' | sort >"$out/first.files"
+"$1" models list --artifacts-dir "$dir" >"$out/list.out" 2>&1
+echo $? >"$out/list.status"
+mount -o remount,size=256m "$dir" || exit 91
+"$@" --artifacts-dir "$dir" >"$out/second.out" 2>&1
+echo $? >"$out/second.status"
+find "$dir" -type f -printf '%P %s\n' | sort >"$out/second.files"
+"#;
+
+#[test]
+fn a_pull_that_fills_the_disk_fails_naming_the_file_and_resumes_when_space_is_freed() {
+    let body = std::fs::read(tiny_en_f16_model()).expect("read the tiny.en f16 test model");
+    assert!(
+        body.len() > 32 << 20,
+        "the test model outgrows the 16 MiB disk"
+    );
+    let mirror = Mirror::start(body, false);
+    let mount_point = tempfile::tempdir().expect("temp dir");
+    let results = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(DISK_FULL_SCRIPT)
+        .arg("sh")
+        .arg(mount_point.path())
+        .arg(results.path())
+        .arg(stt_server_bin())
+        .args(PULL_ARGS);
+    from_mirror_only(&mut command, &mirror);
+    let script = command.output().expect("run unshare (util-linux)");
+    assert!(
+        script.status.success(),
+        "the tmpfs could not be set up (needs root and unshare):\n{}",
+        text(&script)
+    );
+    let read = |name: &str| {
+        std::fs::read_to_string(results.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let part = format!("whisper_tiny.en_xeon/{FILE}.part");
+
+    // 1. The pull fails on the full disk, saying which file and why.
+    assert_ne!(read("first.status").trim(), "0", "{}", read("first.out"));
+    let first = read("first.out");
+    assert!(
+        first.contains(&part) && first.contains("No space left on device"),
+        "the error names the partial file and the cause:\n{first}"
+    );
+    // 2. What was received stays for a resume, under the partial name only, and
+    //    nothing lists it as a model.
+    let files = read("first.files");
+    let part_len: u64 = files
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{part} ")))
+        .unwrap_or_else(|| panic!("no {part} after the full disk:\n{files}"))
+        .parse()
+        .expect("size");
+    assert!(part_len > 8 << 20, "{part} holds {part_len} bytes");
+    assert!(
+        !files
+            .lines()
+            .any(|l| l.starts_with(&format!("whisper_tiny.en_xeon/{FILE} "))),
+        "a model file appeared on the full disk:\n{files}"
+    );
+    assert_eq!(read("list.status").trim(), "0", "{}", read("list.out"));
+    assert!(
+        !read("list.out").contains("tiny.en"),
+        "models list shows the partial download:\n{}",
+        read("list.out")
+    );
+
+    // 3. With space again the next pull resumes where the disk filled up, and the
+    //    completed file, which is not upstream's, is refused and removed.
+    let second = read("second.out");
+    assert_ne!(read("second.status").trim(), "0", "{second}");
+    assert!(
+        second.contains("checksum mismatch"),
+        "the resumed file is checked as a whole:\n{second}"
+    );
+    assert_eq!(
+        mirror.ranges(),
+        [None, Some(format!("bytes={part_len}-"))],
+        "one request until the disk filled, then one resumed from the partial file"
+    );
+    let files = read("second.files");
+    assert!(
+        !files.contains(FILE),
+        "neither a model nor a partial file is left:\n{files}"
+    );
 }

@@ -11,9 +11,8 @@
 //! - connect/read timeouts bound every network wait, and failures that may be
 //!   transient are retried with exponential backoff.
 
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -22,6 +21,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use log::{debug, info, warn};
 use sha2::Digest;
+
+use super::file_lock::{sibling, FileLock};
 
 /// Where the upstream ggml models are published.
 pub const DEFAULT_BASE_URL: &str = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
@@ -311,7 +312,9 @@ pub fn download(
         fs::create_dir_all(dir).map_err(|e| DownloadError::io(dir, e))?;
     }
     let part = sibling(dest, ".part");
-    let _lock = DestLock::acquire(sibling(dest, ".lock"))?;
+    let lock_path = sibling(dest, ".lock");
+    let _lock =
+        FileLock::acquire(lock_path.clone()).map_err(|e| DownloadError::io(&lock_path, e))?;
 
     if let Some(bytes) = existing_valid(dest, checksum)? {
         info!("{} already present ({bytes} bytes)", dest.display());
@@ -399,13 +402,6 @@ fn fetch_with_retries(
 fn digest_mismatch(path: &Path, expected: &Checksum) -> Result<Option<String>, DownloadError> {
     let actual = file_checksum(path, expected.kind()).map_err(|e| DownloadError::io(path, e))?;
     Ok((!expected.matches(&actual)).then_some(actual))
-}
-
-/// `<path><suffix>`, e.g. `model.bin.part`.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// The pause after failed attempt number `attempt` (1-based).
@@ -561,69 +557,6 @@ impl ContentRange {
             total: total.trim().parse().ok(),
         }
     }
-}
-
-/// An exclusive lock on `<dest>.lock`, held for the whole pull.
-///
-/// On Unix the lock file is removed on release. A waiter that then acquires the lock
-/// on the removed file notices (the path no longer names the file it locked) and
-/// retries on the current one.
-struct DestLock {
-    path: PathBuf,
-    _file: File,
-}
-
-impl DestLock {
-    fn acquire(path: PathBuf) -> Result<Self, DownloadError> {
-        loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| DownloadError::io(&path, e))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => {
-                    info!("waiting for another download holding {}", path.display());
-                    file.lock().map_err(|e| DownloadError::io(&path, e))?;
-                }
-                Err(TryLockError::Error(e)) => return Err(DownloadError::io(&path, e)),
-            }
-            if still_named_by(&file, &path).map_err(|e| DownloadError::io(&path, e))? {
-                return Ok(Self { path, _file: file });
-            }
-        }
-    }
-}
-
-impl Drop for DestLock {
-    fn drop(&mut self) {
-        // Removed while still locked (the file is closed, unlocking it, after this).
-        if cfg!(unix) {
-            if let Err(e) = fs::remove_file(&self.path) {
-                debug!("could not remove {}: {e}", self.path.display());
-            }
-        }
-    }
-}
-
-/// Whether `path` still names the open `file`.
-#[cfg(unix)]
-fn still_named_by(file: &File, path: &Path) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata()?;
-    match fs::metadata(path) {
-        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Lock files are never removed off Unix, so the path always names the locked file.
-#[cfg(not(unix))]
-fn still_named_by(_file: &File, _path: &Path) -> io::Result<bool> {
-    Ok(true)
 }
 
 /// Progress display: an indicatif bar on a terminal, otherwise log lines.

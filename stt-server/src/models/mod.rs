@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod ct2;
 pub mod download;
+pub mod file_lock;
 pub mod ggml_file;
 pub mod import;
 pub mod pull;

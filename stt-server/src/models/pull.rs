@@ -3,11 +3,12 @@
 //! mirror), then a CTranslate2 checkpoint converted locally — and quantize it.
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::catalog::{ModelSpec, Quant};
 use super::download::{self, Checksum, ChecksumKind, DownloadConfig};
+use super::file_lock::{sibling, FileLock};
 use super::ggml_file::{self, Summary};
 use super::import::{self, Ct2Source};
 use super::quantize;
@@ -205,7 +206,11 @@ pub fn pull(options: &PullOptions) -> Result<PullReport, PullError> {
         path: dir.clone(),
         source,
     })?;
-    let _lock = lock(&target)?;
+    let lock_path = sibling(&target, ".pull.lock");
+    let _lock = FileLock::acquire(lock_path.clone()).map_err(|source| PullError::Io {
+        path: lock_path,
+        source,
+    })?;
 
     if let Some(summary) = verified(&target, expected_sha1(&options.spec))? {
         log::info!("{} is present and verified", target.display());
@@ -363,7 +368,7 @@ fn verified(path: &Path, sha1: Option<&str>) -> Result<Option<Summary>, PullErro
             Ok(Some(summary))
         }
         Err(e) => {
-            let aside = with_suffix(path, ".corrupt");
+            let aside = sibling(path, ".corrupt");
             log::warn!("{e}; moving it to {}", aside.display());
             fs::rename(path, &aside).map_err(|source| PullError::Io {
                 path: path.to_owned(),
@@ -372,26 +377,6 @@ fn verified(path: &Path, sha1: Option<&str>) -> Result<Option<Summary>, PullErro
             Ok(None)
         }
     }
-}
-
-fn lock(target: &Path) -> Result<File, PullError> {
-    let path = with_suffix(target, ".pull.lock");
-    let file = File::create(&path).map_err(|source| PullError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    if file.try_lock().is_err() {
-        log::info!("another process is pulling {}; waiting", target.display());
-        file.lock()
-            .map_err(|source| PullError::Io { path, source })?;
-    }
-    Ok(file)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(suffix);
-    path.with_file_name(name)
 }
 
 fn io_other(path: &Path, message: &str) -> PullError {

@@ -304,8 +304,8 @@ fn a_pull_that_fills_the_disk_fails_naming_the_file_and_resumes_when_space_is_fr
     let part = format!("whisper_tiny.en_xeon/{FILE}.part");
 
     // 1. The pull fails on the full disk, saying which file and why.
-    assert_ne!(read("first.status").trim(), "0", "{}", read("first.out"));
     let first = read("first.out");
+    assert_ne!(read("first.status").trim(), "0", "{first}");
     assert!(
         first.contains(&part) && first.contains("No space left on device"),
         "the error names the partial file and the cause:\n{first}"
@@ -326,11 +326,11 @@ fn a_pull_that_fills_the_disk_fails_naming_the_file_and_resumes_when_space_is_fr
             .any(|l| l.starts_with(&format!("whisper_tiny.en_xeon/{FILE} "))),
         "a model file appeared on the full disk:\n{files}"
     );
-    assert_eq!(read("list.status").trim(), "0", "{}", read("list.out"));
+    let listed = read("list.out");
+    assert_eq!(read("list.status").trim(), "0", "{listed}");
     assert!(
-        !read("list.out").contains("tiny.en"),
-        "models list shows the partial download:\n{}",
-        read("list.out")
+        !listed.contains("tiny.en"),
+        "models list shows the partial download:\n{listed}"
     );
 
     // 3. With space again the next pull resumes where the disk filled up, and the

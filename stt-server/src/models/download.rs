@@ -313,8 +313,7 @@ pub fn download(
     }
     let part = sibling(dest, ".part");
     let lock_path = sibling(dest, ".lock");
-    let _lock =
-        FileLock::acquire(lock_path.clone()).map_err(|e| DownloadError::io(&lock_path, e))?;
+    let _lock = FileLock::acquire(&lock_path).map_err(|e| DownloadError::io(&lock_path, e))?;
 
     if let Some(bytes) = existing_valid(dest, checksum)? {
         info!("{} already present ({bytes} bytes)", dest.display());

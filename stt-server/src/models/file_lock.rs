@@ -31,13 +31,13 @@ impl FileLock {
     ///
     /// # Errors
     /// The OS error opening or locking `path`.
-    pub fn acquire(path: PathBuf) -> io::Result<Self> {
+    pub fn acquire(path: &Path) -> io::Result<Self> {
         loop {
             let file = OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(&path)?;
+                .open(path)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -46,8 +46,11 @@ impl FileLock {
                 }
                 Err(TryLockError::Error(e)) => return Err(e),
             }
-            if still_named_by(&file, &path)? {
-                return Ok(Self { path, _file: file });
+            if still_named_by(&file, path)? {
+                return Ok(Self {
+                    path: path.to_owned(),
+                    _file: file,
+                });
             }
         }
     }
@@ -91,11 +94,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = sibling(&dir.path().join("model.bin"), ".lock");
         assert_eq!(path.file_name().unwrap(), "model.bin.lock");
-        let lock = FileLock::acquire(path.clone()).unwrap();
+        let lock = FileLock::acquire(&path).unwrap();
         assert!(path.is_file());
         drop(lock);
         assert!(!path.exists(), "{} left behind", path.display());
-        drop(FileLock::acquire(path.clone()).unwrap());
+        drop(FileLock::acquire(&path).unwrap());
         assert!(!path.exists());
     }
 }

@@ -207,7 +207,7 @@ pub fn pull(options: &PullOptions) -> Result<PullReport, PullError> {
         source,
     })?;
     let lock_path = sibling(&target, ".pull.lock");
-    let _lock = FileLock::acquire(lock_path.clone()).map_err(|source| PullError::Io {
+    let _lock = FileLock::acquire(&lock_path).map_err(|source| PullError::Io {
         path: lock_path,
         source,
     })?;

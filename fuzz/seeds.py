@@ -45,6 +45,9 @@ FFMPEG_VARIANTS = [
     ("vorbis.webm", ["-c:a", "libvorbis", "-q:a", "0"]),
     ("flac.mkv", ["-c:a", "flac"]),
     ("pcm.caf", ["-c:a", "pcm_s16le"]),
+    ("opus.ogg", ["-c:a", "libopus", "-b:a", "16k"]),
+    ("opus-stereo.webm", ["-ac", "2", "-c:a", "libopus", "-b:a", "24k"]),
+    ("rf64.wav", ["-rf64", "always", "-c:a", "pcm_s16le"]),
 ]
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, when missing.
 set -euo pipefail
-packages=(cmake gcc g++ make libclang-dev clang espeak-ng ffmpeg sox jq curl ca-certificates)
+# libopus-dev and pkg-config: whisper-safe decodes Opus with the system libopus.
+packages=(cmake gcc g++ make libclang-dev clang espeak-ng ffmpeg sox jq curl ca-certificates
+  libopus-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -606,7 +606,10 @@ fn video_without_audio_has_no_audio_track() {
         "mkv",
     );
     let error = decode_err(bytes, &DecodeOptions::default());
-    assert!(matches!(error, AudioError::NoAudioTrack), "{error:?}");
+    assert!(
+        matches!(error, AudioError::NoAudioTrack { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -803,7 +806,7 @@ fn mutated_inputs_give_results_or_errors() {
                 Err(AudioError::DecoderPanic { .. }) => "DecoderPanic",
                 Err(AudioError::Corrupt { .. }) => "Corrupt",
                 Err(AudioError::UnsupportedFormat { .. }) => "UnsupportedFormat",
-                Err(AudioError::NoAudioTrack) => "NoAudioTrack",
+                Err(AudioError::NoAudioTrack { .. }) => "NoAudioTrack",
                 Err(AudioError::Truncated { .. }) => "Truncated",
                 Err(AudioError::Empty { .. }) => "Empty",
                 Err(AudioError::UnsupportedSampleRate { .. }) => "UnsupportedSampleRate",
@@ -833,7 +836,7 @@ impl Seek for PanickingReader {
 #[test]
 fn a_panic_while_decoding_is_returned_as_an_error() {
     match decode_reader(PanickingReader, &DecodeOptions::default()) {
-        Err(AudioError::DecoderPanic { message }) => assert_eq!(message, "reader exploded"),
+        Err(AudioError::DecoderPanic { message, .. }) => assert_eq!(message, "reader exploded"),
         other => panic!("expected DecoderPanic, got {other:?}"),
     }
 }
@@ -880,26 +883,17 @@ fn mp4_with_table(table: &[u8; 4], count: u32) -> Vec<u8> {
     [atom(b"ftyp", b"M4A \0\0\0\0M4A isom"), nested].concat()
 }
 
-/// Found by the `audio_decode` fuzz target: symphonia 0.5 reserves a sample table's declared
+/// Found by the `audio_decode` fuzz target: symphonia 0.5 reserved a sample table's declared
 /// entries before reading them; 2^32 − 1 `stts` entries in an 80-byte file asked for 32 GiB,
-/// and the failed allocation aborted the process (no panic to catch).
+/// and the failed allocation aborted the process (no panic to catch). 0.6 reads what is there.
 #[test]
 fn mp4_sample_table_larger_than_the_file_is_corrupt() {
     for table in [b"stts", b"stsc", b"stsz", b"stco", b"co64"] {
         let error = decode_err(mp4_with_table(table, u32::MAX), &DecodeOptions::default());
         let name = String::from_utf8_lossy(table);
-        match &error {
-            AudioError::Corrupt { detail, .. } => assert!(
-                detail.contains(&format!("`{name}` table")) && detail.contains("4294967295"),
-                "{detail}"
-            ),
-            other => panic!("{name}: expected Corrupt, got {other:?}"),
-        }
+        assert!(
+            matches!(error, AudioError::Corrupt { .. }),
+            "{name}: expected Corrupt, got {error:?}"
+        );
     }
-    // An empty table is only short of the rest of the file: symphonia's own error.
-    let error = decode_err(mp4_with_table(b"stts", 0), &DecodeOptions::default());
-    assert!(
-        !format!("{error:?}").contains("table at offset"),
-        "{error:?}"
-    );
 }

@@ -54,12 +54,14 @@ pub fn decode(
 fn classify(error: AudioError) -> InputError {
     match error {
         AudioError::UnsupportedFormat { .. }
-        | AudioError::NoAudioTrack
+        | AudioError::NoAudioTrack { .. }
         | AudioError::UnsupportedSampleRate { .. } => InputError::Unsupported(error.to_string()),
+        // A decoder panic is malformed data it failed to reject: the file's fault.
         AudioError::EmptyInput
         | AudioError::Corrupt { .. }
         | AudioError::Truncated { .. }
-        | AudioError::Empty { .. } => InputError::Undecodable(error.to_string()),
+        | AudioError::Empty { .. }
+        | AudioError::DecoderPanic { .. } => InputError::Undecodable(error.to_string()),
         AudioError::TooLong { max_seconds } => InputError::TooLong { max_seconds },
         other => InputError::Internal(other.to_string()),
     }

@@ -21,6 +21,16 @@ pub const DEFAULT_MAX_AUDIO_SECONDS: f64 = 3600.0;
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 600.0;
 /// Default grace period for in-flight requests at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
+/// Default time a client has to send a request's head (line and headers).
+pub const DEFAULT_HEADER_TIMEOUT_SECONDS: f64 = 5.0;
+/// Default time an idle keep-alive connection stays open.
+pub const DEFAULT_KEEP_ALIVE_SECONDS: f64 = 5.0;
+/// Default time a client has to send an upload, unless half the request timeout is shorter.
+pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 120.0;
+/// Default most open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Bytes of decoded audio per second: 16 kHz mono `f32`.
+pub const SAMPLE_BYTES_PER_SECOND: u64 = 16_000 * 4;
 /// whisper.cpp gains little beyond this many threads per run.
 const MAX_DEFAULT_THREADS_PER_WORKER: usize = 4;
 
@@ -87,6 +97,27 @@ pub struct ServeArgs {
     /// Comma-separated bearer keys; when set, every endpoint except /health and /ready needs one.
     #[arg(long, env = "STT_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
+    /// Comma-separated bearer keys that may also load models; with any key configured, loads need one of these.
+    #[arg(long, env = "STT_ADMIN_KEYS", hide_env_values = true)]
+    pub admin_keys: Option<String>,
+    /// Bytes the admitted requests' uploads and decoded audio may hold together [default: (workers + queue limit) × (max upload + 1 MiB + max audio × 64000)]
+    #[arg(long, env = "STT_AUDIO_MEMORY_BYTES")]
+    pub audio_memory_bytes: Option<String>,
+    /// HTTP worker threads [default: cores]
+    #[arg(long, env = "STT_HTTP_WORKERS")]
+    pub http_workers: Option<String>,
+    /// Most open connections; beyond it, new ones wait in the listen backlog [default: 1024]
+    #[arg(long, env = "STT_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+    /// Time a client has to send a request's line and headers, seconds [default: 5]
+    #[arg(long, env = "STT_HEADER_TIMEOUT_SECONDS")]
+    pub header_timeout_seconds: Option<String>,
+    /// Time an idle keep-alive connection stays open, seconds [default: 5]
+    #[arg(long, env = "STT_KEEP_ALIVE_SECONDS")]
+    pub keep_alive_seconds: Option<String>,
+    /// Time a client has to send an upload, seconds; below the request timeout [default: min(120, request timeout ÷ 2)]
+    #[arg(long, env = "STT_BODY_TIMEOUT_SECONDS")]
+    pub body_timeout_seconds: Option<String>,
     /// Encoder context for audio under 30 s: `trimmed` (faster) or `full` [default: trimmed]
     #[arg(long, env = "STT_AUDIO_CONTEXT")]
     pub audio_context: Option<String>,
@@ -246,7 +277,7 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Grace period at shutdown.
     pub shutdown_timeout: Duration,
-    /// Accepted bearer keys (empty: no authentication).
+    /// Accepted bearer keys (empty: no authentication unless admin keys are set).
     pub api_keys: Vec<String>,
     /// Encoder context policy.
     pub audio_context: AudioContext,
@@ -255,8 +286,22 @@ pub struct Config {
 impl Config {
     /// Validates every flag and variable of `serve`.
     ///
+    /// Keys that may also load models.
+    pub admin_keys: Vec<String>,
     /// # Errors
     /// [`ConfigError`] naming the first invalid variable.
+    /// Bytes the admitted requests' uploads and decoded audio may hold together.
+    pub audio_memory_bytes: u64,
+    /// HTTP worker threads.
+    pub http_workers: usize,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Time to send a request's head.
+    pub header_timeout: Duration,
+    /// Idle keep-alive time.
+    pub keep_alive: Duration,
+    /// Time to send an upload.
+    pub body_timeout: Duration,
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let model = ModelConfig::from_args(args.model)?;
@@ -323,26 +368,8 @@ impl Config {
             0..=3600,
         )?
         .map_or(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, |s| s as u64);
-        let api_keys = text(args.api_keys)
-            .map(|keys| {
-                keys.split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = api_keys
-            .iter()
-            .find(|k| k.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(ConfigError {
-                variable: "STT_API_KEYS",
-                flag: "api-keys",
-                value: format!("<{} characters>", bad.len()),
-                reason: "a key contains whitespace or control characters".into(),
-            });
-        }
+        let api_keys = keys(args.api_keys, "STT_API_KEYS", "api-keys")?;
+        let admin_keys = keys(args.admin_keys, "STT_ADMIN_KEYS", "admin-keys")?;
         let audio_context = match text(args.audio_context).as_deref() {
             None | Some("trimmed") => AudioContext::Trimmed,
             Some("full") => AudioContext::Full,
@@ -362,6 +389,65 @@ impl Config {
             threads_per_worker,
             queue_limit,
             max_upload_bytes,
+        let request_bytes = request_memory_bytes(max_upload_bytes, max_audio_seconds);
+        let audio_memory_bytes = match text(args.audio_memory_bytes) {
+            None => request_bytes.saturating_mul((workers + queue_limit) as u64),
+            Some(v) => parse_bytes(&v)
+                .filter(|&n| n >= request_bytes)
+                .ok_or_else(|| ConfigError {
+                    variable: "STT_AUDIO_MEMORY_BYTES",
+                    flag: "audio-memory-bytes",
+                    value: v.clone(),
+                    reason: format!(
+                        "expected a byte count such as 2G of at least one request's worst case, \
+                         {request_bytes} bytes (max upload + 1 MiB + max audio seconds × 64000)"
+                    ),
+                })?,
+        };
+        let http_workers = parse_range(
+            args.http_workers,
+            "STT_HTTP_WORKERS",
+            "http-workers",
+            1..=256,
+        )?
+        .unwrap_or(cores);
+        let max_connections = parse_range(
+            args.max_connections,
+            "STT_MAX_CONNECTIONS",
+            "max-connections",
+            1..=1_000_000,
+        )?
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        let header_timeout = seconds(
+            args.header_timeout_seconds,
+            "STT_HEADER_TIMEOUT_SECONDS",
+            "header-timeout-seconds",
+        )?
+        .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECONDS);
+        let keep_alive = seconds(
+            args.keep_alive_seconds,
+            "STT_KEEP_ALIVE_SECONDS",
+            "keep-alive-seconds",
+        )?
+        .unwrap_or(DEFAULT_KEEP_ALIVE_SECONDS);
+        let body_timeout = match seconds(
+            args.body_timeout_seconds.clone(),
+            "STT_BODY_TIMEOUT_SECONDS",
+            "body-timeout-seconds",
+        )? {
+            None => DEFAULT_BODY_TIMEOUT_SECONDS.min(request_timeout / 2.0),
+            Some(s) if s < request_timeout => s,
+            Some(s) => {
+                return Err(ConfigError {
+                    variable: "STT_BODY_TIMEOUT_SECONDS",
+                    flag: "body-timeout-seconds",
+                    value: s.to_string(),
+                    reason: format!(
+                        "must be shorter than the request timeout ({request_timeout} s)"
+                    ),
+                })
+            }
+        };
             max_audio_seconds,
             request_timeout: Duration::from_secs_f64(request_timeout),
             shutdown_timeout: Duration::from_secs(shutdown_timeout),
@@ -373,17 +459,32 @@ impl Config {
     /// One line describing the effective configuration (keys are counted, never shown).
     pub fn summary(&self) -> String {
         let model = match &self.model.model_path {
+            admin_keys,
             Some(path) => format!("file {}", path.display()),
+            audio_memory_bytes,
+            http_workers,
+            max_connections,
+            header_timeout: Duration::from_secs_f64(header_timeout),
+            keep_alive: Duration::from_secs_f64(keep_alive),
+            body_timeout: Duration::from_secs_f64(body_timeout),
             None => format!(
                 "{} in {}",
                 self.model.spec,
+    /// The most one admitted request holds before its job runs: its upload
+    /// with the form around it, and its decoded samples at the longest audio.
+    pub fn request_memory_bytes(&self) -> u64 {
+        request_memory_bytes(self.max_upload_bytes, self.max_audio_seconds)
+    }
+
                 self.model.artifacts_dir.display()
             ),
         };
         format!(
             "listen {}, model {model}, lib dir {}, {} workers × {} threads, queue limit {}, \
-             max upload {} bytes, max audio {} s, request timeout {} s, shutdown grace {} s, \
-             audio context {:?}, {} API keys",
+             max upload {} bytes, max audio {} s, audio memory budget {} bytes, \
+             request timeout {} s, body timeout {} s, header timeout {} s, keep-alive {} s, \
+             {} HTTP workers, max {} connections, shutdown grace {} s, audio context {:?}, \
+             {} API keys, {} admin keys",
             self.listen,
             self.model
                 .lib_dir
@@ -401,14 +502,58 @@ impl Config {
         )
     }
 }
+            self.audio_memory_bytes,
 
+            self.body_timeout.as_secs_f64(),
+            self.header_timeout.as_secs_f64(),
+            self.keep_alive.as_secs_f64(),
+            self.http_workers,
+            self.max_connections,
 /// Workers and threads per worker: given values are kept; missing ones are
 /// chosen so that workers × threads fits the cores, with at most
 /// [`MAX_DEFAULT_THREADS_PER_WORKER`] threads per run.
+            self.admin_keys.len(),
 pub fn pool_shape(cores: usize, workers: Option<usize>, threads: Option<usize>) -> (usize, usize) {
     let cores = cores.max(1);
     match (workers, threads) {
         (Some(w), Some(t)) => (w, t),
+/// See [`Config::request_memory_bytes`].
+fn request_memory_bytes(max_upload_bytes: u64, max_audio_seconds: f64) -> u64 {
+    let samples = (max_audio_seconds * SAMPLE_BYTES_PER_SECOND as f64).ceil() as u64;
+    max_upload_bytes
+        .saturating_add(crate::server::form::FORM_OVERHEAD_BYTES)
+        .saturating_add(samples)
+}
+
+/// Comma-separated bearer keys.
+fn keys(
+    value: Option<String>,
+    variable: &'static str,
+    flag: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let keys: Vec<String> = text(value)
+        .map(|keys| {
+            keys.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    match keys
+        .iter()
+        .find(|k| k.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        Some(bad) => Err(ConfigError {
+            variable,
+            flag,
+            value: format!("<{} characters>", bad.len()),
+            reason: "a key contains whitespace or control characters".into(),
+        }),
+        None => Ok(keys),
+    }
+}
+
         (Some(w), None) => (w, (cores / w).clamp(1, MAX_DEFAULT_THREADS_PER_WORKER)),
         (None, Some(t)) => ((cores / t).max(1), t),
         (None, None) => {
@@ -531,7 +676,7 @@ mod tests {
         assert_eq!(config.max_upload_bytes, 26_214_400);
         assert_eq!(config.model.spec.to_string(), "small-q8_0");
         assert_eq!(config.queue_limit, 4 * config.workers);
-        assert!(config.api_keys.is_empty());
+        assert!(config.api_keys.is_empty() && config.admin_keys.is_empty());
         assert_eq!(config.audio_context, AudioContext::Trimmed);
         assert!(!config.model.context_options().flash_attn);
         let on = serve(|a| a.model.flash_attn = Some("on".into())).unwrap();
@@ -540,6 +685,20 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable() {
+        // 25 MiB + 1 MiB of form + 3600 s × 64000 B per place.
+        assert_eq!(config.request_memory_bytes(), 27_262_976 + 230_400_000);
+        assert_eq!(
+            config.audio_memory_bytes,
+            config.request_memory_bytes() * (config.workers + config.queue_limit) as u64
+        );
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(config.http_workers, cores);
+        assert_eq!(config.max_connections, 1024);
+        assert_eq!(config.header_timeout, Duration::from_secs(5));
+        assert_eq!(config.keep_alive, Duration::from_secs(5));
+        assert_eq!(config.body_timeout, Duration::from_secs(120));
+        let short = serve(|a| a.request_timeout_seconds = Some("60".into())).unwrap();
+        assert_eq!(short.body_timeout, Duration::from_secs(30));
         type Case = (fn(&mut ServeArgs), &'static str);
         let cases: Vec<Case> = vec![
             (|a| a.port = Some("eighty".into()), "STT_PORT"),
@@ -587,6 +746,28 @@ mod tests {
             (
                 |a| a.model.flash_attn = Some("maybe".into()),
                 "WHISPER_FLASH_ATTN",
+            (|a| a.admin_keys = Some("bad\tkey".into()), "STT_ADMIN_KEYS"),
+            (
+                |a| a.audio_memory_bytes = Some("100M".into()),
+                "STT_AUDIO_MEMORY_BYTES",
+            ),
+            (|a| a.http_workers = Some("0".into()), "STT_HTTP_WORKERS"),
+            (
+                |a| a.max_connections = Some("none".into()),
+                "STT_MAX_CONNECTIONS",
+            ),
+            (
+                |a| a.header_timeout_seconds = Some("0".into()),
+                "STT_HEADER_TIMEOUT_SECONDS",
+            ),
+            (
+                |a| a.keep_alive_seconds = Some("-1".into()),
+                "STT_KEEP_ALIVE_SECONDS",
+            ),
+            (
+                |a| a.body_timeout_seconds = Some("600".into()),
+                "STT_BODY_TIMEOUT_SECONDS",
+            ),
             ),
         ];
         for (set, variable) in cases {

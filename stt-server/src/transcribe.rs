@@ -113,6 +113,7 @@ pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(),
                 AudioContext::Full
             } else {
                 AudioContext::Trimmed
+            memory_budget: u64::MAX,
             },
         },
         Arc::new(WhisperLoader::new(
@@ -169,8 +170,10 @@ fn run(
             let bytes = std::fs::read(path).map_err(FileError::Read)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             let audio = engine::audio::decode(bytes.into(), name.as_deref(), None, f64::INFINITY)
+            let reservation = engine.reserve(0).map_err(FileError::Submit)?;
                 .map_err(FileError::Audio)?;
             let ticket = engine
+                    reservation,
                 .submit(
                     Arc::clone(&model),
                     JobSpec {

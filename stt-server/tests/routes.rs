@@ -793,12 +793,17 @@ async fn a_panicking_run_is_a_500_and_the_worker_survives() {
     let failed = call!(
         &s,
         upload("/v1/audio/transcriptions", &[("prompt", "panic")])
+            .insert_header(("x-request-id", "boom-7"))
     )
     .await
     .assert_error(500, "internal_error");
     assert!(
         !failed.to_string().contains("panic"),
         "no internal details: {failed}"
+    );
+    assert!(
+        failed.to_string().contains("boom-7"),
+        "the request id: {failed}"
     );
     let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -1081,27 +1086,34 @@ async fn models_are_listed_and_switched() {
         .await
         .assert_error(404, "model_not_found");
     }
-    // A file that fails to load leaves the old model serving and ready.
+    // A file that fails to load leaves the old model serving and ready. The
+    // answer and /ready name the model, never its path or the loader's words;
+    // the answer names its request id, under which the log has the cause.
     let failed = call!(
         &s,
-        test::TestRequest::post().uri("/v1/models/base-q8_0/load")
+        test::TestRequest::post()
+            .uri("/v1/models/base-q8_0/load")
+            .insert_header(("x-request-id", "load-42"))
     )
-    .await
-    .assert_error(500, "model_load_failed");
+    .await;
+    let body = failed.assert_error(500, "model_load_failed").to_string();
+    let artifacts = h.artifacts.path().to_str().unwrap();
+    for secret in ["bad magic", artifacts, ".bin", "/"] {
+        assert!(!body.contains(secret), "{secret:?} in {body}");
+    }
     assert!(
-        failed["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("bad magic"),
-        "{failed}"
+        body.contains("base-q8_0") && body.contains("load-42"),
+        "{body}"
     );
+    assert_eq!(failed.headers.get("x-request-id").unwrap(), "load-42");
     let ready = call!(&s, test::TestRequest::get().uri("/ready")).await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["model"], "tiny.en-q8_0");
-    assert!(ready.json()["last_error"]
-        .as_str()
-        .unwrap()
-        .contains("base-q8_0"));
+    let last_error = ready.json()["last_error"].as_str().unwrap().to_owned();
+    assert!(last_error.contains("base-q8_0"), "{last_error}");
+    for secret in ["bad magic", artifacts, ".bin", "/"] {
+        assert!(!last_error.contains(secret), "{secret:?} in {last_error}");
+    }
 
     // A request held on the old model finishes on it across the switch.
     let engine = h.state.engine.clone();
@@ -1194,4 +1206,321 @@ async fn metrics_count_requests_audio_and_load_time() {
     assert_eq!(metric(&text, "stt_real_time_factor_count"), 1.0);
     assert!(text
         .contains("stt_http_request_duration_seconds_bucket{route=\"/v1/audio/transcriptions\""));
+}
+
+/// An upload to `path` whose body arrives only when the test sends it on the
+/// returned channel (and ends when the sender is dropped).
+fn pending_upload(
+    path: &str,
+) -> (
+    actix_web::dev::Payload,
+    test::TestRequest,
+    tokio::sync::mpsc::UnboundedSender<web::Bytes>,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<web::Bytes>();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, actix_web::error::PayloadError>(chunk), receiver))
+    });
+    let stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
+        Box::pin(futures_util::StreamExt::fuse(stream));
+    let payload = actix_web::dev::Payload::Stream { payload: stream };
+    let request = test::TestRequest::post().uri(path).insert_header((
+        "content-type",
+        format!("multipart/form-data; boundary={BOUNDARY}"),
+    ));
+    (payload, request, sender)
+}
+
+/// Sends `request` with `payload` as its body; a future of its [`Reply`].
+macro_rules! call_with_payload {
+    ($service:expr, $request:expr, $payload:expr $(,)?) => {
+        async {
+            let (request, _) = $request.to_request().replace_payload($payload);
+            reply(test::call_service($service, request).await).await
+        }
+    };
+}
+
+/// The admission gauges: (admitted requests, reserved bytes).
+macro_rules! admitted {
+    ($service:expr) => {
+        async {
+            let text = call!($service, test::TestRequest::get().uri("/metrics"))
+                .await
+                .body;
+            (
+                metric(&text, "stt_admitted_requests"),
+                metric(&text, "stt_audio_memory_reserved_bytes"),
+            )
+        }
+    };
+}
+
+fn one_second_form() -> web::Bytes {
+    multipart(Some(("a.wav", "audio/wav", &wav(1.0))), &[]).into()
+}
+
+#[actix_web::test]
+async fn admission_is_decided_before_the_body_is_read() {
+    // One worker and one waiting place: two uploads being read take both
+    // places, so a third is refused at once, before its body is read.
+    let h = harness(|_| {});
+    h.load_default();
+    let s = service!(h);
+    let per_request = Config::from_args(ServeArgs::default())
+        .unwrap()
+        .request_memory_bytes() as f64;
+    let (first_body, first, first_sender) = pending_upload("/v1/audio/transcriptions");
+    let (second_body, second, second_sender) = pending_upload("/v1/audio/transcriptions");
+    let (third_body, third, _third_sender) = pending_upload("/v1/audio/transcriptions");
+    let (first, second, refused) = futures_util::join!(
+        call_with_payload!(&s, first, first_body),
+        call_with_payload!(&s, second, second_body),
+        async {
+            until("two uploads admitted", || h.state.engine.admitted().0 == 2).await;
+            assert_eq!(admitted!(&s).await, (2.0, 2.0 * per_request));
+            let started = Instant::now();
+            // The third body never arrives: only an answer without it can return.
+            let refused = call_with_payload!(&s, third, third_body).await;
+            assert!(started.elapsed() < Duration::from_secs(2), "429 at once");
+            for sender in [first_sender, second_sender] {
+                sender.send(one_second_form()).unwrap();
+            }
+            refused
+        }
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(second.status, 200, "{}", second.body);
+    refused.assert_error(429, "queue_full");
+    assert!(refused.headers.contains_key("retry-after"));
+    assert_eq!(admitted!(&s).await, (0.0, 0.0));
+}
+
+#[actix_web::test]
+async fn every_way_a_request_ends_releases_its_reservation() {
+    let h = harness(|a| {
+        a.request_timeout_seconds = Some("2".into());
+        a.body_timeout_seconds = Some("0.3".into());
+    });
+    h.load_default();
+    let s = service!(h);
+    let free = (0.0, 0.0);
+    // Errors after admission: bad audio, bad parameters, an unknown model.
+    for (fields, file, status) in [
+        (&[][..], &b"not audio at all"[..], 415),
+        (&[("language", "xx")][..], &wav(1.0)[..], 400),
+        (&[("model", "large-v3")][..], &wav(1.0)[..], 404),
+    ] {
+        let bad = call!(
+            &s,
+            test::TestRequest::post()
+                .uri("/v1/audio/transcriptions")
+                .insert_header((
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                ))
+                .set_payload(multipart(Some(("a.wav", "audio/wav", file)), fields))
+        )
+        .await;
+        assert!([status, 422].contains(&bad.status.as_u16()), "{}", bad.body);
+        assert_eq!(admitted!(&s).await, free, "after {}", bad.body);
+    }
+    // A body that stops arriving: 408 at the body timeout.
+    let (body, request, _sender) = pending_upload("/v1/audio/transcriptions");
+    call_with_payload!(&s, request, body)
+        .await
+        .assert_error(408, "body_timeout");
+    assert_eq!(admitted!(&s).await, free, "after the body timeout");
+    // A client gone while its body arrives.
+    let (body, request, _sender) = pending_upload("/v1/audio/transcriptions");
+    {
+        let pending = Box::pin(call_with_payload!(&s, request, body));
+        let admitted_once = Box::pin(until("the upload is admitted", || {
+            h.state.engine.admitted().0 == 1
+        }));
+        match futures_util::future::select(pending, admitted_once).await {
+            futures_util::future::Either::Right(((), pending)) => drop(pending),
+            futures_util::future::Either::Left((reply, _)) => panic!("answered: {}", reply.body),
+        }
+    }
+    assert_eq!(admitted!(&s).await, free, "after a disconnect");
+    // A run past the request timeout (504, cancelled).
+    call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("prompt", "hold")])
+    )
+    .await
+    .assert_error(504, "request_timeout");
+    until("the held run ends", || h.state.engine.admitted().0 == 0).await;
+    assert_eq!(admitted!(&s).await, free, "after a timeout");
+    // A success.
+    assert_eq!(
+        call!(&s, upload("/v1/audio/transcriptions", &[]))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(admitted!(&s).await, free, "after a success");
+}
+
+#[actix_web::test]
+async fn the_audio_memory_budget_bounds_admission() {
+    // Room for two worst cases: the decoded size replaces the worst case,
+    // so short audio leaves room for more.
+    let h = harness(|a| {
+        a.queue_limit = Some("4".into());
+        a.max_upload_bytes = Some("1M".into());
+        a.max_audio_seconds = Some("10".into());
+        a.audio_memory_bytes = Some((2 * (2 * 1_048_576 + 640_000)).to_string());
+    });
+    h.load_default();
+    let s = service!(h);
+    let worst = f64::from(2 * 1_048_576 + 640_000);
+    let one_second = 16_000.0 * 4.0;
+    let held = || upload("/v1/audio/transcriptions", &[("prompt", "hold")]);
+    let (pending_body, pending, pending_sender) = pending_upload("/v1/audio/transcriptions");
+    let (refused_body, refused, _refused_sender) = pending_upload("/v1/audio/transcriptions");
+    let (a, b, c, d) = futures_util::join!(
+        call!(&s, held()),
+        call!(&s, held()),
+        async {
+            until("one running, one waiting", || {
+                h.state.engine.load_now() == (1, 1)
+            })
+            .await;
+            assert_eq!(admitted!(&s).await, (2.0, 2.0 * one_second));
+            call_with_payload!(&s, pending, pending_body).await
+        },
+        async {
+            until("a third upload being read", || {
+                h.state.engine.admitted().0 == 3
+            })
+            .await;
+            assert_eq!(admitted!(&s).await, (3.0, 2.0 * one_second + worst));
+            let refused = call_with_payload!(&s, refused, refused_body).await;
+            pending_sender.send(one_second_form()).unwrap();
+            drop(pending_sender);
+            h.world.open_gate();
+            refused
+        }
+    );
+    for ok in [a, b, c] {
+        assert_eq!(ok.status, 200, "{}", ok.body);
+    }
+    d.assert_error(429, "queue_full");
+    assert!(d.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("memory"));
+    assert_eq!(admitted!(&s).await, (0.0, 0.0));
+}
+
+#[actix_web::test]
+async fn metric_labels_come_from_fixed_sets() {
+    let h = harness(|a| a.api_keys = Some("sekrit-key".into()));
+    h.load_default();
+    let s = service!(h);
+    for n in 0..30 {
+        let method = actix_web::http::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
+        let answer = call!(
+            &s,
+            test::TestRequest::default()
+                .method(method)
+                .uri("/v1/models")
+                .insert_header(("authorization", "Bearer sekrit-key"))
+        )
+        .await;
+        assert_eq!(answer.status, 405);
+    }
+    for authorization in [None, Some("Bearer wrong-key-1"), Some("Bearer wrong-key-2")] {
+        let mut request = test::TestRequest::get().uri("/v1/models/x1");
+        if let Some(value) = authorization {
+            request = request.insert_header(("authorization", value));
+        }
+        assert_eq!(call!(&s, request).await.status, 401);
+    }
+    let text = call!(
+        &s,
+        test::TestRequest::get()
+            .uri("/metrics")
+            .insert_header(("authorization", "Bearer sekrit-key"))
+    )
+    .await
+    .body;
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("stt_http_requests_total{"))
+        .collect();
+    assert!(!text.contains("BREW"), "{text}");
+    assert!(
+        text.contains(
+            "stt_http_requests_total{method=\"other\",route=\"/v1/models\",status=\"405\"} 30"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "stt_http_requests_total{method=\"GET\",route=\"/v1/models/{id}\",status=\"401\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(series.len() <= 3, "{series:?}");
+    assert_eq!(
+        metric(&text, "stt_auth_refusals_total{code=\"missing_api_key\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "stt_auth_refusals_total{code=\"invalid_api_key\"}"),
+        2.0
+    );
+    for secret in ["sekrit", "wrong-key"] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+}
+
+#[actix_web::test]
+async fn loading_a_model_needs_an_admin_key() {
+    let h = harness(|a| {
+        a.api_keys = Some("user-key".into());
+        a.admin_keys = Some("admin-key".into());
+    });
+    h.load_default();
+    install(h.artifacts.path(), "tiny.en-f16", "fake");
+    let s = service!(h);
+    let load = |key: Option<&str>| {
+        let mut request = test::TestRequest::post().uri("/v1/models/tiny.en-f16/load");
+        if let Some(key) = key {
+            request = request.insert_header(("authorization", format!("Bearer {key}")));
+        }
+        request
+    };
+    call!(&s, load(None))
+        .await
+        .assert_error(401, "missing_api_key");
+    call!(&s, load(Some("user-key")))
+        .await
+        .assert_error(403, "admin_key_required");
+    assert_eq!(h.state.engine.current().unwrap().id(), "tiny.en-q8_0");
+    // Both keys transcribe.
+    for key in ["user-key", "admin-key"] {
+        let ok = call!(
+            &s,
+            upload("/v1/audio/transcriptions", &[])
+                .insert_header(("authorization", format!("Bearer {key}")))
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{key}: {}", ok.body);
+    }
+    let loaded = call!(&s, load(Some("admin-key"))).await;
+    assert_eq!(loaded.status, 200, "{}", loaded.body);
+    assert_eq!(h.state.engine.current().unwrap().id(), "tiny.en-f16");
+
+    // Transcription keys alone: nobody may load.
+    let h = harness(|a| a.api_keys = Some("user-key".into()));
+    h.load_default();
+    let s = service!(h);
+    call!(&s, load(Some("user-key")))
+        .await
+        .assert_error(403, "admin_key_required");
 }

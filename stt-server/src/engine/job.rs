@@ -9,7 +9,7 @@ use whisper_safe::{CancelToken, Segment, Transcript};
 
 use super::model::LoadedModel;
 use super::options::TranscribeOptions;
-use super::queue::JobQueue;
+use super::queue::{JobQueue, Reservation};
 
 /// What a caller asks for.
 pub struct JobSpec {
@@ -83,6 +83,8 @@ pub(crate) struct Job {
     pub cancel: CancelToken,
     pub reply: oneshot::Sender<Result<Outcome, RunError>>,
     pub enqueued: Instant,
+    /// The admission place and memory share, released with the job.
+    pub reservation: Reservation,
 }
 
 /// The caller's handle on a submitted job.

@@ -10,6 +10,8 @@ use prometheus::{
 pub(crate) struct EngineMetrics {
     pub queue_depth: IntGauge,
     pub workers_busy: IntGauge,
+    pub admitted: IntGauge,
+    pub reserved_bytes: IntGauge,
     pub audio_seconds: Counter,
     pub processing_seconds: Counter,
     pub real_time_factor: Histogram,
@@ -30,6 +32,14 @@ impl EngineMetrics {
         let metrics = Self {
             queue_depth: IntGauge::new("stt_queue_depth", "Requests waiting for a worker")?,
             workers_busy: IntGauge::new("stt_workers_busy", "Workers running a transcription")?,
+            admitted: IntGauge::new(
+                "stt_admitted_requests",
+                "Transcription requests admitted: reading, decoding, waiting or running",
+            )?,
+            reserved_bytes: IntGauge::new(
+                "stt_audio_memory_reserved_bytes",
+                "Bytes of the audio memory budget held by admitted requests",
+            )?,
             audio_seconds: Counter::new(
                 "stt_audio_seconds_total",
                 "Seconds of audio transcribed successfully",
@@ -62,7 +72,7 @@ impl EngineMetrics {
             )?,
             rejected: IntCounter::new(
                 "stt_queue_rejections_total",
-                "Requests refused because the queue was full",
+                "Requests refused because every place or the audio memory budget was taken",
             )?,
             model_load_seconds: Gauge::new(
                 "stt_model_load_seconds",
@@ -84,6 +94,8 @@ impl EngineMetrics {
         registry.register(Box::new(workers_total))?;
         registry.register(Box::new(metrics.queue_depth.clone()))?;
         registry.register(Box::new(metrics.workers_busy.clone()))?;
+        registry.register(Box::new(metrics.admitted.clone()))?;
+        registry.register(Box::new(metrics.reserved_bytes.clone()))?;
         registry.register(Box::new(metrics.audio_seconds.clone()))?;
         registry.register(Box::new(metrics.processing_seconds.clone()))?;
         registry.register(Box::new(metrics.real_time_factor.clone()))?;

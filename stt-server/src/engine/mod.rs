@@ -7,8 +7,10 @@
 //! - A job is bound to the model that was serving when it was admitted: after
 //!   a switch, jobs in flight finish on the old model, which is freed with its
 //!   last job.
-//! - [`Engine::submit`] never waits: a full queue is refused at once with a
-//!   retry estimate. Dropping the [`Ticket`] cancels the job.
+//! - Admission never waits: [`Engine::reserve`] takes a place and a share of
+//!   the memory budget before the caller reads an upload, or refuses at once
+//!   with a retry estimate; [`Engine::submit`] queues the job under that
+//!   reservation. Dropping the [`Ticket`] cancels the job.
 
 pub mod audio;
 mod job;
@@ -32,12 +34,13 @@ use whisper_safe::{AudioContext, CancelToken};
 pub use job::{JobSpec, Outcome, RunError, Ticket};
 pub use model::{Decoder, LoadedModel, Model, ModelLoader};
 pub use options::{InvalidOption, TranscribeOptions};
+pub use queue::Reservation;
 pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
 pub use whisper::{configure_openmp_waiting, WhisperLoader};
 
 use job::Job;
 use metrics::EngineMetrics;
-use queue::{JobQueue, Refused};
+use queue::{JobQueue, QueueGauges, Refused};
 
 /// The shape of the worker pool.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +53,8 @@ pub struct EngineConfig {
     pub queue_limit: usize,
     /// Encoder context policy.
     pub audio_context: AudioContext,
+    /// Bytes the admitted requests' uploads and samples may hold together.
+    pub memory_budget: u64,
 }
 
 /// Why a job was not admitted.
@@ -60,7 +65,15 @@ pub enum SubmitError {
     Busy {
         /// Workers.
         workers: usize,
-        /// Jobs waiting.
+        /// Admitted requests not running yet.
+        waiting: usize,
+        /// When a retry is likely to be admitted.
+        retry_after: Duration,
+    },
+    /// The audio memory budget is held by requests in progress.
+    #[error("the memory for audio is held by {waiting} requests in progress; retry in {} s", retry_after.as_secs())]
+    MemoryFull {
+        /// Admitted requests not running yet.
         waiting: usize,
         /// When a retry is likely to be admitted.
         retry_after: Duration,
@@ -96,7 +109,8 @@ pub struct Status {
     pub model: Option<Arc<LoadedModel>>,
     /// A model being loaded.
     pub loading: Option<String>,
-    /// Why the last load failed (cleared by a successful one).
+    /// Which load failed last (cleared by a successful one); the cause is
+    /// only logged, since it names files and library internals.
     pub last_error: Option<String>,
 }
 
@@ -154,8 +168,13 @@ impl Engine {
         let queue = Arc::new(JobQueue::new(
             config.workers,
             config.queue_limit,
-            metrics.queue_depth.clone(),
-            metrics.workers_busy.clone(),
+            config.memory_budget,
+            QueueGauges {
+                depth: metrics.queue_depth.clone(),
+                busy: metrics.workers_busy.clone(),
+                admitted: metrics.admitted.clone(),
+                reserved_bytes: metrics.reserved_bytes.clone(),
+            },
         ));
         let shared = Arc::new(Shared {
             config,
@@ -209,34 +228,44 @@ impl Engine {
         self.shared.queue.load()
     }
 
-    /// Whether a job submitted now would be admitted, so callers can refuse
-    /// before reading an upload; [`Engine::submit`] still decides.
-    ///
-    /// # Errors
-    /// As [`Engine::submit`].
-    pub fn check_room(&self) -> Result<(), SubmitError> {
-        self.shared
-            .queue
-            .admissible()
-            .map_err(|refused| self.refused(refused))
+    /// (admitted requests, bytes they hold): reading, decoding, waiting or running.
+    pub fn admitted(&self) -> (usize, u64) {
+        self.shared.queue.admitted()
     }
 
-    fn refused(&self, refused: Refused) -> SubmitError {
+    /// Admits a request whose upload and samples may take up to `bytes`,
+    /// before its upload is read. Never waits. The reservation is released
+    /// when dropped, or with the job it is submitted with.
+    ///
+    /// # Errors
+    /// [`SubmitError::Busy`] or [`SubmitError::MemoryFull`] with a retry
+    /// estimate; [`SubmitError::ShuttingDown`].
+    pub fn reserve(&self, bytes: u64) -> Result<Reservation, SubmitError> {
         let shared = &self.shared;
-        match refused {
-            Refused::Closed => SubmitError::ShuttingDown,
-            Refused::Full { waiting, running } => {
-                shared.metrics.rejected.inc();
-                let per_job = *shared.job_seconds.lock().unwrap_or_else(|e| e.into_inner());
-                let workers = shared.config.workers.max(1);
-                let estimate = per_job * (waiting + running) as f64 / workers as f64;
-                SubmitError::Busy {
+        shared.queue.reserve(bytes).map_err(|refused| {
+            let (waiting, running) = match refused {
+                Refused::Closed => return SubmitError::ShuttingDown,
+                Refused::Full { waiting, running } | Refused::Memory { waiting, running } => {
+                    (waiting, running)
+                }
+            };
+            shared.metrics.rejected.inc();
+            let per_job = *shared.job_seconds.lock().unwrap_or_else(|e| e.into_inner());
+            let workers = shared.config.workers.max(1);
+            let estimate = per_job * (waiting + running) as f64 / workers as f64;
+            let retry_after = Duration::from_secs(estimate.ceil().clamp(1.0, 60.0) as u64);
+            match refused {
+                Refused::Memory { .. } => SubmitError::MemoryFull {
+                    waiting,
+                    retry_after,
+                },
+                _ => SubmitError::Busy {
                     workers,
                     waiting,
-                    retry_after: Duration::from_secs(estimate.ceil().clamp(1.0, 60.0) as u64),
-                }
+                    retry_after,
+                },
             }
-        }
+        })
     }
 
     /// Loads `source` beside the serving model (libraries, model, one state per
@@ -318,7 +347,10 @@ impl Engine {
             }
             Err(reason) => {
                 log::error!("loading model {} failed: {reason}", source.id);
-                phase.last_error = Some(format!("loading model {} failed: {reason}", source.id));
+                phase.last_error = Some(format!(
+                    "loading model {} failed; the cause is in the server log",
+                    source.id
+                ));
                 Err(LoadError::Failed {
                     id: source.id.clone(),
                     reason,
@@ -328,11 +360,16 @@ impl Engine {
     }
 
     /// Queues a job on `model` (normally [`Engine::current`], checked by the
-    /// caller). Never waits.
+    /// caller) under `reservation`. Never waits.
     ///
     /// # Errors
-    /// [`SubmitError::Busy`] with a retry estimate; [`SubmitError::ShuttingDown`].
-    pub fn submit(&self, model: Arc<LoadedModel>, spec: JobSpec) -> Result<Ticket, SubmitError> {
+    /// [`SubmitError::ShuttingDown`].
+    pub fn submit(
+        &self,
+        reservation: Reservation,
+        model: Arc<LoadedModel>,
+        spec: JobSpec,
+    ) -> Result<Ticket, SubmitError> {
         let shared = &self.shared;
         let id = shared.next_job.fetch_add(1, Ordering::Relaxed);
         let cancel = CancelToken::new();
@@ -344,11 +381,13 @@ impl Engine {
             cancel: cancel.clone(),
             reply,
             enqueued: Instant::now(),
+            reservation,
         };
-        match shared.queue.push(job) {
-            Ok(()) => Ok(Ticket::new(id, cancel, Arc::clone(&shared.queue), answer)),
-            Err(refused) => Err(self.refused(refused)),
-        }
+        shared
+            .queue
+            .push(job)
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        Ok(Ticket::new(id, cancel, Arc::clone(&shared.queue), answer))
     }
 
     /// Refuses new jobs, lets the workers finish what is queued, and joins them.

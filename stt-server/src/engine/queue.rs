@@ -1,22 +1,33 @@
-//! The bounded job queue between callers and workers.
+//! The bounded job queue between callers and workers, and admission to it.
 //!
-//! At most `workers + limit` jobs are admitted at once (running plus waiting);
-//! beyond that [`JobQueue::push`] refuses at once. Waiting jobs whose caller went
-//! away are removed by [`JobQueue::remove`].
+//! A caller takes a [`Reservation`] before it reads an upload; the
+//! reservation is a place (at most `workers + limit` at once: reading,
+//! decoding, waiting or running) and a share of the memory budget (the
+//! worst case of one request until its audio is decoded, then the size of the
+//! samples). It moves into the job at [`JobQueue::push`] and is released when
+//! the job is dropped: done, cancelled, removed from the queue, or never
+//! submitted. Beyond either bound, [`JobQueue::reserve`] refuses at once.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use prometheus::IntGauge;
 
 use super::job::Job;
 
-/// Why a job was not admitted.
+/// Why a reservation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// Every worker is busy and the queue is full.
+    /// Every place is taken.
     Full {
-        /// Jobs waiting.
+        /// Admitted requests not running (reading, decoding or waiting).
+        waiting: usize,
+        /// Jobs running.
+        running: usize,
+    },
+    /// The memory budget cannot hold another request's worst case.
+    Memory {
+        /// Admitted requests not running.
         waiting: usize,
         /// Jobs running.
         running: usize,
@@ -28,31 +39,77 @@ pub(crate) enum Refused {
 struct Inner {
     waiting: VecDeque<Job>,
     running: usize,
+    /// Reservations alive.
+    places: usize,
+    /// Bytes the reservations hold.
+    bytes: u64,
     closed: bool,
+}
+
+/// Admission and queue gauges.
+pub(crate) struct QueueGauges {
+    pub depth: IntGauge,
+    pub busy: IntGauge,
+    pub admitted: IntGauge,
+    pub reserved_bytes: IntGauge,
 }
 
 pub(crate) struct JobQueue {
     inner: Mutex<Inner>,
     available: Condvar,
-    workers: usize,
-    limit: usize,
-    depth: IntGauge,
-    busy: IntGauge,
+    places: usize,
+    budget: u64,
+    gauges: QueueGauges,
+}
+
+/// An admitted request's place and memory share; released when dropped.
+pub struct Reservation {
+    queue: Arc<JobQueue>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Lowers the memory held to `bytes` (once the decoded size is known).
+    pub fn shrink_to(&mut self, bytes: u64) {
+        if bytes < self.bytes {
+            let mut inner = self.queue.lock();
+            inner.bytes -= self.bytes - bytes;
+            self.bytes = bytes;
+            self.queue.update_admission(&inner);
+        }
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reservation({} bytes)", self.bytes)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut inner = self.queue.lock();
+        inner.places -= 1;
+        inner.bytes -= self.bytes;
+        self.queue.update_admission(&inner);
+    }
 }
 
 impl JobQueue {
-    pub fn new(workers: usize, limit: usize, depth: IntGauge, busy: IntGauge) -> Self {
+    /// A queue admitting `workers + limit` requests holding at most `budget` bytes.
+    pub fn new(workers: usize, limit: usize, budget: u64, gauges: QueueGauges) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 waiting: VecDeque::new(),
                 running: 0,
+                places: 0,
+                bytes: 0,
                 closed: false,
             }),
             available: Condvar::new(),
-            workers,
-            limit,
-            depth,
-            busy,
+            places: workers + limit,
+            budget,
+            gauges,
         }
     }
 
@@ -60,30 +117,46 @@ impl JobQueue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn refusal(&self, inner: &Inner) -> Result<(), Refused> {
+    fn update_admission(&self, inner: &Inner) {
+        self.gauges.admitted.set(inner.places as i64);
+        self.gauges
+            .reserved_bytes
+            .set(i64::try_from(inner.bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Admits a request that may hold up to `bytes`, or says why not.
+    pub fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reservation, Refused> {
+        let mut inner = self.lock();
+        let waiting = inner.places.saturating_sub(inner.running);
+        let running = inner.running;
         if inner.closed {
             return Err(Refused::Closed);
         }
-        if inner.waiting.len() + inner.running >= self.workers + self.limit {
-            return Err(Refused::Full {
-                waiting: inner.waiting.len(),
-                running: inner.running,
-            });
+        if inner.places >= self.places {
+            return Err(Refused::Full { waiting, running });
         }
-        Ok(())
+        if inner.bytes.saturating_add(bytes) > self.budget {
+            return Err(Refused::Memory { waiting, running });
+        }
+        inner.places += 1;
+        inner.bytes += bytes;
+        self.update_admission(&inner);
+        Ok(Reservation {
+            queue: Arc::clone(self),
+            bytes,
+        })
     }
 
-    /// Whether a job would be admitted now.
-    pub fn admissible(&self) -> Result<(), Refused> {
-        self.refusal(&self.lock())
-    }
-
-    /// Admits `job`, or drops it and says why.
+    /// Queues `job` (which holds its reservation), or drops it when closed.
     pub fn push(&self, job: Job) -> Result<(), Refused> {
         let mut inner = self.lock();
-        self.refusal(&inner)?;
+        if inner.closed {
+            drop(inner);
+            drop(job);
+            return Err(Refused::Closed);
+        }
         inner.waiting.push_back(job);
-        self.depth.set(inner.waiting.len() as i64);
+        self.gauges.depth.set(inner.waiting.len() as i64);
         drop(inner);
         self.available.notify_one();
         Ok(())
@@ -95,8 +168,8 @@ impl JobQueue {
         loop {
             if let Some(job) = inner.waiting.pop_front() {
                 inner.running += 1;
-                self.depth.set(inner.waiting.len() as i64);
-                self.busy.set(inner.running as i64);
+                self.gauges.depth.set(inner.waiting.len() as i64);
+                self.gauges.busy.set(inner.running as i64);
                 return Some(job);
             }
             if inner.closed {
@@ -113,7 +186,7 @@ impl JobQueue {
     pub fn finish(&self) {
         let mut inner = self.lock();
         inner.running = inner.running.saturating_sub(1);
-        self.busy.set(inner.running as i64);
+        self.gauges.busy.set(inner.running as i64);
     }
 
     /// Removes a waiting job; whether it was still waiting.
@@ -123,7 +196,7 @@ impl JobQueue {
             return false;
         };
         let job = inner.waiting.remove(position);
-        self.depth.set(inner.waiting.len() as i64);
+        self.gauges.depth.set(inner.waiting.len() as i64);
         drop(inner);
         drop(job);
         true
@@ -133,6 +206,12 @@ impl JobQueue {
     pub fn load(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.waiting.len(), inner.running)
+    }
+
+    /// (places, bytes) held by reservations.
+    pub fn admitted(&self) -> (usize, u64) {
+        let inner = self.lock();
+        (inner.places, inner.bytes)
     }
 
     /// Refuses new jobs; workers drain what is waiting, then stop.

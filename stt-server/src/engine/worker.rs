@@ -23,10 +23,18 @@ pub(crate) fn run(shared: Arc<Shared>) {
             Err(RunError::Failed(_)) => "failed",
         };
         shared.metrics.jobs.with_label_values(&[outcome]).inc();
-        // Free the slot before answering, so a client that sees its answer
-        // also sees the worker idle.
+        // Free the samples, the worker and the admission place before
+        // answering, so a client that sees its answer also sees them free.
+        let Job {
+            reply,
+            reservation,
+            spec,
+            ..
+        } = job;
+        drop(spec);
         shared.queue.finish();
-        let _ = job.reply.send(result);
+        drop(reservation);
+        let _ = reply.send(result);
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::engine::audio::InputError;
-use crate::engine::{InvalidOption, LoadError, RunError, SubmitError};
+use crate::engine::{log_context, InvalidOption, LoadError, RunError, SubmitError};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +85,23 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
+    /// 403: a valid key without the permission the endpoint needs.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 408: the request body did not arrive in time.
+    pub fn body_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     /// 404: the model is not loaded or not known.
     pub fn model_not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "model_not_found", message).with_param("model")
@@ -150,10 +167,18 @@ impl ApiError {
     /// 500: a real fault. The details go to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         log::error!("internal error: {detail}");
+        Self::fault("internal_error", "the server failed to process the request")
+    }
+
+    /// A 500 saying `what` failed and which request id the log files the
+    /// details under (logged by the caller): never paths or library messages.
+    fn fault(code: &'static str, what: &str) -> Self {
+        let id = log_context::current();
+        let id = id.as_deref().unwrap_or("-");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the server failed to process the request; see its log",
+            code,
+            format!("{what}; the server log has the details under request id {id}"),
         )
     }
 
@@ -176,6 +201,7 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self.status {
             StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             s if s.is_server_error() => "server_error",
             _ => "invalid_request_error",
@@ -215,8 +241,11 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // Do not read the rest of an oversized body.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            // Do not read the rest of an oversized or stalled body.
             response.force_close();
         }
         response.body(self.body())
@@ -247,7 +276,9 @@ impl From<InputError> for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> Self {
         match &error {
-            SubmitError::Busy { retry_after, .. } => Self::busy(error.to_string(), *retry_after),
+            SubmitError::Busy { retry_after, .. } | SubmitError::MemoryFull { retry_after, .. } => {
+                Self::busy(error.to_string(), *retry_after)
+            }
             SubmitError::ShuttingDown => Self::unavailable("shutting_down", error.to_string()),
         }
     }
@@ -270,14 +301,11 @@ impl From<LoadError> for ApiError {
     fn from(error: LoadError) -> Self {
         match &error {
             LoadError::InProgress { .. } => Self::conflict("load_in_progress", error.to_string()),
-            LoadError::Failed { .. } => {
-                log::error!("{error}");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "model_load_failed",
-                    format!("{error}; the previous model keeps serving"),
-                )
-            }
+            // The engine logged the cause.
+            LoadError::Failed { id, .. } => Self::fault(
+                "model_load_failed",
+                &format!("loading model {id} failed; the previous model keeps serving"),
+            ),
         }
     }
 }

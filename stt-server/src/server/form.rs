@@ -81,16 +81,19 @@ pub fn check_headers(headers: &HeaderMap, max_file_bytes: u64) -> Result<(), Api
             }
         )));
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(length) = declared {
+    if let Some(length) = declared_length(headers) {
         if length > max_file_bytes.saturating_add(FORM_OVERHEAD_BYTES) {
             return Err(too_large(max_file_bytes));
         }
     }
     Ok(())
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 fn too_large(max_file_bytes: u64) -> ApiError {
@@ -134,7 +137,13 @@ pub async fn read(
                 .and_then(|d| d.get_filename())
                 .map(str::to_owned);
             let content_type = field.content_type().map(|m| m.essence_str().to_owned());
-            let bytes = collect(&mut field, max_file_bytes, || too_large(max_file_bytes)).await?;
+            // One buffer of the declared size (within the limit), not a
+            // doubling series of copies.
+            let expected = declared_length(headers).unwrap_or(0).min(max_file_bytes);
+            let bytes = collect(&mut field, max_file_bytes, expected, || {
+                too_large(max_file_bytes)
+            })
+            .await?;
             form.file = Some(UploadedFile {
                 bytes,
                 file_name,
@@ -142,7 +151,7 @@ pub async fn read(
             });
         } else {
             let limit = MAX_FIELD_BYTES as u64;
-            let bytes = collect(&mut field, limit, || {
+            let bytes = collect(&mut field, limit, 0, || {
                 ApiError::too_large(
                     "field_too_large",
                     format!("field {name:?} exceeds {MAX_FIELD_BYTES} bytes"),
@@ -158,13 +167,15 @@ pub async fn read(
     Ok(form)
 }
 
-/// Reads a part, failing as soon as it passes `limit` bytes.
+/// Reads a part into a buffer of `expected` bytes, failing as soon as it
+/// passes `limit` bytes.
 async fn collect(
     field: &mut Field,
     limit: u64,
+    expected: u64,
     over: impl Fn() -> ApiError,
 ) -> Result<Bytes, ApiError> {
-    let mut buffer = BytesMut::new();
+    let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(malformed)?;
         if (buffer.len() + chunk.len()) as u64 > limit {

@@ -1,10 +1,13 @@
-//! HTTP metrics (requests by route and status, latency by route) and the
-//! `/metrics` endpoint in Prometheus text format.
+//! HTTP metrics (requests by route, method and status, latency by route,
+//! refused keys by reason) and the `/metrics` endpoint in Prometheus text
+//! format. Every label value comes from a fixed set, whatever clients send:
+//! route patterns (or `unmatched`), known methods (or `other`), status codes.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use prometheus::{
@@ -19,6 +22,7 @@ use super::AppState;
 pub struct HttpMetrics {
     requests: IntCounterVec,
     latency: HistogramVec,
+    refusals: IntCounterVec,
 }
 
 impl HttpMetrics {
@@ -45,10 +49,46 @@ impl HttpMetrics {
             ]),
             &["route"],
         )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "stt_auth_refusals_total",
+                "Requests refused by the API-key check, by error code",
+            ),
+            &["code"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Self { requests, latency })
+        registry.register(Box::new(refusals.clone()))?;
+        Ok(Self {
+            requests,
+            latency,
+            refusals,
+        })
     }
+
+    /// Counts a request the key check refused with error `code`.
+    pub fn refused(&self, code: &'static str) {
+        self.refusals.with_label_values(&[code]).inc();
+    }
+}
+
+/// The method's label: the standard methods by name, anything else `other`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
 }
 
 /// Middleware: counts and times every request by its route pattern.
@@ -62,7 +102,7 @@ pub async fn observe(
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let metrics = request
         .app_data::<web::Data<AppState>>()
         .map(|state| state.http_metrics.clone());
@@ -72,7 +112,7 @@ pub async fn observe(
         let status = response.status().as_u16().to_string();
         metrics
             .requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_str(), method, status.as_str()])
             .inc();
         metrics
             .latency

@@ -11,6 +11,7 @@ pub mod form;
 pub mod formats;
 mod logging;
 mod metrics;
+mod pool;
 pub mod request;
 pub mod request_id;
 mod routes;
@@ -30,6 +31,7 @@ pub use auth::ApiKeys;
 pub use error::ApiError;
 pub use logging::init_logging;
 pub use metrics::HttpMetrics;
+pub use pool::DecodePool;
 
 use crate::config::Config;
 use crate::engine::{configure_openmp_waiting, Engine, EngineConfig, ModelLoader, WhisperLoader};
@@ -43,6 +45,10 @@ pub struct Limits {
     pub max_audio_seconds: f64,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Longest the upload may take to arrive.
+    pub body_timeout: Duration,
+    /// Memory reserved for a request at admission (see [`Config::request_memory_bytes`]).
+    pub request_bytes: u64,
 }
 
 /// What every handler shares.
@@ -59,25 +65,32 @@ pub struct AppState {
     pub registry: Registry,
     /// HTTP metric handles.
     pub http_metrics: HttpMetrics,
+    /// Where uploads are decoded.
+    pub decoders: DecodePool,
 }
 
 impl AppState {
     /// State for `engine` (whose metrics are in `registry`) under `config`.
     ///
     /// # Errors
-    /// When the HTTP metrics are already registered in `registry`.
-    pub fn new(config: &Config, engine: Engine, registry: Registry) -> prometheus::Result<Self> {
+    /// When the HTTP metrics are already registered in `registry`, or a
+    /// decoding thread cannot start.
+    pub fn new(config: &Config, engine: Engine, registry: Registry) -> Result<Self, ServeError> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             engine,
             limits: Limits {
                 max_upload_bytes: config.max_upload_bytes,
                 max_audio_seconds: config.max_audio_seconds,
                 request_timeout: config.request_timeout,
+                body_timeout: config.body_timeout,
+                request_bytes: config.request_memory_bytes(),
             },
             artifacts_dir: config.model.artifacts_dir.clone(),
-            api_keys: ApiKeys::new(&config.api_keys),
+            api_keys: ApiKeys::new(&config.api_keys, &config.admin_keys),
             http_metrics: HttpMetrics::register(&registry)?,
             registry,
+            decoders: DecodePool::new(cores).map_err(ServeError::Threads)?,
         })
     }
 }
@@ -89,6 +102,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         threads_per_worker: config.threads_per_worker,
         queue_limit: config.queue_limit,
         audio_context: config.audio_context,
+        memory_budget: config.audio_memory_bytes,
     }
 }
 
@@ -162,6 +176,9 @@ pub enum ServeError {
     /// The metrics could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A decoding thread could not start.
+    #[error("cannot start a decoding thread: {0}")]
+    Threads(std::io::Error),
     /// The port could not be bound, or the HTTP server failed.
     #[error("HTTP server on {address}: {source}")]
     Http {
@@ -203,7 +220,11 @@ pub fn serve_with(config: Config, loader: Arc<dyn ModelLoader>) -> Result<(), Se
     let system = actix_web::rt::System::new();
     let server = system.block_on(async {
         HttpServer::new(move || app(state.clone()))
-            .workers(2)
+            .workers(config.http_workers)
+            // actix counts connections per worker.
+            .max_connections(config.max_connections.div_ceil(config.http_workers))
+            .client_request_timeout(config.header_timeout)
+            .keep_alive(config.keep_alive)
             .h1_allow_half_closed(false)
             .shutdown_timeout(config.shutdown_timeout.as_secs())
             .shutdown_signal(termination())

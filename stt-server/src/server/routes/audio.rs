@@ -1,12 +1,15 @@
 //! `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` and the
 //! whisper.cpp-compatible `POST /inference`: one pipeline.
 //!
-//! headers checked → 503/429 at once when no model serves or the queue is
-//! full → form streamed in (limits enforced) → fields parsed →
-//! model and options checked → audio decoded (blocking pool) → job queued
-//! (429 when full) → answer awaited (or streamed) → response rendered
-//! (blocking pool). The whole request runs under the request timeout; dropping
-//! it (client gone, timeout) cancels the job.
+//! headers checked → 503 at once when no model serves → admission: a place
+//! and the request's worst-case memory reserved, or 429 at once, before any
+//! byte of the body is read → form streamed in (limits enforced, 408 past
+//! the body timeout) → fields parsed → model and options checked → audio
+//! decoded (decoding pool; the reservation shrinks to the samples) → job
+//! queued under the reservation → answer awaited (or streamed) → response
+//! rendered (blocking pool). The whole request runs under the request
+//! timeout; dropping it (client gone, timeout) cancels the job, and the
+//! reservation is released whichever way the request ends.
 
 use std::sync::Arc;
 
@@ -82,9 +85,14 @@ async fn run(
     if state.engine.current().is_none() {
         return Err(not_ready(&state.engine));
     }
-    // Refuse at once when busy, before reading the upload.
-    state.engine.check_room()?;
-    let form = form::read(http.headers(), payload, limits.max_upload_bytes).await?;
+    // Admission before the upload is read: refused at once when busy.
+    let mut reservation = state.engine.reserve(limits.request_bytes)?;
+    let form = tokio::time::timeout(
+        limits.body_timeout,
+        form::read(http.headers(), payload, limits.max_upload_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::body_timeout(limits.body_timeout))??;
     let request = request::parse(endpoint, &form)?;
     let file = form
         .file
@@ -102,15 +110,24 @@ async fn run(
         }
     }
     let language = model.check(&request.options)?;
-    let audio = blocking(move || {
-        engine::audio::decode(
-            file.bytes,
-            file.file_name.as_deref(),
-            file.content_type.as_deref(),
-            limits.max_audio_seconds,
-        )
-    })
-    .await??;
+    // The reservation travels with the decode: a request dropped meanwhile
+    // releases it only when the decode, and its memory, is gone.
+    let (audio, reservation) = state
+        .decoders
+        .run(move || {
+            let audio = engine::audio::decode(
+                file.bytes,
+                file.file_name.as_deref(),
+                file.content_type.as_deref(),
+                limits.max_audio_seconds,
+            );
+            if let Ok(audio) = &audio {
+                reservation.shrink_to(std::mem::size_of_val(audio.samples.as_slice()) as u64);
+            }
+            (audio, reservation)
+        })
+        .await?;
+    let audio = audio?;
     let request_id = http
         .extensions()
         .get::<RequestId>()
@@ -122,6 +139,7 @@ async fn run(
         (None, None)
     };
     let ticket = state.engine.submit(
+        reservation,
         model,
         JobSpec {
             request_id: Arc::clone(&request_id),

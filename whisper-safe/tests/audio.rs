@@ -897,3 +897,220 @@ fn mp4_sample_table_larger_than_the_file_is_corrupt() {
         );
     }
 }
+
+/// Encoder delay left in shifts every word (AAC priming: 1024 frames, 64 ms; LAME: 1105 frames;
+/// Opus pre-skip: 312 frames at 48 kHz, 6.5 ms). Word and segment times must stay within 20 ms
+/// of the WAV's; the decoded audio is held to 1 ms (16 samples at 16 kHz) of the reference, so
+/// that even a pre-skip left in fails. Measured: lag 0 or −1 sample for every codec here.
+const MAX_LAG: isize = 16;
+
+/// `check_variant`, then the alignment with the reference.
+fn check_aligned(name: &str, bytes: Vec<u8>, expect: &Expect) -> DecodedAudio {
+    let audio = check_variant(name, bytes, expect);
+    let (_, lag) = best_correlation(reference(), &audio.samples);
+    assert!(
+        lag.abs() <= MAX_LAG,
+        "{name}: the audio is {lag} samples ({:.1} ms) off the reference",
+        lag as f64 / 16.0
+    );
+    audio
+}
+
+/// A lossy encoding whose delay and padding the file records: duration within 20 ms.
+fn gapless(codec: &'static str, rate: u32, channels: u16) -> Expect {
+    Expect {
+        codec,
+        rate,
+        channels,
+        duration_tolerance: 0.02,
+        min_correlation: LOSSY,
+    }
+}
+
+#[test]
+fn opus_in_ogg_webm_and_opus_files() {
+    // Browsers record WebM/Opus, WhatsApp and Telegram send Ogg/Opus (.ogg or .opus). libopus
+    // decodes at 48 kHz whatever the input rate; the pre-skip must be dropped once.
+    for (extension, rate, stereo) in [
+        ("ogg", 16_000, false),
+        ("opus", 48_000, true),
+        ("webm", 48_000, true),
+        ("webm", 8_000, false),
+        ("mka", 16_000, false),
+    ] {
+        let rate_arg = rate.to_string();
+        let mut args = vec!["-ar", rate_arg.as_str(), "-c:a", "libopus", "-b:a", "32k"];
+        if stereo {
+            args.extend(["-af", STEREO]);
+        }
+        let bytes = ffmpeg_variant(&args, extension);
+        let name = format!("opus in .{extension}, {rate} Hz, stereo {stereo}");
+        check_aligned(
+            &name,
+            bytes,
+            &gapless("opus", 48_000, 1 + u16::from(stereo)),
+        );
+    }
+}
+
+#[test]
+fn lossy_codecs_are_trimmed_to_the_wav_timing() {
+    // AAC's priming is dropped by the MP4 edit list, MP3's encoder delay by the LAME header.
+    let m4a = ffmpeg_variant(&["-c:a", "aac", "-b:a", "48k"], "m4a");
+    check_aligned("m4a/aac", m4a, &gapless("aac", 16_000, 1));
+    let m4a_44k = ffmpeg_variant(&["-ar", "44100", "-af", STEREO, "-c:a", "aac"], "m4a");
+    check_aligned(
+        "m4a/aac 44.1 kHz stereo",
+        m4a_44k,
+        &gapless("aac", 44_100, 2),
+    );
+    let mp4_video = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=32x32:d=11",
+            "-i",
+            &fixture("jfk.wav").to_string_lossy(),
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        "mp4",
+    );
+    check_aligned("mp4 with video/aac", mp4_video, &gapless("aac", 16_000, 1));
+    let mp3 = ffmpeg_variant(&["-c:a", "libmp3lame", "-b:a", "64k"], "mp3");
+    check_aligned("mp3 (lame)", mp3, &gapless("mp3", 16_000, 1));
+    let mp3_48k = ffmpeg_variant(&["-ar", "48000", "-c:a", "libmp3lame"], "mp3");
+    check_aligned("mp3 48 kHz", mp3_48k, &gapless("mp3", 48_000, 1));
+    let vorbis = ffmpeg_variant(&["-c:a", "libvorbis"], "ogg");
+    check_aligned("ogg/vorbis", vorbis, &gapless("vorbis", 16_000, 1));
+}
+
+#[test]
+fn rf64_and_bw64_wav() {
+    let rf64 = ffmpeg_variant(&["-rf64", "always"], "wav");
+    assert_eq!(&rf64[..4], b"RF64");
+    let audio = check_variant("rf64", rf64.clone(), &lossless("pcm_s16le", 16_000, 1));
+    assert_eq!(audio.samples, reference());
+    // BW64 (EBU Tech 3392) is RF64 under another marker.
+    let mut bw64 = rf64;
+    bw64[..4].copy_from_slice(b"BW64");
+    let audio = check_variant("bw64", bw64, &lossless("pcm_s16le", 16_000, 1));
+    assert_eq!(audio.samples, reference());
+}
+
+/// Offset of the size field of `chunk` in a RIFF file.
+fn chunk_size_offset(bytes: &[u8], chunk: &[u8; 4]) -> usize {
+    let mut pos = 12;
+    while &bytes[pos..pos + 4] != chunk {
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        pos += 8 + size + size % 2;
+    }
+    pos + 4
+}
+
+#[test]
+fn streamed_wav_sizes_are_read_to_the_end() {
+    // Writers streaming to a pipe leave the sizes at 0 or 0xFFFFFFFF.
+    for size in [0u32, u32::MAX] {
+        let mut bytes = read(&fixture("jfk.wav"));
+        let data = chunk_size_offset(&bytes, b"data");
+        bytes[4..8].copy_from_slice(&size.to_le_bytes());
+        bytes[data..data + 4].copy_from_slice(&size.to_le_bytes());
+        let audio = check_variant(
+            &format!("wav, sizes {size:#x}"),
+            bytes,
+            &lossless("pcm_s16le", 16_000, 1),
+        );
+        assert_eq!(audio.samples, reference());
+    }
+}
+
+#[test]
+fn wav_header_fields_that_cannot_describe_audio_are_corrupt() {
+    // (offset in the fmt chunk body, field width, what the message names). A rate of 0 made
+    // symphonia 0.5 panic ("TimeBase cannot have 0 numerator or denominator").
+    for (offset, width, named) in [
+        (2, 2, "0 channels"),
+        (4, 4, "0 samples per second"),
+        (12, 2, "0 bytes per sample frame"),
+        (14, 2, "0 bits per sample"),
+    ] {
+        let mut bytes = read(&fixture("jfk.wav"));
+        let at = chunk_size_offset(&bytes, b"fmt ") + 4 + offset;
+        bytes[at..at + width].fill(0);
+        match decode_err(bytes, &DecodeOptions::default()) {
+            AudioError::Corrupt { codec, detail } => {
+                assert_eq!(codec, "WAV");
+                assert!(detail.contains(named), "{named}: {detail}");
+            }
+            other => panic!("{named}: expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+/// The message of an `UnsupportedFormat` error, checked to name `named` and no codec id.
+fn unsupported_message(bytes: Vec<u8>, named: &str) -> String {
+    let error = decode_err(bytes, &DecodeOptions::default());
+    let message = error.to_string();
+    assert!(
+        matches!(error, AudioError::UnsupportedFormat { .. }),
+        "{named}: {error:?}"
+    );
+    assert!(message.contains(named), "{message:?} does not name {named}");
+    assert!(
+        message.contains("supported: WAV") && !message.contains("0x"),
+        "{message:?}"
+    );
+    message
+}
+
+#[test]
+fn unsupported_codecs_and_files_are_named() {
+    let ac3 = ffmpeg_variant(&["-ar", "48000", "-c:a", "ac3"], "mp4");
+    unsupported_message(ac3, "AC-3 audio in MP4");
+    let ac3_mkv = ffmpeg_variant(&["-ar", "48000", "-c:a", "ac3"], "mkv");
+    unsupported_message(ac3_mkv, "AC-3 audio in Matroska/WebM");
+    let eac3 = ffmpeg_variant(&["-ar", "48000", "-c:a", "eac3"], "mkv");
+    unsupported_message(eac3, "E-AC-3");
+    let wma = ffmpeg_variant(&["-c:a", "wmav2"], "wma");
+    unsupported_message(wma, "Windows Media");
+    let speex = ffmpeg_variant(&["-c:a", "libspeex"], "ogg");
+    unsupported_message(speex, "Speex");
+    // AMR-NB in 3GP, as phones record it: this ffmpeg has no AMR encoder, so an AAC 3GP's
+    // sample entry is relabelled `samr`; the container says AMR-NB, which is what is judged.
+    let mut amr = ffmpeg_variant(&["-ar", "8000", "-c:a", "aac"], "3gp");
+    let at = amr
+        .windows(4)
+        .position(|w| w == b"mp4a")
+        .expect("mp4a entry");
+    amr[at..at + 4].copy_from_slice(b"samr");
+    unsupported_message(amr, "AMR-NB audio in 3GP");
+    let text = "And so my fellow Americans, ask not.\n"
+        .repeat(20)
+        .into_bytes();
+    unsupported_message(text, "a text file");
+}
+
+#[test]
+fn video_without_audio_is_named() {
+    let bytes = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=16x16:d=1",
+            "-c:v",
+            "mpeg4",
+        ],
+        "mp4",
+    );
+    let message = decode_err(bytes, &DecodeOptions::default()).to_string();
+    assert!(
+        message.contains("MP4 video file without an audio track"),
+        "{message}"
+    );
+}

@@ -414,7 +414,7 @@ impl ActiveTrack {
             _ => Trim::default(),
         };
         let (decoder, short_name) = if params.codec == CODEC_ID_OPUS {
-            let decoder = OpusTrack::new(params, track.delay.is_some())?;
+            let decoder = OpusTrack::new(params, track.delay)?;
             (TrackDecoder::Opus(decoder), "opus".to_owned())
         } else {
             let codecs = symphonia::default::get_codecs();

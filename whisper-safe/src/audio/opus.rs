@@ -1,9 +1,10 @@
 //! Opus packets from `symphonia`'s Ogg and Matroska/WebM demuxers, decoded by the system
 //! libopus (through the `opus` crate) at 48 kHz, its native rate.
 //!
-//! The encoder's pre-skip (312 frames at 48 kHz from libopus) is dropped once: the Ogg demuxer
-//! trims it through the packets (and says so with the track's delay); elsewhere it is read from
-//! the `OpusHead` in the codec's extra data.
+//! The encoder's pre-skip (312 frames at 48 kHz from libopus) is dropped at the start: the
+//! track's delay where the demuxer reads it (Ogg), else the `OpusHead` in the codec's extra data
+//! (Matroska/WebM). A demuxer's own start trim counts towards it, so nothing is dropped twice;
+//! MP4 states the pre-skip in its edit list instead, applied with the other MP4 edits.
 
 use symphonia::core::codecs::audio::AudioCodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
@@ -20,15 +21,14 @@ const MAX_FRAMES_PER_PACKET: usize = 5_760;
 pub(super) struct OpusTrack {
     decoder: opus::Decoder,
     channels: usize,
-    /// Pre-skip frames still to drop (when the demuxer does not trim them).
+    /// Pre-skip frames still to drop.
     skip: usize,
     pcm: Vec<f32>,
 }
 
 impl OpusTrack {
-    /// Opens a decoder for mono or stereo Opus; `demuxer_trims` when the demuxer already
-    /// trims the pre-skip through the packets.
-    pub fn new(params: &AudioCodecParameters, demuxer_trims: bool) -> Result<Self, AudioError> {
+    /// Opens a decoder for mono or stereo Opus; `delay` is the pre-skip the demuxer read.
+    pub fn new(params: &AudioCodecParameters, delay: Option<u32>) -> Result<Self, AudioError> {
         let count = params.channels.as_ref().map_or(0, |c| c.count());
         let channels = match count {
             1 => opus::Channels::Mono,
@@ -45,11 +45,10 @@ impl OpusTrack {
             codec: "Opus".to_owned(),
             detail: format!("libopus refused the stream: {e}"),
         })?;
-        let skip = if demuxer_trims {
-            0
-        } else {
-            params.extra_data.as_deref().and_then(pre_skip).unwrap_or(0)
-        };
+        let skip = delay
+            .and_then(|d| usize::try_from(d).ok())
+            .or_else(|| params.extra_data.as_deref().and_then(pre_skip))
+            .unwrap_or(0);
         Ok(Self {
             decoder,
             channels: count,
@@ -71,12 +70,11 @@ impl OpusTrack {
                 log::debug!("libopus rejected a packet: {e}");
                 SymphoniaError::DecodeError("libopus rejected the packet")
             })?;
-        let skip = self.skip.min(frames);
-        self.skip -= skip;
         let trim_start = usize::try_from(packet.trim_start.get()).unwrap_or(usize::MAX);
         let trim_end = usize::try_from(packet.trim_end.get()).unwrap_or(usize::MAX);
-        let end = frames.saturating_sub(trim_end);
-        let start = skip.saturating_add(trim_start).min(end);
+        let start = self.skip.max(trim_start).min(frames);
+        self.skip -= self.skip.min(start);
+        let end = frames.saturating_sub(trim_end).max(start);
         out.clear();
         out.extend_from_slice(&self.pcm[start * self.channels..end * self.channels]);
         Ok(())

@@ -1,4 +1,5 @@
-//! `ggml_file::verify_reader` on arbitrary bytes: no panic, no allocation or
+//! `whisper_safe::ggml_file::verify_reader` (the check `Context::new` runs
+//! before whisper.cpp reads a model) on arbitrary bytes: no panic, no allocation or
 //! work out of proportion to the input (libFuzzer's `-malloc_limit_mb`,
 //! `-rss_limit_mb` and `-timeout`), and a summary that agrees with the input.
 #![no_main]
@@ -6,7 +7,7 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use stt_server::models::ggml_file::verify_reader;
+use whisper_safe::ggml_file::verify_reader;
 
 fuzz_target!(|data: &[u8]| {
     let len = data.len() as u64;

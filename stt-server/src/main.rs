@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use stt_server::config::{Config, ServeArgs};
 use stt_server::models::catalog::{self, ModelSpec, Quant};
-use stt_server::models::{ggml_file, import, pull, quantize};
+use stt_server::models::{import, pull, quantize};
 use stt_server::transcribe::{self, TranscribeArgs};
+use whisper_safe::ggml_file;
 
 /// OpenAI-compatible speech-to-text service on whisper.cpp.
 #[derive(Parser)]
@@ -97,6 +98,8 @@ enum ModelsCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: setting the environment races with readers.
+    whisper_safe::set_process_environment();
     stt_server::server::init_logging();
     let command = Cli::parse().command.unwrap_or_else(|| {
         // No subcommand: `serve`, with its settings from the environment.

@@ -9,8 +9,8 @@ use whisper_safe::AudioContext;
 
 use crate::config::{ConfigError, ModelArgs, ModelConfig};
 use crate::engine::{
-    self, audio::InputError, configure_openmp_waiting, Engine, EngineConfig, InvalidOption,
-    JobSpec, RunError, TranscribeOptions, WhisperLoader,
+    self, audio::InputError, Engine, EngineConfig, InvalidOption, JobSpec, RunError,
+    TranscribeOptions, WhisperLoader,
 };
 use crate::server::formats::{self, Granularities, RenderOptions, ResponseFormat, Task};
 
@@ -100,7 +100,6 @@ enum FileError {
 /// # Errors
 /// [`TranscribeError`]; a file that fails is logged and the others still run.
 pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(), TranscribeError> {
-    configure_openmp_waiting();
     let model_config = ModelConfig::from_args(args.model.clone())?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let registry = prometheus::Registry::new();
@@ -113,8 +112,8 @@ pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(),
                 AudioContext::Full
             } else {
                 AudioContext::Trimmed
-            memory_budget: u64::MAX,
             },
+            memory_budget: u64::MAX,
         },
         Arc::new(WhisperLoader::new(
             model_config.loader_config()?,
@@ -170,11 +169,11 @@ fn run(
             let bytes = std::fs::read(path).map_err(FileError::Read)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             let audio = engine::audio::decode(bytes.into(), name.as_deref(), None, f64::INFINITY)
-            let reservation = engine.reserve(0).map_err(FileError::Submit)?;
                 .map_err(FileError::Audio)?;
+            let reservation = engine.reserve(0).map_err(FileError::Submit)?;
             let ticket = engine
-                    reservation,
                 .submit(
+                    reservation,
                     Arc::clone(&model),
                     JobSpec {
                         request_id: path.display().to_string().into(),

@@ -1,11 +1,13 @@
 //! The run-time loader against real, installed artifacts (LD_LIBRARY_PATH unset):
 //! both layouts, the CPU backend swap, a pinned variant, and one specific error
-//! per broken artifact directory — each in its own `stt-server info` process.
+//! per broken artifact directory — each in its own `stt-server info` process
+//! (except where this process must look at its own mappings).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
+use whisper_safe::LoaderConfig;
 use whisper_stt_tests::{
     copy_dir, dynamic_artifacts, generic_artifacts, linked_artifacts, run_stt_server,
 };
@@ -321,6 +323,45 @@ fn a_library_lacking_a_symbol_is_named() {
         stderr.contains("lacks a required symbol") && stderr.contains("undefined symbol"),
         "{stderr}"
     );
+}
+
+/// Whether `path` is mapped into this process.
+fn mapped(path: &Path) -> bool {
+    let path = path.canonicalize().unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .any(|line| line.ends_with(path.to_str().unwrap()))
+}
+
+/// A library refused by the version or the symbol check stays mapped, like
+/// every library opened before it: ggml installs process-wide hooks when it is
+/// loaded, so the loader never unloads anything. Loads in this process, the
+/// only one whose mappings the test can see.
+#[test]
+fn a_refused_library_is_never_unloaded() {
+    for (version, all_symbols, expected) in [
+        ("1.7.6", true, "is whisper 1.7.6"),
+        ("1.8.3", false, "lacks a required symbol"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&linked_artifacts(), tmp.path());
+        std::fs::remove_file(tmp.path().join("manifest.json")).unwrap();
+        stub_whisper(tmp.path(), version, all_symbols);
+        let lib_dir = tmp.path().join("lib");
+        let error = whisper_safe::init_with(&LoaderConfig::new(&lib_dir)).unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+        for name in [
+            "libggml-base.so.0",
+            "libggml-cpu.so.0",
+            "libggml.so.0",
+            "libwhisper.so.1",
+        ] {
+            assert!(
+                mapped(&lib_dir.join(name)),
+                "{name} unloaded after: {error}"
+            );
+        }
+    }
 }
 
 #[test]

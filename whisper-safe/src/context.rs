@@ -1,21 +1,18 @@
 //! [`Context`]: a loaded model, shared read-only by every [`State`](crate::State).
 
 use std::ffi::CString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use whisper_sys::{whisper_context, WhisperApi};
 
+use crate::ggml_file::{self, GgmlFileError};
 use crate::{library, logging, Error, Result};
 
 /// Serialises model loads and state creation: both touch whisper.cpp's global
 /// log hook and allocate backends.
 pub(crate) static INIT_LOCK: Mutex<()> = Mutex::new(());
-
-/// The ggml file magic (`ggml` little-endian).
-const GGML_MAGIC: u32 = 0x6767_6d6c;
 
 /// How to load a model.
 #[derive(Clone, Debug)]
@@ -105,15 +102,16 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// Loads a ggml model file (loading the libraries first if needed).
+    /// Loads a ggml model file (loading the libraries first if needed), after
+    /// checking its whole structure ([`ggml_file::verify`](crate::ggml_file::verify)).
     ///
     /// # Errors
     /// [`Error::Load`] if the libraries cannot be loaded; [`Error::Model`] if the
-    /// file is missing, not a whisper ggml model, or whisper.cpp rejects it.
+    /// file is missing, not a sound whisper ggml model, or whisper.cpp rejects it.
     pub fn new(path: impl AsRef<Path>, options: &ContextOptions) -> Result<Self> {
         let path = path.as_ref();
         let api = library::api()?;
-        check_model_header(path)?;
+        check_model_file(path)?;
         let c_path =
             CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Model {
                 path: path.to_owned(),
@@ -207,51 +205,19 @@ pub(crate) fn whisper_sys_string(ptr: *const std::ffi::c_char) -> String {
         .into_owned()
 }
 
-/// Rejects files that are not whisper ggml models before whisper.cpp sees them:
-/// its loader trusts the header, and absurd sizes there end in an abort.
-fn check_model_header(path: &Path) -> Result<()> {
-    let model_error = |reason: String| Error::Model {
+/// Walks the whole file ([`ggml_file::verify`]) before whisper.cpp sees it: its
+/// loader trusts the structure, and a defect there ends in an abort.
+fn check_model_file(path: &Path) -> Result<()> {
+    let reason = match ggml_file::verify(path) {
+        Ok(_) => return Ok(()),
+        Err(GgmlFileError::Open { source, .. }) => source.to_string(),
+        Err(GgmlFileError::NotAFile { .. }) => "not a regular file".to_owned(),
+        Err(GgmlFileError::Format { source, .. }) => {
+            format!("not a sound whisper ggml model: {source}")
+        }
+    };
+    Err(Error::Model {
         path: path.to_owned(),
         reason,
-    };
-    let mut file = std::fs::File::open(path).map_err(|e| model_error(e.to_string()))?;
-    let metadata = file.metadata().map_err(|e| model_error(e.to_string()))?;
-    if !metadata.is_file() {
-        return Err(model_error("not a regular file".into()));
-    }
-    let mut header = [0u8; 48];
-    file.read_exact(&mut header).map_err(|_| {
-        model_error(format!(
-            "file too short for a model ({} bytes)",
-            metadata.len()
-        ))
-    })?;
-    let word = |i: usize| u32::from_le_bytes(header[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
-    if word(0) != GGML_MAGIC {
-        return Err(model_error(format!(
-            "bad magic 0x{:08x} (expected 0x{GGML_MAGIC:08x}): not a ggml whisper model",
-            word(0)
-        )));
-    }
-    let (n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer) =
-        (word(1), word(2), word(3), word(4), word(5));
-    let (n_text_ctx, n_text_state, n_text_head, n_text_layer, n_mels) =
-        (word(6), word(7), word(8), word(9), word(10));
-    let plausible = (1..=1_000_000).contains(&n_vocab)
-        && (1..=1500).contains(&n_audio_ctx)
-        && (1..=1500).contains(&n_audio_head)
-        && (1..=1500).contains(&n_text_head)
-        && (1..=8192).contains(&n_audio_state)
-        && (1..=8192).contains(&n_text_state)
-        && (1..=128).contains(&n_audio_layer)
-        && (1..=128).contains(&n_text_layer)
-        && (1..=4096).contains(&n_text_ctx)
-        && (n_mels == 80 || n_mels == 128);
-    if !plausible {
-        return Err(model_error(format!(
-            "implausible hyper-parameters (n_vocab {n_vocab}, n_audio_ctx {n_audio_ctx}, n_audio_state {n_audio_state}, \
-             n_audio_layer {n_audio_layer}, n_text_ctx {n_text_ctx}, n_text_state {n_text_state}, n_text_layer {n_text_layer}, n_mels {n_mels})"
-        )));
-    }
-    Ok(())
+    })
 }

@@ -45,7 +45,8 @@ pub enum Error {
     /// The run was cancelled through its [`CancelToken`](crate::CancelToken).
     #[error("transcription aborted")]
     Aborted,
-    /// A user callback panicked; the run was stopped and the panic message kept.
+    /// A user callback (or the reading of a segment for it) panicked; the run
+    /// was stopped and the panic message kept.
     #[error("a callback panicked: {0}")]
     CallbackPanicked(String),
     /// `whisper_full_with_state` failed with a return code.

@@ -5,6 +5,8 @@
 //! - [`Params`]: decoding parameters on top of the library's own defaults.
 //! - [`Transcript`]: owned segments, tokens, words and language.
 //! - [`audio`] (feature `audio`, default): decode WAV/MP3/FLAC/Ogg/AAC to 16 kHz mono.
+//! - [`ggml_file`]: the model file format — reader, writer and the structural
+//!   check [`Context::new`] runs before whisper.cpp reads a file.
 //!
 //! Every input is validated before it reaches C; a callback panic is caught;
 //! nothing here aborts the process on bad input.
@@ -12,6 +14,7 @@
 //! ```no_run
 //! use whisper_safe::{Context, ContextOptions, Params};
 //!
+//! whisper_safe::set_process_environment(); // first thing in main
 //! whisper_safe::init()?; // libraries from WHISPER_LIB_DIR / WHISPER_ARTIFACTS_DIR
 //! let context = Context::new("ggml-base-q5_1.bin", &ContextOptions::default())?;
 //! let mut state = context.create_state()?;
@@ -27,11 +30,15 @@
 //!
 //! # Safety
 //! This crate contains the `unsafe` needed to call whisper.cpp; its API is safe.
+//! Call [`set_process_environment`] first thing in `main`, before other threads
+//! start.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "audio")]
 pub mod audio;
 mod context;
 mod error;
+pub mod ggml_file;
 mod language;
 mod library;
 mod logging;
@@ -44,8 +51,8 @@ pub use context::{Context, ContextOptions, ModelInfo};
 pub use error::{Error, Result};
 pub use language::Language;
 pub use library::{
-    init, init_with, DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig, DEFAULT_ARTIFACTS_DIR,
-    DEFAULT_MODEL_SIZE,
+    init, init_with, set_process_environment, DeviceInfo, Layout, LoadError, LoadInfo,
+    LoaderConfig, DEFAULT_ARTIFACTS_DIR, DEFAULT_MODEL_SIZE,
 };
 pub use params::{AudioContext, Params, Sampling, MAX_DECODERS, TRIM_LIMIT_SECONDS};
 pub use state::{CancelToken, RunOptions, State, MIN_SAMPLES, SAMPLE_RATE};

@@ -6,8 +6,8 @@ use whisper_sys::{Library, WhisperApi};
 use crate::{logging, Result};
 
 pub use whisper_sys::{
-    DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig, DEFAULT_ARTIFACTS_DIR,
-    DEFAULT_MODEL_SIZE,
+    set_process_environment, DeviceInfo, Layout, LoadError, LoadInfo, LoaderConfig,
+    DEFAULT_ARTIFACTS_DIR, DEFAULT_MODEL_SIZE,
 };
 
 static BRIDGED: OnceCell<()> = OnceCell::new();

@@ -40,7 +40,8 @@ impl CancelToken {
 }
 
 /// Callbacks of one run. Closures run on the calling thread inside
-/// `catch_unwind`: a panic stops the run and becomes [`Error::CallbackPanicked`].
+/// `catch_unwind`: a panic stops the run and becomes [`Error::CallbackPanicked`];
+/// no callback is called again after a panic.
 #[derive(Default)]
 pub struct RunOptions<'a> {
     /// Stops the run when cancelled ([`Error::Aborted`]).
@@ -444,7 +445,14 @@ impl Hooks<'_, '_> {
         self.panic.borrow().is_some() || self.cancel.is_some_and(CancelToken::is_cancelled)
     }
 
+    /// Runs `f` unless something panicked earlier in this run, and keeps its
+    /// panic instead of letting it unwind into C. Every callback body runs in
+    /// here: nothing may panic across the C boundary, and a callback that
+    /// panicked once is not called again.
     fn run_guarded(&self, f: impl FnOnce()) {
+        if self.panic.borrow().is_some() {
+            return;
+        }
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
             let message = payload
                 .downcast_ref::<&str>()
@@ -452,6 +460,43 @@ impl Hooks<'_, '_> {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".into());
             *self.panic.borrow_mut() = Some(message);
+        }
+    }
+
+    /// Whether whisper.cpp should stop; `true` if even that check panicked.
+    fn guarded_should_stop(&self) -> bool {
+        catch_unwind(AssertUnwindSafe(|| self.should_stop())).unwrap_or(true)
+    }
+
+    /// Reads the segments from the last one reported up to the state's count
+    /// and hands each to the segment callback.
+    ///
+    /// # Safety
+    /// `state` is the state of the running call, which has just appended `n_new`
+    /// segments.
+    unsafe fn report_segments(&self, state: *mut whisper_state, n_new: c_int) {
+        let mut callback = self.on_segment.borrow_mut();
+        let Some(callback) = callback.as_mut() else {
+            return;
+        };
+        // SAFETY: guaranteed by the caller.
+        let total = unsafe { (self.inner.api.whisper_full_n_segments_from_state)(state) };
+        let first = (*self.segments_seen.borrow()).max(total - n_new).max(0);
+        for i in first..total {
+            // SAFETY: `i` < total segments of this run.
+            let segment = unsafe {
+                read_segment(
+                    self.inner,
+                    state,
+                    i,
+                    self.temperature,
+                    self.token_timestamps,
+                    self.word_timestamps,
+                )
+            };
+            // Counted before the call: a panic stops the loop here.
+            *self.segments_seen.borrow_mut() = i + 1;
+            callback(&segment);
         }
     }
 }
@@ -465,7 +510,7 @@ unsafe fn hooks<'a>(user_data: *mut c_void) -> &'a Hooks<'a, 'a> {
 
 unsafe extern "C" fn abort_hook(user_data: *mut c_void) -> bool {
     // SAFETY: registered with a pointer to the live Hooks.
-    unsafe { hooks(user_data) }.should_stop()
+    unsafe { hooks(user_data) }.guarded_should_stop()
 }
 
 unsafe extern "C" fn encoder_begin_hook(
@@ -474,7 +519,7 @@ unsafe extern "C" fn encoder_begin_hook(
     user_data: *mut c_void,
 ) -> bool {
     // SAFETY: registered with a pointer to the live Hooks.
-    !unsafe { hooks(user_data) }.should_stop()
+    !unsafe { hooks(user_data) }.guarded_should_stop()
 }
 
 unsafe extern "C" fn progress_hook(
@@ -485,9 +530,11 @@ unsafe extern "C" fn progress_hook(
 ) {
     // SAFETY: registered with a pointer to the live Hooks.
     let hooks = unsafe { hooks(user_data) };
-    if let Some(callback) = hooks.on_progress.borrow_mut().as_mut() {
-        hooks.run_guarded(|| callback(progress.clamp(0, 100) as u8));
-    }
+    hooks.run_guarded(|| {
+        if let Some(callback) = hooks.on_progress.borrow_mut().as_mut() {
+            callback(progress.clamp(0, 100) as u8);
+        }
+    });
 }
 
 unsafe extern "C" fn new_segment_hook(
@@ -498,26 +545,7 @@ unsafe extern "C" fn new_segment_hook(
 ) {
     // SAFETY: registered with a pointer to the live Hooks.
     let hooks = unsafe { hooks(user_data) };
-    let mut callback = hooks.on_segment.borrow_mut();
-    let Some(callback) = callback.as_mut() else {
-        return;
-    };
-    // SAFETY: whisper.cpp calls this with its state after appending `n_new` segments.
-    let total = unsafe { (hooks.inner.api.whisper_full_n_segments_from_state)(state) };
-    let first = (*hooks.segments_seen.borrow()).max(total - n_new).max(0);
-    for i in first..total {
-        // SAFETY: `i` < total segments of this run.
-        let segment = unsafe {
-            read_segment(
-                hooks.inner,
-                state,
-                i,
-                hooks.temperature,
-                hooks.token_timestamps,
-                hooks.word_timestamps,
-            )
-        };
-        hooks.run_guarded(|| callback(&segment));
-    }
-    *hooks.segments_seen.borrow_mut() = total;
+    // SAFETY: whisper.cpp calls this with the running state after appending
+    // `n_new` segments.
+    hooks.run_guarded(|| unsafe { hooks.report_segments(state, n_new) });
 }

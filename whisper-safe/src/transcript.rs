@@ -108,7 +108,10 @@ pub struct Word {
 
 /// Groups a segment's text tokens into words: a token starting with a space
 /// starts a new word. Times are clamped to the segment and kept monotonic.
+/// Never panics, whatever the times (it runs inside whisper.cpp's callbacks): a
+/// segment that ends before it starts is taken as ending where it starts.
 pub(crate) fn words_of(tokens: &[Token], raw_texts: &[Vec<u8>], start: f64, end: f64) -> Vec<Word> {
+    let end = end.max(start);
     struct Pending {
         bytes: Vec<u8>,
         start: f64,
@@ -122,9 +125,10 @@ pub(crate) fn words_of(tokens: &[Token], raw_texts: &[Vec<u8>], start: f64, end:
         if text.is_empty() {
             return;
         }
+        // max/min rather than clamp: clamp panics on NaN bounds.
         let previous_end = words.last().map_or(start, |w: &Word| w.end);
-        let word_start = pending.start.clamp(previous_end, end);
-        let word_end = pending.end.clamp(word_start, end);
+        let word_start = pending.start.max(previous_end).min(end);
+        let word_end = pending.end.max(word_start).min(end);
         let probability =
             pending.probabilities.iter().sum::<f32>() / pending.probabilities.len() as f32;
         words.push(Word {
@@ -204,5 +208,26 @@ mod tests {
         );
         assert_eq!(words[3].end, 2.0, "end clamped to the segment");
         assert!(words.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+
+    /// whisper.cpp's segment times come from C; a segment whose end precedes its
+    /// start (or times that are not numbers) must not panic inside a callback.
+    #[test]
+    fn a_segment_ending_before_it_starts_gives_words_without_panicking() {
+        let (tokens, raw): (Vec<_>, Vec<_>) = [
+            token(" ask", 1.5, 1.7),
+            token(" not", 1.0, 2.5),
+            token(" what", f64::NAN, f64::NAN),
+        ]
+        .into_iter()
+        .unzip();
+        let words = words_of(&tokens, &raw, 2.0, 1.0);
+        let texts: Vec<_> = words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(texts, ["ask", "not", "what"]);
+        for word in &words {
+            assert_eq!((word.start, word.end), (2.0, 2.0), "{word:?}");
+        }
+        let nan_segment = words_of(&tokens, &raw, f64::NAN, f64::NAN);
+        assert_eq!(nan_segment.len(), 3);
     }
 }

@@ -90,8 +90,10 @@ pub struct DeviceInfo {
     pub memory_total: usize,
 }
 
-/// Handles that must stay mapped even when loading fails half-way: ggml installs
-/// process-wide hooks when it is loaded, so unloading is never safe.
+/// Handles that must stay mapped even when loading fails half-way or a library
+/// fails its version or symbol check: ggml installs process-wide hooks (a
+/// terminate handler, log callbacks) when it is loaded, so unloading is never
+/// safe. Every handle goes in here as soon as it is open, before any check.
 struct NeverUnload(Vec<RawLibrary>);
 
 impl Drop for NeverUnload {
@@ -102,11 +104,35 @@ impl Drop for NeverUnload {
     }
 }
 
+/// GNU OpenMP's spin count before a waiting thread sleeps. With libgomp's
+/// default (busy-waiting), two runs at once were 9–12× slower; 1000 costs
+/// nothing alone.
+const GOMP_SPINCOUNT: &str = "1000";
+
+/// Sets the process-wide environment the libraries read, each variable only
+/// when the user has not set it:
+/// - `GGML_NO_BACKTRACE=1`: a crash never forks a debugger for a backtrace;
+/// - `GOMP_SPINCOUNT=1000` (unless `OMP_WAIT_POLICY` is set either): OpenMP
+///   threads of parallel runs stop spinning against each other.
+///
+/// Call it first thing in `main`, before any other thread exists (an async
+/// runtime, a logger's or a test harness's threads): setting a variable races
+/// with every thread that reads the environment, and libgomp reads its
+/// settings when it is loaded. The loader does not do it itself, as it may run
+/// after threads have started.
+pub fn set_process_environment() {
+    if std::env::var_os("GGML_NO_BACKTRACE").is_none() {
+        std::env::set_var("GGML_NO_BACKTRACE", "1");
+    }
+    if std::env::var_os("GOMP_SPINCOUNT").is_none() && std::env::var_os("OMP_WAIT_POLICY").is_none()
+    {
+        std::env::set_var("GOMP_SPINCOUNT", GOMP_SPINCOUNT);
+    }
+}
+
 /// Loads the libraries from the directory the environment selects
 /// ([`LoaderConfig::from_env`]), or returns the ones already loaded.
-///
-/// Call it early, before other threads start: on first use it sets
-/// `GGML_NO_BACKTRACE=1` unless set, so a crash never forks a debugger.
+/// Call [`set_process_environment`] before, at the start of `main`.
 ///
 /// # Errors
 /// Any [`LoadError`]; a failed attempt may be retried.
@@ -142,9 +168,6 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
-    if std::env::var_os("GGML_NO_BACKTRACE").is_none() {
-        std::env::set_var("GGML_NO_BACKTRACE", "1");
-    }
     let dir = config.lib_dir.as_path();
     if !dir.is_dir() {
         return Err(LoadError::DirNotFound {
@@ -180,27 +203,27 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
     }
 
     let mut dependencies = NeverUnload(Vec::with_capacity(files.len()));
-    let mut whisper_handle = None;
     for file in &files {
-        let handle = open_now(file)?;
+        dependencies.0.push(open_now(file)?);
+        let handle = dependencies.0.last().expect("just pushed");
         if file.ends_with(GGML_BASE) {
-            check_version(&handle, file, "ggml", b"ggml_version\0", GGML_VERSION)?;
+            check_version(handle, file, "ggml", b"ggml_version\0", GGML_VERSION)?;
         }
         if file.ends_with(WHISPER) {
             check_version(
-                &handle,
+                handle,
                 file,
                 "whisper",
                 b"whisper_version\0",
                 WHISPER_VERSION,
             )?;
-            whisper_handle = Some(handle);
-        } else {
-            dependencies.0.push(handle);
         }
     }
+    // The function table takes a handle of its own (opening a loaded library
+    // again only counts a reference): if resolving fails and that handle is
+    // dropped, the one in `dependencies` keeps libwhisper mapped.
     let whisper_path = dir.join(WHISPER);
-    let whisper_handle = whisper_handle.expect("libwhisper is always in the load list");
+    let whisper_handle = open_now(&whisper_path)?;
     // SAFETY: the library passed the version check, so its exports have the
     // signatures the bindings were generated from; every symbol is resolved now.
     let api = unsafe { WhisperApi::from_library(whisper_handle) }.map_err(|e| {
@@ -209,7 +232,6 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
             reason: error_chain(&e),
         }
     })?;
-    let api = std::mem::ManuallyDrop::new(api);
     if let Some(hook) = OPENED_HOOK.get() {
         hook(&api);
     }
@@ -220,7 +242,7 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
     };
     let info = describe(&api, dir, layout, files, backend_modules, manifest.as_ref())?;
     Ok(Library {
-        api: std::mem::ManuallyDrop::into_inner(api),
+        api,
         info,
         _dependencies: dependencies,
     })

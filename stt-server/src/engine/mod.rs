@@ -36,7 +36,7 @@ pub use model::{Decoder, LoadedModel, Model, ModelLoader};
 pub use options::{InvalidOption, TranscribeOptions};
 pub use queue::Reservation;
 pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
-pub use whisper::{configure_openmp_waiting, WhisperLoader};
+pub use whisper::WhisperLoader;
 
 use job::Job;
 use metrics::EngineMetrics;
@@ -164,7 +164,7 @@ impl Engine {
         loader: Arc<dyn ModelLoader>,
         registry: &prometheus::Registry,
     ) -> Result<Self, EngineError> {
-        let metrics = EngineMetrics::register(registry, config.workers)?;
+        let metrics = EngineMetrics::register(registry, config.workers, config.memory_budget)?;
         let queue = Arc::new(JobQueue::new(
             config.workers,
             config.queue_limit,

@@ -9,21 +9,6 @@ use whisper_safe::{
 
 use super::model::{Decoder, Model, ModelLoader};
 
-/// GNU OpenMP's spin count before a waiting thread sleeps. With the default
-/// (busy-waiting), two runs at once are 9–12× slower; 1000 costs nothing alone.
-const GOMP_SPINCOUNT: &str = "1000";
-
-/// Makes OpenMP threads of parallel runs stop spinning against each other: sets
-/// `GOMP_SPINCOUNT=1000` unless the user chose `GOMP_SPINCOUNT` or
-/// `OMP_WAIT_POLICY`. libgomp reads it when loaded, so call this before the
-/// libraries are loaded and before other threads start.
-pub fn configure_openmp_waiting() {
-    if std::env::var_os("GOMP_SPINCOUNT").is_none() && std::env::var_os("OMP_WAIT_POLICY").is_none()
-    {
-        std::env::set_var("GOMP_SPINCOUNT", GOMP_SPINCOUNT);
-    }
-}
-
 /// Loads the libraries from a fixed directory, then models with whisper.cpp.
 pub struct WhisperLoader {
     libraries: LoaderConfig,
@@ -60,12 +45,6 @@ impl ModelLoader for WhisperLoader {
                 info.system_info.trim()
             );
         });
-        // whisper.cpp trusts the file's structure; a truncated or corrupt model
-        // must be an error here, not an abort inside the loader.
-        crate::models::ggml_file::verify(path).map_err(|e| whisper_safe::Error::Model {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
         let context = Context::new(path, &self.options)?;
         let languages = context.languages();
         Ok(Arc::new(WhisperModel { context, languages }))

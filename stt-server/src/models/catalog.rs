@@ -6,7 +6,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::ggml_file::{self, HParams, TensorType, N_FFT_BINS, QNT_VERSION, QNT_VERSION_FACTOR};
+use whisper_safe::ggml_file::{
+    self, HParams, TensorType, N_FFT_BINS, QNT_VERSION, QNT_VERSION_FACTOR,
+};
 
 /// Weight type of a model file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

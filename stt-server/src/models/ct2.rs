@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::ggml_file::{ReadError, Tracked};
+use whisper_safe::ggml_file::{ReadError, Tracked};
 
 /// Binary versions whose layout this reader knows.
 pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 4..=6;

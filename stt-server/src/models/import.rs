@@ -24,7 +24,7 @@ use sha1::Digest;
 use super::catalog::{self, CatalogError};
 use super::ct2::{self, Ct2Error, Ct2Model, DType};
 use super::download::{file_checksum, Checksum, ChecksumKind};
-use super::ggml_file::{
+use whisper_safe::ggml_file::{
     self, GgmlFileError, HParams, Header, MelFilters, TensorSpec, TensorType, N_FFT_BINS,
 };
 

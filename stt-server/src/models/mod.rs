@@ -5,7 +5,6 @@ pub mod catalog;
 pub mod ct2;
 pub mod download;
 pub mod file_lock;
-pub mod ggml_file;
 pub mod import;
 pub mod pull;
 pub mod quantize;

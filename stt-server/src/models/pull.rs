@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::catalog::{ModelSpec, Quant};
 use super::download::{self, Checksum, ChecksumKind, DownloadConfig};
 use super::file_lock::{sibling, FileLock};
-use super::ggml_file::{self, Summary};
+use whisper_safe::ggml_file::{self, Summary};
 use super::import::{self, Ct2Source};
 use super::quantize;
 

@@ -14,7 +14,7 @@ use log::info;
 use whisper_safe::quantize::{self as ggml_quant, GgmlType};
 
 use super::catalog::Quant;
-use super::ggml_file::{self, GgmlFileError, Header, TensorHeader, TensorType, Tracked};
+use whisper_safe::ggml_file::{self, GgmlFileError, Header, TensorHeader, TensorType, Tracked};
 
 /// Tensors upstream never quantizes (besides those that are not 2-D).
 const KEEP: [&str; 4] = [

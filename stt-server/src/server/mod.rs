@@ -34,7 +34,7 @@ pub use metrics::HttpMetrics;
 pub use pool::DecodePool;
 
 use crate::config::Config;
-use crate::engine::{configure_openmp_waiting, Engine, EngineConfig, ModelLoader, WhisperLoader};
+use crate::engine::{Engine, EngineConfig, ModelLoader, WhisperLoader};
 
 /// Request limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,14 +191,14 @@ pub enum ServeError {
 
 /// Runs the service until SIGTERM or SIGINT, then drains and returns.
 ///
-/// Order: OpenMP waiting policy → port bound → (background) libraries, log
-/// bridge, model, states one at a time, warm-up → ready.
+/// Order: port bound → (background) libraries, log bridge, model, states one
+/// at a time, warm-up → ready. The process environment the libraries read
+/// ([`whisper_safe::set_process_environment`]) is `main`'s first step.
 ///
 /// # Errors
 /// [`ServeError`] for what stops the start; a failed model load does not stop
 /// it (`/ready` says why, and a model can be loaded at run time).
 pub fn serve(config: Config) -> Result<(), ServeError> {
-    configure_openmp_waiting();
     log::info!("configuration: {}", config.summary());
     let loader: Arc<dyn ModelLoader> = Arc::new(WhisperLoader::new(
         config.model.loader_config()?,

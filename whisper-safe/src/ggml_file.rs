@@ -1,5 +1,10 @@
 //! The whisper.cpp ggml model file: layout, reader, writer and verifier.
 //!
+//! whisper.cpp's loader trusts the file: absurd sizes, a missing tensor's data or
+//! a vocabulary it cannot name end in an abort, not an error code. [`verify`]
+//! walks the whole structure first; [`Context::new`](crate::Context::new) runs
+//! it before every load.
+//!
 //! Layout (little-endian), as read by `whisper_model_load` in whisper.cpp:
 //! magic `0x67676d6c`; 11 × i32 hyper-parameters ([`HParams`] then `ftype`); mel
 //! filters (i32 `n_mel`, i32 `n_fft`, `n_mel × n_fft` f32); vocabulary (i32 count,
@@ -33,6 +38,15 @@ const MAX_NAME_BYTES: i32 = 256;
 /// Upper bound on each layer count accepted by the reader: the expected tensor
 /// list grows with it (large-v3 has 32 layers).
 const MAX_LAYERS: i32 = 1024;
+/// Vocabulary sizes of whisper models: English-only (51864), multilingual
+/// (51865), large-v3 (51866). whisper.cpp indexes its special tokens (ids up to
+/// 50363) in arrays of `n_vocab` logits, so a smaller vocabulary overruns them;
+/// it names one language per token above 51765, so a larger one names languages
+/// it does not know (a C++ exception, i.e. an abort, while loading).
+const N_VOCAB: std::ops::RangeInclusive<i32> = 51864..=51866;
+/// Largest element count of one tensor: whisper.cpp's loader counts elements in
+/// an `int32_t`.
+const MAX_TENSOR_ELEMENTS: u64 = i32::MAX as u64;
 
 /// Whisper hyper-parameters, in file order (without `ftype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -327,10 +341,19 @@ impl Header {
     }
 }
 
+/// Checks what whisper.cpp assumes of the hyper-parameters: positive and
+/// bounded, one of whisper's vocabularies, equal encoder and decoder widths, and
+/// head counts that divide them (the attention reshapes assert it).
 fn check_hparams(hp: &HParams) -> Result<(), FormatError> {
     let bad = hp.as_array().iter().any(|&v| v <= 0 || v > 1 << 20);
     let too_deep = hp.n_audio_layer.max(hp.n_text_layer) > MAX_LAYERS;
-    if bad || too_deep || hp.n_text_state != hp.n_audio_state {
+    if bad
+        || too_deep
+        || !N_VOCAB.contains(&hp.n_vocab)
+        || hp.n_text_state != hp.n_audio_state
+        || hp.n_audio_state % hp.n_audio_head != 0
+        || hp.n_text_state % hp.n_text_head != 0
+    {
         return Err(FormatError::BadHParams(*hp));
     }
     Ok(())
@@ -692,6 +715,12 @@ pub enum GgmlFileError {
         /// The cause.
         source: io::Error,
     },
+    /// The path is a directory, a FIFO or a device.
+    #[error("ggml model {} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The file is not a sound whisper ggml model.
     #[error("invalid ggml model {}: {source}", path.display())]
     Format {
@@ -850,6 +879,16 @@ fn check_tensor(
             found: header.ttype,
         });
     }
+    if header.n_elements() > MAX_TENSOR_ELEMENTS {
+        return Err(FormatError::BadTensorHeader {
+            offset,
+            detail: format!(
+                "`{}` has {} elements; whisper.cpp counts them in 32 bits",
+                header.name,
+                header.n_elements()
+            ),
+        });
+    }
     header
         .data_bytes()
         .ok_or_else(|| FormatError::BadTensorHeader {
@@ -923,6 +962,12 @@ pub fn verify(path: &Path) -> Result<Summary, GgmlFileError> {
         path: path.to_path_buf(),
         source,
     };
+    // Checked before opening: opening a FIFO for reading waits for a writer.
+    if !std::fs::metadata(path).map_err(open_err)?.is_file() {
+        return Err(GgmlFileError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let file = File::open(path).map_err(open_err)?;
     let len = file.metadata().map_err(open_err)?.len();
     verify_reader(BufReader::new(file), len).map_err(|source| GgmlFileError::Format {
@@ -991,7 +1036,7 @@ mod tests {
     fn header_round_trips() {
         let header = Header {
             hparams: HParams {
-                n_vocab: 3,
+                n_vocab: 51864,
                 n_audio_ctx: 2,
                 n_audio_state: 32,
                 n_audio_head: 1,

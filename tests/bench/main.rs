@@ -123,12 +123,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os("GOMP_SPINCOUNT").is_none() && std::env::var_os("OMP_WAIT_POLICY").is_none()
-    {
-        // Single-threaded here, before any library is loaded.
-        std::env::set_var("GOMP_SPINCOUNT", "1000");
-    }
-    std::env::set_var("GGML_NO_BACKTRACE", "1");
+    // Single-threaded here, before any library is loaded.
+    whisper_safe::set_process_environment();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

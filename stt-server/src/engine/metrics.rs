@@ -25,10 +25,20 @@ pub(crate) struct EngineMetrics {
 }
 
 impl EngineMetrics {
-    /// Creates and registers the metrics; `workers` is exported as a constant gauge.
-    pub fn register(registry: &Registry, workers: usize) -> prometheus::Result<Self> {
+    /// Creates and registers the metrics; `workers` and `memory_budget` are
+    /// exported as constant gauges.
+    pub fn register(
+        registry: &Registry,
+        workers: usize,
+        memory_budget: u64,
+    ) -> prometheus::Result<Self> {
         let workers_total = IntGauge::new("stt_workers", "Decoding workers (states per model)")?;
         workers_total.set(workers as i64);
+        let budget = IntGauge::new(
+            "stt_audio_memory_budget_bytes",
+            "Bytes the admitted requests' uploads and decoded audio may hold together",
+        )?;
+        budget.set(i64::try_from(memory_budget).unwrap_or(i64::MAX));
         let metrics = Self {
             queue_depth: IntGauge::new("stt_queue_depth", "Requests waiting for a worker")?,
             workers_busy: IntGauge::new("stt_workers_busy", "Workers running a transcription")?,
@@ -92,6 +102,7 @@ impl EngineMetrics {
             ready: IntGauge::new("stt_ready", "1 when a model is loaded and serving")?,
         };
         registry.register(Box::new(workers_total))?;
+        registry.register(Box::new(budget))?;
         registry.register(Box::new(metrics.queue_depth.clone()))?;
         registry.register(Box::new(metrics.workers_busy.clone()))?;
         registry.register(Box::new(metrics.admitted.clone()))?;

@@ -164,7 +164,7 @@ impl Engine {
         loader: Arc<dyn ModelLoader>,
         registry: &prometheus::Registry,
     ) -> Result<Self, EngineError> {
-        let metrics = EngineMetrics::register(registry, config.workers)?;
+        let metrics = EngineMetrics::register(registry, config.workers, config.memory_budget)?;
         let queue = Arc::new(JobQueue::new(
             config.workers,
             config.queue_limit,

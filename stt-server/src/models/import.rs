@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use half::{bf16, f16};
 use log::{info, warn};
 use sha1::Digest;
+use whisper_safe::ggml_file::{
+    self, GgmlFileError, HParams, Header, MelFilters, TensorSpec, TensorType, N_FFT_BINS,
+};
 
 use super::catalog::{self, CatalogError};
 use super::ct2::{self, Ct2Error, Ct2Model, DType};
 use super::download::{file_checksum, Checksum, ChecksumKind};
-use whisper_safe::ggml_file::{
-    self, GgmlFileError, HParams, Header, MelFilters, TensorSpec, TensorType, N_FFT_BINS,
-};
 
 /// Elements converted per chunk.
 const CHUNK_ELEMENTS: u64 = 1 << 18;

@@ -6,10 +6,11 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use whisper_safe::ggml_file::{self, Summary};
+
 use super::catalog::{ModelSpec, Quant};
 use super::download::{self, Checksum, ChecksumKind, DownloadConfig};
 use super::file_lock::{sibling, FileLock};
-use whisper_safe::ggml_file::{self, Summary};
 use super::import::{self, Ct2Source};
 use super::quantize;
 

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use half::f16;
 use log::info;
+use whisper_safe::ggml_file::{self, GgmlFileError, Header, TensorHeader, TensorType, Tracked};
 use whisper_safe::quantize::{self as ggml_quant, GgmlType};
 
 use super::catalog::Quant;
-use whisper_safe::ggml_file::{self, GgmlFileError, Header, TensorHeader, TensorType, Tracked};
 
 /// Tensors upstream never quantizes (besides those that are not 2-D).
 const KEEP: [&str; 4] = [

@@ -1110,7 +1110,7 @@ fn video_without_audio_is_named() {
     );
     let message = decode_err(bytes, &DecodeOptions::default()).to_string();
     assert!(
-        message.contains("MP4 video file without an audio track"),
+        message.contains("no audio track in this MP4 video file"),
         "{message}"
     );
 }

@@ -115,5 +115,17 @@ mod tests {
         );
         let ok = decode(wav(&vec![100; 16_000], 16_000)).unwrap();
         assert_eq!(ok.samples.len(), 16_000);
+        // A header declaring 0 samples per second made symphonia 0.5 panic: now the file's
+        // fault, named (422), as is any decoder panic.
+        assert!(matches!(
+            decode(wav(&vec![100; 16_000], 0)),
+            Err(InputError::Undecodable(m)) if m.contains("0 samples per second")
+        ));
+        let panic = AudioError::DecoderPanic {
+            codec: "AAC in MP4".to_owned(),
+            message: "index out of bounds".to_owned(),
+            location: "src/lib.rs:1:1".to_owned(),
+        };
+        assert!(matches!(classify(panic), InputError::Undecodable(m) if m.contains("AAC in MP4")));
     }
 }

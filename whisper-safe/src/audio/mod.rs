@@ -117,9 +117,9 @@ pub enum AudioError {
         detail: String,
     },
     /// The container holds no audio track.
-    #[error("{found} without an audio track: there is no sound to transcribe")]
+    #[error("no audio track in this {found}: there is no sound to transcribe")]
     NoAudioTrack {
-        /// The container found (`"a Matroska/WebM video file"`).
+        /// The container found (`"Matroska/WebM video file"`).
         found: String,
     },
     /// The stream is malformed beyond what skipping bad packets can repair.
@@ -460,11 +460,11 @@ fn no_audio(format: &dyn FormatReader, mp4: Option<&Mp4Audio>, container: &str) 
         }
     } else if has(TrackType::Video) || mp4.is_some() || container == "Matroska/WebM" {
         AudioError::NoAudioTrack {
-            found: format!("a {container} video file"),
+            found: format!("{container} video file"),
         }
     } else {
         AudioError::NoAudioTrack {
-            found: format!("a {container} file"),
+            found: format!("{container} file"),
         }
     }
 }

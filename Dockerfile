@@ -21,6 +21,7 @@ ENV CARGO_HOME=/usr/local/cargo \
     CARGO_TERM_PROGRESS_WHEN=never
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make g++ \
+      libopus-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
@@ -75,7 +76,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 ARG EXTRA_APT_PACKAGES=""
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libstdc++6 libgomp1 ca-certificates curl $EXTRA_APT_PACKAGES \
+      libstdc++6 libgomp1 libopus0 ca-certificates curl $EXTRA_APT_PACKAGES \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 stt \
  && useradd --system --uid 10001 --gid stt --home-dir /home/stt --create-home \

@@ -97,7 +97,6 @@ ENV WHISPER_LIB_DIR=/opt/whisper-stt/lib \
     WHISPER_BAKED_DIR=/opt/whisper-stt/baked \
     WHISPER_STT_CACHE=/opt/whisper-stt/models/.cache \
     WHISPER_MODEL_SIZE=small \
-    WHISPER_MODEL_QUANT=q8_0 \
     STT_HOST=0.0.0.0 \
     STT_PORT=8080
 VOLUME ["/opt/whisper-stt/models"]

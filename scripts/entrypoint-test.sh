@@ -11,6 +11,7 @@
 # Environment:
 #   WHISPER_STT_TEST_DYNAMIC (else WHISPER_STT_TEST_LINKED)  artifact dir (lib/, manifest.json)
 #   WHISPER_STT_TEST_MODEL_Q8_0       tiny.en q8_0 model (stands in for small)
+#   WHISPER_STT_TEST_MODEL            tiny.en q5_1 model (the old service's weight type)
 #   WHISPER_STT_TEST_MODEL_BASE_Q8_0  base q8_0 model (stands in for medium)
 #   STT_SERVER_BIN               the binary (default target/debug/stt-server)
 #   WHISPER_STT_CACHE            cache root; its wheels/ serve the offline import
@@ -27,10 +28,12 @@ die() {
 artifacts_src=${WHISPER_STT_TEST_DYNAMIC:-${WHISPER_STT_TEST_LINKED:-}}
 real=${STT_SERVER_BIN:-$root/target/debug/stt-server}
 tiny=${WHISPER_STT_TEST_MODEL_Q8_0:-}
+tiny_q5_1=${WHISPER_STT_TEST_MODEL:-}
 base=${WHISPER_STT_TEST_MODEL_BASE_Q8_0:-}
 [ -f "$artifacts_src/manifest.json" ] || die "WHISPER_STT_TEST_DYNAMIC or WHISPER_STT_TEST_LINKED must name an artifact directory (got '$artifacts_src')"
 [ -x "$real" ] || die "$real is not an executable (cargo build -p stt-server, or set STT_SERVER_BIN)"
 [ -f "$tiny" ] || die "WHISPER_STT_TEST_MODEL_Q8_0 must name the tiny.en q8_0 model (got '$tiny')"
+[ -f "$tiny_q5_1" ] || die "WHISPER_STT_TEST_MODEL must name the tiny.en q5_1 model (got '$tiny_q5_1')"
 [ -f "$base" ] || die "WHISPER_STT_TEST_MODEL_BASE_Q8_0 must name the base q8_0 model (got '$base')"
 cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
 
@@ -124,6 +127,39 @@ expect "WHISPER_MODEL_PATH is verified and used" explicit_path
 expect "a missing WHISPER_MODEL_PATH stops with its name" \
   fails_with "WHISPER_MODEL_PATH=$t/nowhere.bin does not exist" WHISPER_MODEL_PATH="$t/nowhere.bin"
 
+echo "== existing deployments: a file of the size already present is served"
+# q5_1 ADIR SIZE: the old service's file whisper_<size>_xeon/ggml-<size>-q5_1.bin
+q5_1() { mkdir -p "$t/a/whisper_$1_xeon" && cp "$tiny_q5_1" "$t/a/whisper_$1_xeon/ggml-$1-q5_1.bin"; }
+present_reason() { has "$t/err" "the first file of size $1 present, in the order q8_0, q5_1, f16, q5_0, q4_0"; }
+fresh
+rm "$t/a/whisper_small_xeon/ggml-small-q8_0.bin"
+q5_1 small
+only_q5_1() {
+  run_ep WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 && picked whisper_small_xeon/ggml-small-q5_1.bin \
+    && present_reason small && served_ok && ! grep -q WHISPER_MODEL_QUANT "$t/served" \
+    && [ "$(ls "$t/a/whisper_small_xeon")" = ggml-small-q5_1.bin ]
+}
+expect "only ggml-small-q5_1.bin, no WHISPER_MODEL_QUANT: served as it is, nothing fetched" only_q5_1
+fresh
+only_q8_0() { run_ep WHISPER_MODEL_SIZE=small && picked whisper_small_xeon/ggml-small-q8_0.bin && present_reason small; }
+expect "only ggml-small-q8_0.bin: served, with the reason" only_q8_0
+q5_1 small
+both() { run_ep WHISPER_MODEL_SIZE=small && picked whisper_small_xeon/ggml-small-q8_0.bin && present_reason small; }
+expect "q8_0 and q5_1 both present: the default type first" both
+named() {
+  run_ep WHISPER_MODEL_SIZE=small WHISPER_MODEL_QUANT=q5_1 && picked whisper_small_xeon/ggml-small-q5_1.bin \
+    && has "$t/err" "small-q5_1 (weight type named)"
+}
+expect "WHISPER_MODEL_QUANT=q5_1 with both present: obeyed" named
+fresh
+rm "$t/a/whisper_medium_xeon/ggml-medium-q8_0.bin"
+q5_1 medium
+expect "WHISPER_MODEL_QUANT=q8_0 absent, q5_1 present, nothing to pull: the error names both files" \
+  fails_with "cannot obtain $t/a/whisper_medium_xeon/ggml-medium-q8_0.bin (WHISPER_MODEL_QUANT=q8_0" \
+  WHISPER_MODEL_SIZE=medium WHISPER_MODEL_QUANT=q8_0 WHISPER_MODEL_OFFLINE=1
+expect "… and says that unsetting WHISPER_MODEL_QUANT serves $t/a/whisper_medium_xeon/ggml-medium-q5_1.bin" \
+  has "$t/err" "will not serve $t/a/whisper_medium_xeon/ggml-medium-q5_1.bin instead: unset WHISPER_MODEL_QUANT"
+
 echo "== libraries"
 fresh
 rm "$t/a/lib/libwhisper.so.1"
@@ -154,9 +190,10 @@ tiny_dst=$t/a/whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin
 verifies() { "$real" models verify "$1" >/dev/null 2>&1; }
 offline_pull() {
   run_ep WHISPER_MODEL_SIZE=tiny.en WHISPER_MODEL_OFFLINE=1 && verifies "$tiny_dst" \
-    && picked whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin && served_ok
+    && picked whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin && served_ok \
+    && has "$t/err" "no weight type named and no file of size tiny.en present: the default type"
 }
-expect "missing tiny.en, offline: pulled by the CTranslate2 import, verified, served" offline_pull
+expect "no file of tiny.en, offline: q8_0 pulled by the CTranslate2 import, verified, served" offline_pull
 corrupt_repulled() {
   head -c 1000000 "$tiny" >"$tiny_dst"
   run_ep WHISPER_MODEL_SIZE=tiny.en WHISPER_MODEL_OFFLINE=1 && has "$t/err" "is not a usable model" \
@@ -166,7 +203,7 @@ expect "truncated tiny.en: detected, moved to .corrupt, pulled again" corrupt_re
 fresh
 corrupt_refused() {
   head -c 1000000 "$tiny" >"$t/a/whisper_small_xeon/ggml-small-q8_0.bin"
-  fails_with "cannot obtain model small (q8_0)" WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 \
+  fails_with "cannot obtain model small at $t/a/whisper_small_xeon/ggml-small-q8_0.bin" WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 \
     && has "$t/err" "ggml-small-q8_0.bin is not a usable model"
 }
 expect "truncated small, nothing to pull offline: refused with the reason" corrupt_refused
@@ -188,6 +225,13 @@ mirror_pull() {
     && cmp -s "$base" "$t/a/whisper_base_xeon/ggml-base-q8_0.bin" && served_ok
 }
 expect "missing base: pulled from the mirror WHISPER_MODEL_BASE_URL" mirror_pull
+fresh
+q5_1 base
+named_fetched() {
+  run_ep WHISPER_MODEL_SIZE=base WHISPER_MODEL_QUANT=q8_0 WHISPER_MODEL_BASE_URL="http://127.0.0.1:$port" \
+    && cmp -s "$base" "$t/a/whisper_base_xeon/ggml-base-q8_0.bin" && picked whisper_base_xeon/ggml-base-q8_0.bin
+}
+expect "WHISPER_MODEL_QUANT=q8_0 absent, q5_1 present: the named type is fetched and served" named_fetched
 
 echo "== other commands"
 fresh

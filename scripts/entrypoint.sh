@@ -11,7 +11,8 @@
 #                           when it exists, else $WHISPER_ARTIFACTS_DIR/lib
 #   WHISPER_ARTIFACTS_DIR   root of the model folders (default: artifacts)
 #   WHISPER_MODEL_SIZE      small (default), medium, base, tiny.en, ...
-#   WHISPER_MODEL_QUANT     q8_0 (default), q5_1, q5_0, q4_0, f16
+#   WHISPER_MODEL_QUANT     f16, q8_0, q5_1, q5_0, q4_0; unset: a file of the size already
+#                           present (q8_0, then q5_1, f16, q5_0, q4_0), else q8_0 is pulled
 #   WHISPER_MODEL_PATH      an explicit model file: verified, never pulled
 # and its own:
 #   WHISPER_BAKED_DIR       folders of models baked into the image, used when the
@@ -66,8 +67,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 artifacts=${WHISPER_ARTIFACTS_DIR:-artifacts}
 size=${WHISPER_MODEL_SIZE:-small}
-quant=${WHISPER_MODEL_QUANT:-q8_0}
-say "model size $size, quantization $quant, artifacts in $artifacts"
+quant=${WHISPER_MODEL_QUANT:-}
+say "model size $size, weight type ${quant:-not set (a file present, else q8_0)}, artifacts in $artifacts"
 
 # 1. Libraries: the directory the loader picks, the three core libraries and a CPU
 #    backend, then a real load through `stt-server info` (versions, checksums, dlopen).
@@ -98,44 +99,72 @@ if ! out=$("$stt" info 2>&1); then
 fi
 say "libraries: $lib_dir ($backends) load"
 
-# 2. Model: explicit path, else the size's folder in the artifact directory, else a
-#    baked copy, else pull.
+# 2. Model: explicit path, else the file of the size that stt-server picks in the
+#    artifact directory (a present one unless WHISPER_MODEL_QUANT names a type), else
+#    a baked copy, else pull.
 model_verify() { # model_verify FILE → 0, or 1 with the reason in $reason
   local out
   if out=$("$stt" models verify "$1" 2>&1); then return 0; fi
   reason=$(last_line "$out")
   return 1
 }
-if [ "$quant" = f16 ]; then file="ggml-$size.bin"; else file="ggml-$size-$quant.bin"; fi
-folder="whisper_${size}_xeon"
+which_model() { # which_model DIR → the file in $model, why it in $why
+  local err
+  err=$(mktemp)
+  if ! model=$("$stt" models which "$size" --artifacts-dir "$1" 2>"$err"); then
+    why=$(last_line "$(cat "$err")")
+    rm -f "$err"
+    fail "cannot choose a model of size $size: $why"
+  fi
+  why=$(last_line "$(cat "$err")")
+  rm -f "$err"
+}
 
 if [ -n "${WHISPER_MODEL_PATH:-}" ]; then
   model=$WHISPER_MODEL_PATH
   [ -e "$model" ] || fail "WHISPER_MODEL_PATH=$model does not exist"
   model_verify "$model" || fail "WHISPER_MODEL_PATH=$model is not a usable model: $reason"
 else
-  model=$artifacts/$folder/$file
-  baked=${WHISPER_BAKED_DIR:+$WHISPER_BAKED_DIR/$folder/$file}
-  if [ ! -e "$model" ] && [ -n "$baked" ] && [ -f "$baked" ]; then
-    say "no $model; using the model baked into the image"
-    model=$baked
+  which_model "$artifacts"
+  baked=
+  if [ ! -e "$model" ] && [ -n "${WHISPER_BAKED_DIR:-}" ]; then
+    wanted=$model wanted_why=$why
+    which_model "$WHISPER_BAKED_DIR"
+    if [ -f "$model" ]; then
+      baked=$model
+    else
+      model=$wanted why=$wanted_why
+    fi
+  fi
+  if [ -n "$baked" ]; then
+    say "no model of size $size in $artifacts; using the model baked into the image: $why"
     model_verify "$model" || fail "baked model $model is not usable: $reason"
     export WHISPER_MODEL_PATH=$model
   else
-    if [ -e "$model" ] && ! model_verify "$model"; then
+    # A broken file is moved aside; the choice is made again (another present file,
+    # or the one to pull). Each pass removes a file, so this ends.
+    while [ -e "$model" ] && ! model_verify "$model"; do
       say "$model is not a usable model: $reason"
       mv -f "$model" "$model.corrupt" || fail "cannot move $model aside"
       say "moved it to $model.corrupt"
-    fi
+      which_model "$artifacts"
+    done
     if [ ! -e "$model" ]; then
       case "${WHISPER_MODEL_AUTO_PULL:-1}" in
         0 | false | no) fail "model $model is missing and WHISPER_MODEL_AUTO_PULL=${WHISPER_MODEL_AUTO_PULL}" ;;
       esac
-      say "model $model is missing: stt-server models pull $size --quant $quant"
-      "$stt" models pull "$size" --quant "$quant" || fail "cannot obtain model $size ($quant) at $model (see the messages above)"
+      say "model $model is missing ($why): stt-server models pull $size"
+      if ! "$stt" models pull "$size" --artifacts-dir "$artifacts"; then
+        present=$(env -u WHISPER_MODEL_QUANT "$stt" models which "$size" --artifacts-dir "$artifacts" 2>/dev/null || true)
+        if [ -n "$quant" ] && [ -f "$present" ]; then
+          fail "cannot obtain $model (WHISPER_MODEL_QUANT=$quant; see the messages above), and will not serve $present instead: unset WHISPER_MODEL_QUANT to serve it"
+        fi
+        fail "cannot obtain model $size at $model (see the messages above)"
+      fi
       [ -e "$model" ] || fail "stt-server models pull succeeded but $model does not exist"
       model_verify "$model" || fail "pulled model $model is not usable: $reason"
     fi
+    say "serving $why"
   fi
 fi
 say "model: $model ($(stat -c %s "$model") bytes, verified)"

@@ -11,7 +11,7 @@ use std::time::Duration;
 use whisper_safe::AudioContext;
 
 use crate::engine::ModelSource;
-use crate::models::catalog::{self, ModelSpec, Quant};
+use crate::models::catalog::{self, ModelRequest, Quant};
 
 /// Default upload limit: 25 MiB, as OpenAI's API.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
@@ -140,8 +140,9 @@ pub struct ConfigError {
 /// The validated model selection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
-    /// Catalog size and quantization (used when no explicit path is given).
-    pub spec: ModelSpec,
+    /// Catalog size, and the weight type when one is set (used when no explicit
+    /// path is given; see [`ModelRequest::resolve`] for a size without one).
+    pub request: ModelRequest,
     /// Artifact directory.
     pub artifacts_dir: PathBuf,
     /// Library directory, when set explicitly.
@@ -168,15 +169,16 @@ impl ModelConfig {
             value: size.to_owned(),
             reason: e.to_string(),
         })?;
-        let quant = match text(args.model_quant) {
-            None => Quant::default(),
-            Some(q) => q.parse().map_err(|e: catalog::CatalogError| ConfigError {
-                variable: "WHISPER_MODEL_QUANT",
-                flag: "model-quant",
-                value: q.clone(),
-                reason: e.to_string(),
-            })?,
-        };
+        let quant = text(args.model_quant)
+            .map(|q| {
+                q.parse::<Quant>().map_err(|e| ConfigError {
+                    variable: "WHISPER_MODEL_QUANT",
+                    flag: "model-quant",
+                    value: q.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
         let model_path = args.model_path.filter(|p| !p.as_os_str().is_empty());
         if let Some(path) = &model_path {
             if !path.is_file() {
@@ -212,7 +214,7 @@ impl ModelConfig {
             }
         }
         Ok(Self {
-            spec: ModelSpec { model, quant },
+            request: ModelRequest { model, quant },
             artifacts_dir: args
                 .artifacts_dir
                 .filter(|p| !p.as_os_str().is_empty())
@@ -225,11 +227,16 @@ impl ModelConfig {
     }
 
     /// The model to load at start: the explicit file, else the catalog entry in
-    /// the artifact layout.
+    /// the artifact layout (for a size without a weight type, a file already
+    /// present is preferred; one log line says which and why).
     pub fn initial_source(&self) -> ModelSource {
         match &self.model_path {
             Some(path) => ModelSource::from_path(path.clone()),
-            None => ModelSource::from_catalog(self.spec, &self.artifacts_dir),
+            None => {
+                let resolved = self.request.resolve(&self.artifacts_dir);
+                log::info!("serving model {resolved}");
+                ModelSource::from_catalog(resolved.spec, &self.artifacts_dir)
+            }
         }
     }
 
@@ -250,7 +257,7 @@ impl ModelConfig {
         whisper_safe::LoaderConfig::resolve(
             self.lib_dir.clone(),
             Some(self.artifacts_dir.clone()),
-            Some(self.spec.model.id.to_owned()),
+            Some(self.request.model.id.to_owned()),
             self.cpu_backend.clone(),
         )
     }
@@ -279,17 +286,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Accepted bearer keys (empty: no authentication unless admin keys are set).
     pub api_keys: Vec<String>,
-    /// Encoder context policy.
-    pub audio_context: AudioContext,
-}
-
-impl Config {
-    /// Validates every flag and variable of `serve`.
-    ///
     /// Keys that may also load models.
     pub admin_keys: Vec<String>,
-    /// # Errors
-    /// [`ConfigError`] naming the first invalid variable.
+    /// Encoder context policy.
+    pub audio_context: AudioContext,
     /// Bytes the admitted requests' uploads and decoded audio may hold together.
     pub audio_memory_bytes: u64,
     /// HTTP worker threads.
@@ -302,6 +302,13 @@ impl Config {
     pub keep_alive: Duration,
     /// Time to send an upload.
     pub body_timeout: Duration,
+}
+
+impl Config {
+    /// Validates every flag and variable of `serve`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let model = ModelConfig::from_args(args.model)?;
@@ -382,13 +389,6 @@ impl Config {
                 })
             }
         };
-        Ok(Self {
-            model,
-            listen,
-            workers,
-            threads_per_worker,
-            queue_limit,
-            max_upload_bytes,
         let request_bytes = request_memory_bytes(max_upload_bytes, max_audio_seconds);
         let audio_memory_bytes = match text(args.audio_memory_bytes) {
             None => request_bytes.saturating_mul((workers + queue_limit) as u64),
@@ -448,34 +448,41 @@ impl Config {
                 })
             }
         };
+        Ok(Self {
+            model,
+            listen,
+            workers,
+            threads_per_worker,
+            queue_limit,
+            max_upload_bytes,
             max_audio_seconds,
             request_timeout: Duration::from_secs_f64(request_timeout),
             shutdown_timeout: Duration::from_secs(shutdown_timeout),
             api_keys,
-            audio_context,
-        })
-    }
-
-    /// One line describing the effective configuration (keys are counted, never shown).
-    pub fn summary(&self) -> String {
-        let model = match &self.model.model_path {
             admin_keys,
-            Some(path) => format!("file {}", path.display()),
+            audio_context,
             audio_memory_bytes,
             http_workers,
             max_connections,
             header_timeout: Duration::from_secs_f64(header_timeout),
             keep_alive: Duration::from_secs_f64(keep_alive),
             body_timeout: Duration::from_secs_f64(body_timeout),
-            None => format!(
-                "{} in {}",
-                self.model.spec,
+        })
+    }
+
     /// The most one admitted request holds before its job runs: its upload
     /// with the form around it, and its decoded samples at the longest audio.
     pub fn request_memory_bytes(&self) -> u64 {
         request_memory_bytes(self.max_upload_bytes, self.max_audio_seconds)
     }
 
+    /// One line describing the effective configuration (keys are counted, never shown).
+    pub fn summary(&self) -> String {
+        let model = match &self.model.model_path {
+            Some(path) => format!("file {}", path.display()),
+            None => format!(
+                "{} in {}",
+                self.model.request,
                 self.model.artifacts_dir.display()
             ),
         };
@@ -495,28 +502,21 @@ impl Config {
             self.queue_limit,
             self.max_upload_bytes,
             self.max_audio_seconds,
-            self.request_timeout.as_secs_f64(),
-            self.shutdown_timeout.as_secs(),
-            self.audio_context,
-            self.api_keys.len(),
-        )
-    }
-}
             self.audio_memory_bytes,
-
+            self.request_timeout.as_secs_f64(),
             self.body_timeout.as_secs_f64(),
             self.header_timeout.as_secs_f64(),
             self.keep_alive.as_secs_f64(),
             self.http_workers,
             self.max_connections,
-/// Workers and threads per worker: given values are kept; missing ones are
-/// chosen so that workers × threads fits the cores, with at most
-/// [`MAX_DEFAULT_THREADS_PER_WORKER`] threads per run.
+            self.shutdown_timeout.as_secs(),
+            self.audio_context,
+            self.api_keys.len(),
             self.admin_keys.len(),
-pub fn pool_shape(cores: usize, workers: Option<usize>, threads: Option<usize>) -> (usize, usize) {
-    let cores = cores.max(1);
-    match (workers, threads) {
-        (Some(w), Some(t)) => (w, t),
+        )
+    }
+}
+
 /// See [`Config::request_memory_bytes`].
 fn request_memory_bytes(max_upload_bytes: u64, max_audio_seconds: f64) -> u64 {
     let samples = (max_audio_seconds * SAMPLE_BYTES_PER_SECOND as f64).ceil() as u64;
@@ -554,6 +554,13 @@ fn keys(
     }
 }
 
+/// Workers and threads per worker: given values are kept; missing ones are
+/// chosen so that workers × threads fits the cores, with at most
+/// [`MAX_DEFAULT_THREADS_PER_WORKER`] threads per run.
+pub fn pool_shape(cores: usize, workers: Option<usize>, threads: Option<usize>) -> (usize, usize) {
+    let cores = cores.max(1);
+    match (workers, threads) {
+        (Some(w), Some(t)) => (w, t),
         (Some(w), None) => (w, (cores / w).clamp(1, MAX_DEFAULT_THREADS_PER_WORKER)),
         (None, Some(t)) => ((cores / t).max(1), t),
         (None, None) => {
@@ -674,17 +681,10 @@ mod tests {
         let config = serve(|_| {}).unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.max_upload_bytes, 26_214_400);
-        assert_eq!(config.model.spec.to_string(), "small-q8_0");
+        assert_eq!(config.model.request.to_string(), "small");
         assert_eq!(config.queue_limit, 4 * config.workers);
         assert!(config.api_keys.is_empty() && config.admin_keys.is_empty());
         assert_eq!(config.audio_context, AudioContext::Trimmed);
-        assert!(!config.model.context_options().flash_attn);
-        let on = serve(|a| a.model.flash_attn = Some("on".into())).unwrap();
-        assert!(on.model.context_options().flash_attn);
-    }
-
-    #[test]
-    fn invalid_values_name_the_variable() {
         // 25 MiB + 1 MiB of form + 3600 s × 64000 B per place.
         assert_eq!(config.request_memory_bytes(), 27_262_976 + 230_400_000);
         assert_eq!(
@@ -699,6 +699,13 @@ mod tests {
         assert_eq!(config.body_timeout, Duration::from_secs(120));
         let short = serve(|a| a.request_timeout_seconds = Some("60".into())).unwrap();
         assert_eq!(short.body_timeout, Duration::from_secs(30));
+        assert!(!config.model.context_options().flash_attn);
+        let on = serve(|a| a.model.flash_attn = Some("on".into())).unwrap();
+        assert!(on.model.context_options().flash_attn);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
         type Case = (fn(&mut ServeArgs), &'static str);
         let cases: Vec<Case> = vec![
             (|a| a.port = Some("eighty".into()), "STT_PORT"),
@@ -739,13 +746,6 @@ mod tests {
                 "WHISPER_LIB_DIR",
             ),
             (|a| a.api_keys = Some("good,bad key".into()), "STT_API_KEYS"),
-            (
-                |a| a.audio_context = Some("half".into()),
-                "STT_AUDIO_CONTEXT",
-            ),
-            (
-                |a| a.model.flash_attn = Some("maybe".into()),
-                "WHISPER_FLASH_ATTN",
             (|a| a.admin_keys = Some("bad\tkey".into()), "STT_ADMIN_KEYS"),
             (
                 |a| a.audio_memory_bytes = Some("100M".into()),
@@ -768,6 +768,13 @@ mod tests {
                 |a| a.body_timeout_seconds = Some("600".into()),
                 "STT_BODY_TIMEOUT_SECONDS",
             ),
+            (
+                |a| a.audio_context = Some("half".into()),
+                "STT_AUDIO_CONTEXT",
+            ),
+            (
+                |a| a.model.flash_attn = Some("maybe".into()),
+                "WHISPER_FLASH_ATTN",
             ),
         ];
         for (set, variable) in cases {
@@ -797,7 +804,7 @@ mod tests {
         assert_eq!(config.max_upload_bytes, 1_000_000);
         assert_eq!(config.api_keys, ["a", "b"]);
         assert_eq!(config.audio_context, AudioContext::Full);
-        assert_eq!(config.model.spec.to_string(), "tiny.en-f16");
+        assert_eq!(config.model.request.to_string(), "tiny.en-f16");
         assert!(!config.summary().contains("a, b"));
     }
 

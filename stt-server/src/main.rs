@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stt_server::config::{Config, ServeArgs};
-use stt_server::models::catalog::{self, ModelSpec, Quant};
+use stt_server::models::catalog::{self, ModelRequest, ModelSpec, Quant, PRESENT_ORDER};
 use stt_server::models::{import, pull, quantize};
 use stt_server::transcribe::{self, TranscribeArgs};
 use whisper_safe::ggml_file;
@@ -51,15 +51,28 @@ enum ModelsCommand {
     Pull {
         /// Model size: tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v3, large-v3-turbo.
         size: String,
-        /// Weight type: f16, q8_0, q5_1, q5_0, q4_0.
-        #[arg(long, env = "WHISPER_MODEL_QUANT", default_value = "q8_0")]
-        quant: Quant,
+        /// Weight type: f16, q8_0, q5_1, q5_0, q4_0. Without it, a file of the size
+        /// already present is kept (see `models which`), else q8_0 is pulled.
+        #[arg(long, env = "WHISPER_MODEL_QUANT")]
+        quant: Option<Quant>,
         /// Use only the download source.
         #[arg(long)]
         no_fallback: bool,
         /// Keep the intermediate f16 file.
         #[arg(long)]
         keep_f16: bool,
+        #[command(flatten)]
+        artifacts: ArtifactsArg,
+    },
+    /// Print the model file a size names under the artifacts directory (what `serve`
+    /// loads and `pull` fetches), and why on standard error.
+    Which {
+        /// Model size, as for `pull`.
+        size: String,
+        /// Weight type. Without it: the first file of the size present, in the order
+        /// q8_0, q5_1, f16, q5_0, q4_0; when none is, q8_0.
+        #[arg(long, env = "WHISPER_MODEL_QUANT")]
+        quant: Option<Quant>,
         #[command(flatten)]
         artifacts: ArtifactsArg,
     },
@@ -138,16 +151,24 @@ fn info() -> Result<(), String> {
     Ok(())
 }
 
+/// A size from the command line, with the weight type when one is given.
+fn model_request(size: &str, quant: Option<Quant>) -> Result<ModelRequest, String> {
+    let model = catalog::lookup(size).map_err(|e| e.to_string())?;
+    Ok(ModelRequest { model, quant })
+}
+
 fn models(command: ModelsCommand) -> Result<(), String> {
     match command {
         ModelsCommand::List { artifacts } => {
+            let dir = &artifacts.artifacts_dir;
             println!(
-                "{:<16} {:<6} {:>12}  {:<8} path",
-                "model", "quant", "bytes", "status"
+                "{:<16} {:<6} {:>12}  {:<8} {:<6} path",
+                "model", "quant", "bytes", "status", "bare"
             );
             for model in catalog::models() {
+                let picked = ModelRequest { model, quant: None }.resolve(dir).spec.quant;
                 for quant in Quant::ALL {
-                    let path = catalog::model_path(&artifacts.artifacts_dir, model, quant);
+                    let path = catalog::model_path(dir, model, quant);
                     let Ok(metadata) = std::fs::metadata(&path) else {
                         continue;
                     };
@@ -156,15 +177,20 @@ fn models(command: ModelsCommand) -> Result<(), String> {
                         Err(e) => format!("BAD: {e}"),
                     };
                     println!(
-                        "{:<16} {:<6} {:>12}  {:<8} {}",
+                        "{:<16} {:<6} {:>12}  {:<8} {:<6} {}",
                         model.id,
                         quant,
                         metadata.len(),
                         status,
+                        if quant == picked { "*" } else { "" },
                         path.display()
                     );
                 }
             }
+            println!(
+                "bare *: the file a size without a weight type serves (order {})",
+                PRESENT_ORDER.map(Quant::as_str).join(", ")
+            );
             Ok(())
         }
         ModelsCommand::Pull {
@@ -174,13 +200,24 @@ fn models(command: ModelsCommand) -> Result<(), String> {
             keep_f16,
             artifacts,
         } => {
-            let spec = ModelSpec::new(&size, quant).map_err(|e| e.to_string())?;
-            let mut options = pull::PullOptions::from_env(artifacts.artifacts_dir, spec)
+            let resolved = model_request(&size, quant)?.resolve(&artifacts.artifacts_dir);
+            log::info!("model {resolved}");
+            let mut options = pull::PullOptions::from_env(artifacts.artifacts_dir, resolved.spec)
                 .map_err(|e| e.to_string())?;
             options.no_fallback = no_fallback;
             options.keep_f16 = keep_f16;
             let report = pull::pull(&options).map_err(|e| e.to_string())?;
             println!("{} ({:?})", report.path.display(), report.origin);
+            Ok(())
+        }
+        ModelsCommand::Which {
+            size,
+            quant,
+            artifacts,
+        } => {
+            let resolved = model_request(&size, quant)?.resolve(&artifacts.artifacts_dir);
+            eprintln!("{resolved}");
+            println!("{}", resolved.spec.path(&artifacts.artifacts_dir).display());
             Ok(())
         }
         ModelsCommand::Import {

@@ -284,6 +284,30 @@ fn winner_of(scores: &[(f64, f64)]) -> usize {
     }
 }
 
+/// `path` as it reproduces on another machine: relative to the repository (whose
+/// `../shared` holds the fixtures), or under `$WHISPER_STT_CACHE`.
+fn portable(path: &str) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = repo.canonicalize().unwrap_or(repo);
+    let cache = std::env::var_os("WHISPER_STT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("whisper-stt"))
+        })
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/whisper-stt")));
+    let path = Path::new(path);
+    let under = |root: &Path, prefix: &str| {
+        path.strip_prefix(root)
+            .ok()
+            .map(|rest| Path::new(prefix).join(rest).display().to_string())
+    };
+    cache
+        .and_then(|cache| under(&cache, "$WHISPER_STT_CACHE"))
+        .or_else(|| under(&repo, ""))
+        .or_else(|| repo.parent().and_then(|up| under(up, "..")))
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.0}", kib as f64 / 1024.0)
 }
@@ -800,7 +824,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(w, "| variable | value |");
     let _ = writeln!(w, "|---|---|");
     for (name, value) in &runner.vars {
-        let _ = writeln!(w, "| `${name}` | `{value}` |");
+        let _ = writeln!(w, "| `${name}` | `{}` |", portable(value));
     }
     let _ = writeln!(w);
 
@@ -1433,7 +1457,18 @@ fn soak_growth(report: &ServeReport) -> (f64, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::winner_of;
+    use super::{portable, winner_of};
+
+    #[test]
+    fn paths_in_the_report_carry_nothing_of_this_machine() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let repo = repo.canonicalize().unwrap();
+        let bench = repo.join("target/release/bench");
+        assert_eq!(portable(&bench.to_string_lossy()), "target/release/bench");
+        let fixtures = repo.parent().unwrap().join("shared/fixtures");
+        assert_eq!(portable(&fixtures.to_string_lossy()), "../shared/fixtures");
+        assert_eq!(portable("/opt/elsewhere"), "/opt/elsewhere");
+    }
 
     #[test]
     fn the_default_stands_against_a_tie_and_falls_to_a_clear_or_more_accurate_winner() {

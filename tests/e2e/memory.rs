@@ -1,29 +1,19 @@
-//! State create/run/drop cycles keep memory flat. In its own test binary so the
-//! process-wide RSS is not disturbed by other tests running in parallel.
+//! State create/run/drop cycles keep the heap in use flat, and the same check catches
+//! a state kept per cycle. In their own test binary, run one after the other, so the
+//! process-wide count is disturbed neither by other tests nor by each other.
 
+use std::sync::Mutex;
 use whisper_safe::audio::{decode, DecodeOptions};
-use whisper_safe::{AudioContext, Context, ContextOptions, LoaderConfig, Params};
+use whisper_safe::{AudioContext, Context, ContextOptions, LoaderConfig, Params, State};
+use whisper_stt_tests::leak_check::{LeakCheck, BLOCK_CYCLES};
 use whisper_stt_tests::{fixture, linked_artifacts, tiny_en_model};
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
+/// The tests of this binary take turns: each judges the whole process's heap.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-#[test]
-fn create_run_drop_cycles_keep_memory_flat() {
-    // 1.5 s of speech, trimmed encoder context: each cycle allocates a whole state
-    // (~150 MB for tiny) and frees it. The allocator keeps some freed memory at
-    // first (glibc raises its mmap threshold after large frees), so RSS is
-    // sampled every 20 cycles over 200 and judged on the second half: a leak grows
-    // linearly, so 100 more cycles must add less than 5 % (a leaked state is
-    // ~150 MB; leaked results would show as steady growth). Measured here: the
-    // floor stays at ~105 MB while single samples jump by ~18 MB and fall back, so
-    // the check compares floors (minimum per half), not single samples.
+/// Runs `keep` on a state that has transcribed 1.5 s of speech, once per cycle, under
+/// the leak check (a fresh state each cycle, trimmed encoder context).
+fn judge_cycles(mut keep: impl FnMut(State)) -> Result<Vec<u64>, String> {
     whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib"))).unwrap();
     let context = Context::new(tiny_en_model(), &ContextOptions::default()).unwrap();
     let jfk = decode(
@@ -36,25 +26,44 @@ fn create_run_drop_cycles_keep_memory_flat() {
         .threads(2)
         .language(Some("en"))
         .audio_context(AudioContext::Trimmed);
-    let cycle = || {
+    LeakCheck::default().run(|| {
         let mut state = context.create_state().unwrap();
         state.full(&p, samples).unwrap();
-    };
-    for _ in 0..20 {
-        cycle();
+        keep(state);
+    })
+}
+
+/// The resident set of this process (KiB), reported beside the verdict.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+#[test]
+fn create_run_drop_cycles_keep_memory_flat() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Each cycle allocates a whole state and frees it: after the libraries' one-time
+    // allocations the heap in use must come back to the same level every cycle.
+    let rss_before = rss_kib();
+    match judge_cycles(drop) {
+        Ok(levels) => eprintln!(
+            "flat; heap in use every {BLOCK_CYCLES} cycles (KiB): {levels:?}; RSS {rss_before} → \
+             {} KiB (includes what the allocator keeps for reuse; not judged)",
+            rss_kib()
+        ),
+        Err(leak) => panic!("{leak}"),
     }
-    let mut samples_kib = vec![rss_kib()];
-    for _ in 0..10 {
-        for _ in 0..20 {
-            cycle();
-        }
-        samples_kib.push(rss_kib());
-    }
-    eprintln!("RSS every 20 cycles (KiB): {samples_kib:?}");
-    let floor = |half: &[u64]| *half.iter().min().expect("samples");
-    let (first, second) = (floor(&samples_kib[1..=5]), floor(&samples_kib[6..]));
-    assert!(
-        (second as f64) < first as f64 * 1.05,
-        "the RSS floor rose from {first} to {second} KiB over cycles 100..200: {samples_kib:?}"
-    );
+}
+
+#[test]
+fn a_state_kept_per_cycle_is_caught_as_a_leak() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut kept = Vec::new();
+    let verdict = judge_cycles(|state| kept.push(state));
+    eprintln!("kept {} states: {verdict:?}", kept.len());
+    assert!(verdict.is_err(), "a kept state per cycle passed as flat");
 }

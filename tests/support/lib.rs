@@ -1,11 +1,13 @@
 //! Shared helpers of the end-to-end tests: where the artifacts, models, fixtures
-//! and binaries are, and word error rate.
+//! and binaries are, word error rate, and the leak check of the memory tests.
 //!
 //! `scripts/test.sh` builds the artifacts and the test models and exports their
 //! paths; running the tests without it fails with a message saying so.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub mod leak_check;
 
 /// A path from an environment variable that `scripts/test.sh` sets.
 ///
@@ -42,6 +44,11 @@ pub fn dynamic_artifacts() -> PathBuf {
 /// tiny.en imported from the registry package and quantized to q5_1.
 pub fn tiny_en_model() -> PathBuf {
     required_path("WHISPER_STT_TEST_MODEL")
+}
+
+/// tiny.en imported from the registry package and quantized to q8_0 (the default type).
+pub fn tiny_en_q8_0_model() -> PathBuf {
+    required_path("WHISPER_STT_TEST_MODEL_Q8_0")
 }
 
 /// tiny.en imported from the registry package, f16.

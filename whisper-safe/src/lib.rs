@@ -39,6 +39,7 @@ pub mod audio;
 mod context;
 mod error;
 pub mod ggml_file;
+pub mod heap;
 mod language;
 mod library;
 mod logging;

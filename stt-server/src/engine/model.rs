@@ -139,18 +139,18 @@ impl LoadedModel {
         self.load_time
     }
 
-    /// Whether `id` names this model: `whisper-1`, its id, or a catalog id that
-    /// means the same file (`small` for `small-q5_1`).
+    /// Whether `id` names this model: `whisper-1`, its id, the same catalog file
+    /// (`small-q8_0`), or its bare size (`small` for any weight type of small).
     pub fn answers_to(&self, id: &str) -> bool {
+        use crate::models::catalog::ModelRequest;
         let id = id.trim();
         if id == super::OPENAI_ALIAS || id == self.id {
             return true;
         }
-        match (
-            id.parse::<crate::models::catalog::ModelSpec>(),
-            self.id.parse::<crate::models::catalog::ModelSpec>(),
-        ) {
-            (Ok(asked), Ok(loaded)) => asked == loaded,
+        match (id.parse::<ModelRequest>(), self.id.parse::<ModelRequest>()) {
+            (Ok(asked), Ok(loaded)) => {
+                asked.model == loaded.model && asked.quant.is_none_or(|q| Some(q) == loaded.quant)
+            }
             _ => false,
         }
     }

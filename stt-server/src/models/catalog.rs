@@ -312,13 +312,128 @@ impl fmt::Display for ModelSpec {
 impl FromStr for ModelSpec {
     type Err = CatalogError;
 
+    /// A bare size means the default weight type (see [`ModelRequest`] for the
+    /// rule that prefers a file already present).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let request: ModelRequest = s.parse()?;
+        Ok(Self {
+            model: request.model,
+            quant: request.quant.unwrap_or_default(),
+        })
+    }
+}
+
+/// Weight types in the order a bare size picks among files already present: the
+/// default first, then q5_1 (the type of the service this one replaces), then by
+/// decreasing precision.
+pub const PRESENT_ORDER: [Quant; 5] = [
+    Quant::Q8_0,
+    Quant::Q5_1,
+    Quant::F16,
+    Quant::Q5_0,
+    Quant::Q4_0,
+];
+
+/// A model as asked for: a size, with a weight type unless the name was bare
+/// (`base` → none, `base-q5_1` → q5_1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelRequest {
+    /// The model size.
+    pub model: &'static ModelInfo,
+    /// The weight type, when named.
+    pub quant: Option<Quant>,
+}
+
+/// Why a request resolved to the file it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The weight type was named.
+    Named,
+    /// A bare size, and this file was the first of [`PRESENT_ORDER`] present.
+    Present,
+    /// A bare size with no file of that size present: the default type, to fetch.
+    Default,
+}
+
+/// The file a [`ModelRequest`] means in an artifact directory, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// The model file's size and weight type.
+    pub spec: ModelSpec,
+    /// Why this one.
+    pub choice: Choice,
+}
+
+impl ModelRequest {
+    /// The file this request means under `artifacts_dir`: the named weight type; for
+    /// a bare size the first file of [`PRESENT_ORDER`] that exists, else the default
+    /// type (which then has to be fetched).
+    pub fn resolve(&self, artifacts_dir: &Path) -> Resolved {
+        let model = self.model;
+        if let Some(quant) = self.quant {
+            return Resolved {
+                spec: ModelSpec { model, quant },
+                choice: Choice::Named,
+            };
+        }
+        PRESENT_ORDER
+            .into_iter()
+            .map(|quant| ModelSpec { model, quant })
+            .find(|spec| spec.path(artifacts_dir).is_file())
+            .map_or(
+                Resolved {
+                    spec: ModelSpec {
+                        model,
+                        quant: Quant::default(),
+                    },
+                    choice: Choice::Default,
+                },
+                |spec| Resolved {
+                    spec,
+                    choice: Choice::Present,
+                },
+            )
+    }
+}
+
+impl fmt::Display for ModelRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.quant {
+            Some(quant) => write!(f, "{}-{quant}", self.model.id),
+            None => f.write_str(self.model.id),
+        }
+    }
+}
+
+impl fmt::Display for Resolved {
+    /// The file and the reason, for the one log line that says which model is served.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let order = || PRESENT_ORDER.map(Quant::as_str).join(", ");
+        match self.choice {
+            Choice::Named => write!(f, "{} (weight type named)", self.spec),
+            Choice::Present => write!(
+                f,
+                "{} (no weight type named; the first file of size {} present, in the order {})",
+                self.spec,
+                self.spec.model.id,
+                order()
+            ),
+            Choice::Default => write!(
+                f,
+                "{} (no weight type named and no file of size {} present: the default type)",
+                self.spec, self.spec.model.id
+            ),
+        }
+    }
+}
+
+impl FromStr for ModelRequest {
+    type Err = CatalogError;
+
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Ok(model) = lookup(s) {
-            return Ok(Self {
-                model,
-                quant: Quant::default(),
-            });
+            return Ok(Self { model, quant: None });
         }
         let unknown = || CatalogError::UnknownModel {
             id: s.to_string(),
@@ -328,7 +443,7 @@ impl FromStr for ModelSpec {
         let model = lookup(id).map_err(|_| unknown())?;
         Ok(Self {
             model,
-            quant: quant.parse()?,
+            quant: Some(quant.parse()?),
         })
     }
 }
@@ -409,6 +524,39 @@ mod tests {
                 .path(Path::new("/a")),
             Path::new("/a/whisper_medium_xeon/ggml-medium-q5_0.bin")
         );
+    }
+
+    #[test]
+    fn a_bare_size_prefers_a_file_already_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |id: &str| {
+            let path = id.parse::<ModelSpec>().unwrap().path(dir.path());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        };
+        let resolve = |id: &str| {
+            let resolved = id.parse::<ModelRequest>().unwrap().resolve(dir.path());
+            (resolved.spec.to_string(), resolved.choice)
+        };
+        // Nothing present: the default type, to fetch.
+        assert_eq!(resolve("base"), ("base-q8_0".into(), Choice::Default));
+        // Only the old service's q5_1: served as it is.
+        put("base-q5_1");
+        assert_eq!(resolve("base"), ("base-q5_1".into(), Choice::Present));
+        put("base-f16");
+        assert_eq!(resolve("base"), ("base-q5_1".into(), Choice::Present));
+        // Both: the default type first.
+        put("base-q8_0");
+        assert_eq!(resolve("base"), ("base-q8_0".into(), Choice::Present));
+        // A named type is obeyed, present or not; other sizes do not count.
+        assert_eq!(resolve("base-q4_0"), ("base-q4_0".into(), Choice::Named));
+        assert_eq!(resolve("base.en"), ("base.en-q8_0".into(), Choice::Default));
+        let line = "base"
+            .parse::<ModelRequest>()
+            .unwrap()
+            .resolve(dir.path())
+            .to_string();
+        assert!(line.contains("q8_0, q5_1, f16"), "{line}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::blocking;
 use crate::engine::{models_on_disk, LoadedModel, ModelSource};
-use crate::models::catalog::ModelSpec;
+use crate::models::catalog::{Choice, ModelRequest};
 use crate::server::error::ApiError;
 use crate::server::AppState;
 
@@ -102,7 +102,9 @@ pub async fn get(
 }
 
 /// `POST /v1/models/{id}/load`: loads a catalog model from the artifact
-/// directory beside the serving one, then switches to it. Answers when done.
+/// directory beside the serving one, then switches to it. Answers when done. A
+/// bare size means the serving model when it is of that size, else the file of
+/// that size the catalog's order picks among those present.
 ///
 /// # Errors
 /// 404 for ids outside the catalog or files not on disk; 409 while another
@@ -111,24 +113,29 @@ pub async fn load(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec: ModelSpec = id
+    let request: ModelRequest = id
         .parse()
         .map_err(|e| ApiError::model_not_found(format!("cannot load {:?}: {e}", *id)))?;
-    if let Some(model) = state
-        .engine
-        .current()
-        .filter(|m| m.answers_to(&spec.to_string()))
-    {
+    if let Some(model) = state.engine.current().filter(|m| m.answers_to(&id)) {
         return Ok(HttpResponse::Ok().json(loaded_object(&model)));
     }
-    let source = ModelSource::from_catalog(spec, &state.artifacts_dir);
+    let artifacts_dir = state.artifacts_dir.clone();
+    let resolved = blocking(move || request.resolve(&artifacts_dir)).await?;
+    let source = ModelSource::from_catalog(resolved.spec, &state.artifacts_dir);
     if !file_exists(&source.path).await? {
         log::info!("model {} not found at {}", source.id, source.path.display());
-        return Err(ApiError::model_not_found(format!(
-            "model {} is not present in the server's artifact directory",
-            source.id
-        )));
+        return Err(ApiError::model_not_found(match resolved.choice {
+            Choice::Default => format!(
+                "no model of size {} is present in the server's artifact directory",
+                request.model.id
+            ),
+            _ => format!(
+                "model {} is not present in the server's artifact directory",
+                source.id
+            ),
+        }));
     }
+    log::info!("loading model {resolved}");
     let engine = state.engine.clone();
     let model = blocking(move || engine.load(&source)).await??;
     Ok(HttpResponse::Ok().json(loaded_object(&model)))

@@ -146,6 +146,11 @@ expect "only ggml-small-q8_0.bin: served, with the reason" only_q8_0
 q5_1 small
 both() { run_ep WHISPER_MODEL_SIZE=small && picked whisper_small_xeon/ggml-small-q8_0.bin && present_reason small; }
 expect "q8_0 and q5_1 both present: the default type first" both
+listed() {
+  "$real" models list --artifacts-dir "$t/a" >"$t/out" 2>"$t/err" \
+    && grep -E '^small +q8_0 .* \* +/' "$t/out" >/dev/null && ! grep -E '^small +q5_1 .* \* +/' "$t/out" >/dev/null
+}
+expect "models list marks ggml-small-q8_0.bin as the file a bare size picks" listed
 named() {
   run_ep WHISPER_MODEL_SIZE=small WHISPER_MODEL_QUANT=q5_1 && picked whisper_small_xeon/ggml-small-q5_1.bin \
     && has "$t/err" "small-q5_1 (weight type named)"

@@ -27,7 +27,7 @@ WORKDIR /src
 
 # The libraries depend only on the pin, these scripts and two arguments: their own layer.
 COPY vendor/whisper-cpp.pin vendor/
-COPY scripts/build-artifacts.sh scripts/fetch-whisper-cpp.sh scripts/write-manifest.sh scripts/
+COPY scripts/lib.sh scripts/build-artifacts.sh scripts/fetch-whisper-cpp.sh scripts/write-manifest.sh scripts/
 # all: the 14 x86-64 variants (~9 min on 2 cores, cached); quick: x64 + haswell
 ARG CPU_VARIANTS=all
 # on: ggml threads through GNU OpenMP (libgomp); off: ggml's own thread pool

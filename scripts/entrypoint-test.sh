@@ -19,6 +19,7 @@
 # what it was started with; `info`, `models pull` and `models verify` are the real
 # binary's. One case runs the real server.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 entrypoint=$root/scripts/entrypoint.sh
 die() {
@@ -35,7 +36,6 @@ base=${WHISPER_STT_TEST_MODEL_BASE_Q8_0:-}
 [ -f "$tiny" ] || die "WHISPER_STT_TEST_MODEL_Q8_0 must name the tiny.en q8_0 model (got '$tiny')"
 [ -f "$tiny_q5_1" ] || die "WHISPER_STT_TEST_MODEL must name the tiny.en q5_1 model (got '$tiny_q5_1')"
 [ -f "$base" ] || die "WHISPER_STT_TEST_MODEL_BASE_Q8_0 must name the base q8_0 model (got '$base')"
-cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
 
 t=$(mktemp -d)
 pids=()
@@ -45,20 +45,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-# expect DESCRIPTION COMMAND...: counts COMMAND's success as a pass
-expect() {
-  local what=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    printf 'ok   %s\n' "$what"
-  else
-    failed=$((failed + 1))
-    printf 'FAIL %s\n' "$what"
-    [ ! -s "$t/err" ] || sed 's/^/     | /' "$t/err" | tail -n 12
-  fi
-}
+# on_failure: the tail of the failed command's stderr (expect calls it).
+on_failure() { [ ! -s "$t/err" ] || sed 's/^/     | /' "$t/err" | tail -n 12; }
 has() { grep -qF -- "$2" "$1"; } # has FILE TEXT
 
 # The stand-in for `stt-server serve`: records its arguments and environment.
@@ -88,7 +76,7 @@ run_ep() {
   local vars=() args=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
   [ $# -eq 0 ] || { shift; args=("$@"); }
-  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" WHISPER_STT_CACHE="$cache" \
+  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" WHISPER_STT_CACHE="$stt_cache" \
     STT_SERVER_BIN="$t/bin/stt-server" WHISPER_ARTIFACTS_DIR="$t/a" "${vars[@]}" \
     bash "$entrypoint" "${args[@]}" >"$t/out" 2>"$t/err"
 }
@@ -219,7 +207,6 @@ expect "missing model with WHISPER_MODEL_AUTO_PULL=0: stops naming the file" \
 # A mirror on 127.0.0.1 serving the quantized file under its upstream name.
 mkdir -p "$t/mirror"
 cp "$base" "$t/mirror/ggml-base-q8_0.bin"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$t/mirror" "$port" >"$t/mirror.log" 2>&1 &
 pids+=($!)
@@ -256,11 +243,7 @@ env -i PATH=/usr/bin:/bin HOME="$HOME" STT_SERVER_BIN="$real" WHISPER_ARTIFACTS_
 pid=$!
 pids+=("$pid")
 ready=no
-for _ in $(seq 1 600); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" = 200 ] && { ready=yes; break; }
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_ready "$port" 60 kill -0 "$pid" && ready=yes
 expect "the server answers /ready 200" [ "$ready" = yes ]
 exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
 expect "the entrypoint's process is now the server, not a shell ($exe)" [ "$exe" = "$(readlink -f "$real")" ]
@@ -274,5 +257,4 @@ expect "SIGTERM while serving: exit status $code, 0 expected" [ "$ready/$code" =
 in_time() { [ "$ready" = yes ] && [ "$ms" -lt 10000 ]; }
 expect "SIGTERM while serving: ended after $ms ms, < 10 s" in_time
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -6,6 +6,7 @@
 #   DEST defaults to $WHISPER_CPP_SRC, else vendor/whisper.cpp (git-ignored).
 # Prints the source directory on stdout. A second run with an intact DEST is a no-op.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
 . "$root/vendor/whisper-cpp.pin"
@@ -18,7 +19,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/pin-$CRATE-$CRATE_VERSION
+cache=$stt_cache/pin-$CRATE-$CRATE_VERSION
 mkdir -p "$cache/src"
 cat >"$cache/Cargo.toml" <<TOML
 [package]

@@ -17,6 +17,7 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz TARGET fuzz/artifacts/TARGET/crash-…
 # (cargo fuzz tmin … minimizes it).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
@@ -62,7 +63,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/fuzz-corpus
+cache=$stt_cache/fuzz-corpus
 rm -rf "$cache/seeds"
 python3 fuzz/seeds.py "$cache/seeds" "$fixtures"
 

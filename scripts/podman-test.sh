@@ -25,26 +25,13 @@
 #                              from inside the build; only in this stand-in)
 # Delete the stand-ins with `podman rmi` (same environment) to rebuild them.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
-pdir=$cache/podman
+pdir=$stt_cache/podman
 image=${WHISPER_STT_IMAGE:-localhost/whisper-stt:test}
 variants=${WHISPER_STT_IMAGE_VARIANTS:-quick}
 fixtures=$root/../shared/fixtures
-passed=0 failed=0
 step() { printf '\n=== %s\n' "$*" >&2; }
-# expect DESCRIPTION COMMAND...: counts COMMAND's success as a pass
-expect() {
-  local what=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    printf 'ok   %s\n' "$what"
-  else
-    failed=$((failed + 1))
-    printf 'FAIL %s\n' "$what"
-  fi
-}
 die() {
   printf 'error: %s\n' "$*" >&2
   exit 1
@@ -170,7 +157,7 @@ podman build --pull=never --format docker --build-arg "CPU_VARIANTS=$variants" \
 expect "image builds from the Dockerfile in $(($(date +%s) - t0)) s (log $pdir/image-build.log)" [ $built = yes ]
 if [ $built = no ]; then
   tail -n 40 "$pdir/image-build.log" >&2
-  printf '%s passed, %s failed\n' "$passed" "$failed"
+  summary
   exit 1
 fi
 # Stage images of builds older than a day only take space (the cache mounts stay).
@@ -193,7 +180,6 @@ cp "$model_medium" "$models/whisper_medium_xeon/ggml-medium-q8_0.bin"
 chown -R 10001:10001 "$models" "$work/empty"
 chmod 755 "$work"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # wer REFERENCE_FILE HYPOTHESIS_FILE: word error rate after lowercasing and dropping punctuation
 wer() {
   python3 - "$1" "$2" <<'EOF'
@@ -210,15 +196,8 @@ for i, r in enumerate(ref, 1):
 print(f"{d[len(hyp)] / max(len(ref), 1):.3f}")
 EOF
 }
-# wait_ready NAME PORT: 0 once /ready answers 200, 1 if the container ends or 240 s pass
-wait_ready() {
-  for _ in $(seq 1 240); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/ready")" = 200 ] && return 0
-    [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || return 1
-    sleep 1
-  done
-  return 1
-}
+# running NAME: the container is running
+running() { [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 
 step "stt-server info inside the image"
 image_info() {
@@ -241,7 +220,7 @@ serve() {
   podman run -d --name "$name" --network host -e STT_PORT="$port" -e WHISPER_MODEL_SIZE="$size" \
     -v "$models:/opt/whisper-stt/models" "$image" >/dev/null 2>"$work/run-$size.log" \
     || { cat "$work/run-$size.log"; expect "$size: podman run starts the container" false; return; }
-  if ! wait_ready "$name" "$port"; then
+  if ! wait_ready "$port" 240 running "$name"; then
     podman logs "$name" 2>&1 | tail -n 30
     expect "$size: /ready answers 200" false
     return
@@ -286,5 +265,4 @@ no_model() {
 }
 expect "without network and model the container stops non-zero and says why" no_model
 
-printf '%s passed, %s failed\n' "$passed" "$failed"
-[ "$failed" -eq 0 ]
+summary

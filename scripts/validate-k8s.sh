@@ -12,12 +12,12 @@
 # ${WHISPER_STT_CACHE:-~/.cache/whisper-stt}/venv-kubernetes-validate-<version>;
 # validation itself needs no network.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root/docs/deploy/kubernetes}
 version=1.37.0
 min_k8s=${MIN_K8S:-1.28}
-cache=${WHISPER_STT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/whisper-stt}
-venv=$cache/venv-kubernetes-validate-$version
+venv=$stt_cache/venv-kubernetes-validate-$version
 
 if ! "$venv/bin/python" -c "import kubernetes_validate" 2>/dev/null; then
   echo "installing kubernetes-validate $version into $venv" >&2

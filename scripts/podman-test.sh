@@ -181,21 +181,7 @@ chown -R 10001:10001 "$models" "$work/empty"
 chmod 755 "$work"
 
 # wer REFERENCE_FILE HYPOTHESIS_FILE: word error rate after lowercasing and dropping punctuation
-wer() {
-  python3 - "$1" "$2" <<'EOF'
-import re, sys
-def words(path):
-    text = open(path, encoding="utf-8").read().lower()
-    return [w.strip("'") for w in re.sub(r"[^\w']+", " ", text).split() if w.strip("'")]
-ref, hyp = words(sys.argv[1]), words(sys.argv[2])
-d = list(range(len(hyp) + 1))
-for i, r in enumerate(ref, 1):
-    prev, d[0] = d[0], i
-    for j, h in enumerate(hyp, 1):
-        prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-print(f"{d[len(hyp)] / max(len(ref), 1):.3f}")
-EOF
-}
+wer() { python3 "$root/tests/python/wer.py" "$1" "$2"; }
 # running NAME: the container is running
 running() { [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 

@@ -16,25 +16,11 @@ from pathlib import Path
 
 import pytest
 from openai import OpenAI
+from wer import wer
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 JFK = FIXTURES / "jfk.wav"
 REFERENCE = (FIXTURES / "jfk.txt").read_text(encoding="utf-8").strip()
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w']+", " ", text.lower()).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j - 1] + (r != h), previous[j] + 1, current[j - 1] + 1)
-        previous = current
-    return previous[-1] / max(len(ref), 1)
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ use whisper_safe::audio::{decode, DecodeOptions};
 use whisper_safe::{AudioContext, Context, ContextOptions, Params};
 
 fn main() -> Result<(), Box<dyn Error>> {
+    whisper_safe::set_process_environment(); // before any other thread exists
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let mut args = std::env::args().skip(1);
     let (Some(model), files) = (args.next(), args.collect::<Vec<_>>()) else {

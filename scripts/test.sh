@@ -43,6 +43,7 @@ export WHISPER_STT_TEST_MODEL_BASE_Q8_0="$models/whisper_base_xeon/ggml-base-q8_
 step "format, lints, bindings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+scripts/check-deps.sh
 scripts/fetch-whisper-cpp.sh >/dev/null
 cargo test --locked -p whisper-sys --features regenerate
 

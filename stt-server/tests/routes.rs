@@ -1409,6 +1409,7 @@ async fn the_audio_memory_budget_bounds_admission() {
         assert_eq!(ok.status, 200, "{}", ok.body);
     }
     d.assert_error(429, "queue_full");
+    assert!(d.headers.contains_key("retry-after"));
     assert!(d.json()["error"]["message"]
         .as_str()
         .unwrap()

@@ -955,7 +955,8 @@ fn opus_in_ogg_webm_and_opus_files() {
 
 #[test]
 fn lossy_codecs_are_trimmed_to_the_wav_timing() {
-    // AAC's priming is dropped by the MP4 edit list, MP3's encoder delay by the LAME header.
+    // AAC's priming is dropped by the MP4 edit list (in ADTS, which has none, by convention),
+    // MP3's encoder delay by the LAME header.
     let m4a = ffmpeg_variant(&["-c:a", "aac", "-b:a", "48k"], "m4a");
     check_aligned("m4a/aac", m4a, &gapless("aac", 16_000, 1));
     let m4a_44k = ffmpeg_variant(&["-ar", "44100", "-af", STEREO, "-c:a", "aac"], "m4a");
@@ -983,6 +984,8 @@ fn lossy_codecs_are_trimmed_to_the_wav_timing() {
     check_aligned("mp4 with video/aac", mp4_video, &gapless("aac", 16_000, 1));
     let mp3 = ffmpeg_variant(&["-c:a", "libmp3lame", "-b:a", "64k"], "mp3");
     check_aligned("mp3 (lame)", mp3, &gapless("mp3", 16_000, 1));
+    let adts = ffmpeg_variant(&["-c:a", "aac", "-f", "adts"], "aac");
+    check_aligned("adts/aac", adts, &gapless("aac", 16_000, 1));
     let mp3_48k = ffmpeg_variant(&["-ar", "48000", "-c:a", "libmp3lame"], "mp3");
     check_aligned("mp3 48 kHz", mp3_48k, &gapless("mp3", 48_000, 1));
     let vorbis = ffmpeg_variant(&["-c:a", "libvorbis"], "ogg");
@@ -1113,4 +1116,23 @@ fn video_without_audio_is_named() {
         message.contains("no audio track in this MP4 video file"),
         "{message}"
     );
+}
+
+#[test]
+fn zero_sample_rate_in_other_headers_is_an_error_not_a_panic() {
+    // AIFF `COMM` (80-bit float rate after channels, frames and bits) and CAF `desc` (64-bit
+    // float rate first) declaring 0 Hz.
+    let mut aiff = ffmpeg_variant(&["-c:a", "pcm_s16be"], "aiff");
+    let comm = aiff.windows(4).position(|w| w == b"COMM").expect("COMM");
+    aiff[comm + 16..comm + 26].fill(0);
+    let mut caf = ffmpeg_variant(&["-c:a", "pcm_s16le"], "caf");
+    let desc = caf.windows(4).position(|w| w == b"desc").expect("desc");
+    caf[desc + 12..desc + 20].fill(0);
+    for (name, bytes) in [("aiff", aiff), ("caf", caf)] {
+        let error = decode_err(bytes, &DecodeOptions::default());
+        assert!(
+            !matches!(error, AudioError::DecoderPanic { .. }),
+            "{name}: {error:?}"
+        );
+    }
 }

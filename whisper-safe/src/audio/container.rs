@@ -376,6 +376,22 @@ fn mp4_audio<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Mp4Audio> {
     Ok(audio)
 }
 
+/// The container a reader failed on, by its signature.
+pub(super) fn signature(head: &[u8]) -> Option<&'static str> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..).is_some_and(|h| h.starts_with(magic));
+    Some(match head.get(..4)? {
+        b"RIFF" | b"RF64" | b"BW64" if at(8, b"WAVE") => "WAV",
+        b"FORM" => "AIFF",
+        b"caff" => "CAF",
+        b"fLaC" => "FLAC",
+        b"OggS" => "Ogg",
+        [0x1A, 0x45, 0xDF, 0xA3] => "Matroska/WebM",
+        [b'I', b'D', b'3', _] => "MP3",
+        _ if at(4, b"ftyp") => "MP4",
+        _ => return None,
+    })
+}
+
 /// Names content that no reader accepted, from its first bytes.
 pub(super) fn describe(head: &[u8]) -> String {
     let starts = |magic: &[u8]| head.starts_with(magic);

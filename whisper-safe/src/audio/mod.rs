@@ -11,7 +11,8 @@
 //!
 //! Timing follows the source: encoder delay and padding are trimmed where the file records them
 //! (MP3 LAME/Xing headers, Vorbis and Opus in Ogg, Opus pre-skip, the edit list of MP4/M4A files
-//! that drops AAC's priming), so times in a transcript of a lossy copy match the original's.
+//! that drops AAC's priming; ADTS records none, and AAC-LC's usual 1024 frames are dropped), so
+//! times in a transcript of a lossy copy match the original's.
 //!
 //! Before `symphonia` sees a file, its header is checked where `symphonia` would trust it: a WAV
 //! `fmt ` chunk declaring 0 channels, rate, block size or bits is [`AudioError::Corrupt`]; RF64
@@ -65,11 +66,13 @@ pub const MAX_SAMPLE_RATE: u32 = 384_000;
 pub const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 16;
 /// The formats and codecs decoded, as told to users in errors.
 pub const SUPPORTED_FORMATS: &str = "WAV, RF64 and BW64 (PCM, float, μ-law, A-law, IMA and \
-    Microsoft ADPCM), AIFF, CAF, FLAC, MP3 (and MP1/MP2), AAC (ADTS or in MP4/M4A/MOV/3GP), \
+    Microsoft ADPCM), AIFF, CAF (PCM, ALAC), FLAC, MP3, AAC (ADTS or in MP4/M4A/MOV/3GP), \
     ALAC in MP4/M4A, Vorbis and Opus (in Ogg, .opus, WebM or Matroska), FLAC in Ogg";
 /// Decoder resets (track list or signal changes) in a row, with no audio between them, after
 /// which a stream is taken as corrupt.
 const MAX_CONSECUTIVE_RESETS: u32 = 8;
+/// The encoder delay of AAC-LC, which ADTS streams do not record, in frames.
+const ADTS_PRIMING_FRAMES: u64 = 1024;
 /// The format in errors raised before it is known.
 const UNKNOWN_FORMAT: &str = "format not recognised";
 /// How many leading bytes name an input no reader accepts.
@@ -411,6 +414,11 @@ impl ActiveTrack {
         let declared_seconds = declared_seconds(track);
         let trim = match (mp4, params.sample_rate) {
             (Some(mp4), Some(rate)) => mp4.trim(rate),
+            // ADTS records no priming: drop what AAC-LC encoders (ffmpeg, Apple, FDK) put in.
+            _ if container == "ADTS" && params.codec == CODEC_ID_AAC => Trim {
+                skip: ADTS_PRIMING_FRAMES,
+                keep: None,
+            },
             _ => Trim::default(),
         };
         let (decoder, short_name) = if params.codec == CODEC_ID_OPUS {
@@ -596,17 +604,18 @@ fn open_format<'s>(
             },
             SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 let found = container::describe(&head);
-                if found.starts_with("data in no") {
-                    AudioError::Corrupt {
-                        codec: UNKNOWN_FORMAT.to_owned(),
+                match container::signature(&head) {
+                    _ if !found.starts_with("data in no") => {
+                        AudioError::UnsupportedFormat { detail: found }
+                    }
+                    signature => AudioError::Corrupt {
+                        codec: signature.unwrap_or(UNKNOWN_FORMAT).to_owned(),
                         detail: "the data ends inside a header (cut short, or not audio)"
                             .to_owned(),
-                    }
-                } else {
-                    AudioError::UnsupportedFormat { detail: found }
+                    },
                 }
             }
-            other => stream_error(other, UNKNOWN_FORMAT),
+            other => stream_error(other, container::signature(&head).unwrap_or(UNKNOWN_FORMAT)),
         })
 }
 

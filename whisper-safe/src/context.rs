@@ -212,9 +212,7 @@ fn check_model_file(path: &Path) -> Result<()> {
         Ok(_) => return Ok(()),
         Err(GgmlFileError::Open { source, .. }) => source.to_string(),
         Err(GgmlFileError::NotAFile { .. }) => "not a regular file".to_owned(),
-        Err(GgmlFileError::Format { source, .. }) => {
-            format!("not a sound whisper ggml model: {source}")
-        }
+        Err(GgmlFileError::Format { source, .. }) => source.to_string(),
     };
     Err(Error::Model {
         path: path.to_owned(),

@@ -1,20 +1,22 @@
-//! Build script of `whisper-sys`: generates the FFI bindings with bindgen.
+//! The generator of `whisper-sys`'s FFI bindings (bindgen), run as the build script
+//! of the workspace's tests package.
 //!
-//! The generated file `whisper-sys/src/bindings.rs` is checked in, so a normal
-//! build needs neither libclang nor the whisper.cpp headers and this script does
-//! nothing. With the `regenerate` feature it runs bindgen against the pinned
-//! headers (`$WHISPER_CPP_SRC`, else `vendor/whisper.cpp`, fetched by
-//! `scripts/fetch-whisper-cpp.sh`) and writes `$OUT_DIR/bindings.rs`; a test then
-//! compares it with the checked-in copy. `WHISPER_SYS_WRITE_BINDINGS=1` also
-//! overwrites the checked-in copy (see `scripts/regen-bindings.sh`).
+//! The generated file `whisper-sys/src/bindings.rs` is checked in, so `whisper-sys`
+//! has no build script of its own and needs neither libclang nor the whisper.cpp
+//! headers. With the tests package's `regenerate-bindings` feature this script runs
+//! bindgen against the pinned headers (`$WHISPER_CPP_SRC`, else `vendor/whisper.cpp`,
+//! fetched by `scripts/fetch-whisper-cpp.sh`) and writes `$OUT_DIR/bindings.rs`; the
+//! `bindings` test then compares it with the checked-in copy.
+//! `WHISPER_SYS_WRITE_BINDINGS=1` also overwrites the checked-in copy (see
+//! `scripts/regen-bindings.sh`). Without the feature it does nothing.
 
 fn main() {
     println!("cargo:rerun-if-changed=../build.rs");
-    #[cfg(feature = "regenerate")]
+    #[cfg(feature = "regenerate-bindings")]
     regenerate::run();
 }
 
-#[cfg(feature = "regenerate")]
+#[cfg(feature = "regenerate-bindings")]
 mod regenerate {
     use std::env;
     use std::path::PathBuf;
@@ -58,7 +60,7 @@ mod regenerate {
         let ggml_include = src.join("ggml/include");
         if !whisper_h.is_file() {
             panic!(
-                "feature `regenerate` needs the pinned whisper.cpp headers, but {} is missing; \
+                "feature `regenerate-bindings` needs the pinned whisper.cpp headers, but {} is missing; \
                  run scripts/fetch-whisper-cpp.sh (or set WHISPER_CPP_SRC)",
                 whisper_h.display()
             );
@@ -103,7 +105,7 @@ mod regenerate {
             .write_to_file(&out)
             .expect("write OUT_DIR/bindings.rs");
         if env::var_os("WHISPER_SYS_WRITE_BINDINGS").is_some_and(|v| v == "1") {
-            let checked_in = manifest_dir.join("src/bindings.rs");
+            let checked_in = manifest_dir.join("../whisper-sys/src/bindings.rs");
             std::fs::copy(&out, &checked_in).expect("write whisper-sys/src/bindings.rs");
         }
     }

@@ -45,7 +45,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/check-deps.sh
 scripts/fetch-whisper-cpp.sh >/dev/null
-cargo test --locked -p whisper-sys --features regenerate
+cargo test --locked --release -p whisper-stt-tests --features regenerate-bindings --test bindings
+# The library crates as they would be published: self-contained, docs without warnings.
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p whisper-sys -p whisper-safe
+cargo package --locked --allow-dirty -p whisper-sys -p whisper-safe
 
 step "Python test tools (venv, cached)"
 venv=$stt_cache/venv-tests

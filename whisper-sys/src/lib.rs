@@ -56,17 +56,3 @@ pub use locate::{
     ENV_CPU_BACKEND, ENV_LIB_DIR, ENV_MODEL_SIZE,
 };
 pub use manifest::MANIFEST_FILE;
-
-#[cfg(all(test, feature = "regenerate"))]
-mod bindings_are_current {
-    /// The checked-in bindings equal what bindgen makes from the pinned headers.
-    #[test]
-    fn checked_in_bindings_match_the_pinned_headers() {
-        let generated = include_str!(concat!(env!("OUT_DIR"), "/bindings.rs"));
-        let checked_in = include_str!("bindings.rs");
-        assert!(
-            generated == checked_in,
-            "whisper-sys/src/bindings.rs is stale: run scripts/regen-bindings.sh"
-        );
-    }
-}

@@ -63,7 +63,7 @@ pub enum TranscribeError {
     Engine(#[from] engine::EngineError),
     /// The model could not be loaded.
     #[error(transparent)]
-    Load(#[from] engine::LoadError),
+    Load(#[from] engine::ModelLoadError),
     /// An option does not suit the model.
     #[error(transparent)]
     Option(#[from] InvalidOption),

@@ -31,16 +31,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use whisper_safe::{AudioContext, CancelToken};
 
-pub use job::{JobSpec, Outcome, RunError, Ticket};
+pub use job::{JobSpec, Outcome, RunError};
 pub use model::{Decoder, LoadedModel, Model, ModelLoader};
 pub use options::{InvalidOption, TranscribeOptions};
-pub use queue::Reservation;
+pub use queue::{Reservation, Ticket};
 pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
 pub use whisper::WhisperLoader;
 
-use job::Job;
 use metrics::EngineMetrics;
-use queue::{JobQueue, QueueGauges, Refused};
+use queue::{Job, JobQueue, QueueGauges, Refused};
 
 /// The shape of the worker pool.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,7 +84,7 @@ pub enum SubmitError {
 
 /// Why a model load failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LoadError {
+pub enum ModelLoadError {
     /// Another load is running.
     #[error("model {loading} is being loaded; try again when it is done")]
     InProgress {
@@ -273,13 +272,13 @@ impl Engine {
     /// On failure the serving model stays.
     ///
     /// # Errors
-    /// [`LoadError::InProgress`] when another load runs; [`LoadError::Failed`].
-    pub fn load(&self, source: &ModelSource) -> Result<Arc<LoadedModel>, LoadError> {
+    /// [`ModelLoadError::InProgress`] when another load runs; [`ModelLoadError::Failed`].
+    pub fn load(&self, source: &ModelSource) -> Result<Arc<LoadedModel>, ModelLoadError> {
         let shared = &self.shared;
         {
             let mut phase = shared.phase.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(loading) = &phase.loading {
-                return Err(LoadError::InProgress {
+                return Err(ModelLoadError::InProgress {
                     loading: loading.clone(),
                 });
             }
@@ -351,7 +350,7 @@ impl Engine {
                     "loading model {} failed; the cause is in the server log",
                     source.id
                 ));
-                Err(LoadError::Failed {
+                Err(ModelLoadError::Failed {
                     id: source.id.clone(),
                     reason,
                 })

@@ -1,4 +1,6 @@
-//! The bounded job queue between callers and workers, and admission to it.
+//! The bounded job queue between callers and workers, admission to it, the
+//! queued [`Job`] and the caller's [`Ticket`] on it (dropping a ticket before its
+//! answer cancels the job).
 //!
 //! A caller takes a [`Reservation`] before it reads an upload; the
 //! reservation is a place (at most `workers + limit` at once: reading,
@@ -10,10 +12,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use prometheus::IntGauge;
+use tokio::sync::oneshot;
+use whisper_safe::CancelToken;
 
-use super::job::Job;
+use super::job::{JobSpec, Outcome, RunError};
+use super::model::LoadedModel;
 
 /// Why a reservation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,5 +224,77 @@ impl JobQueue {
     pub fn close(&self) {
         self.lock().closed = true;
         self.available.notify_all();
+    }
+}
+
+/// A queued or running job, owned by the queue and then by a worker.
+pub(crate) struct Job {
+    pub id: u64,
+    pub spec: JobSpec,
+    pub model: Arc<LoadedModel>,
+    pub cancel: CancelToken,
+    pub reply: oneshot::Sender<Result<Outcome, RunError>>,
+    pub enqueued: Instant,
+    /// The admission place and memory share, released with the job.
+    pub reservation: Reservation,
+}
+
+/// The caller's handle on a submitted job.
+///
+/// Dropping it before the answer arrives cancels the job: a queued job leaves
+/// the queue at once, a running one is aborted at the next graph computation.
+pub struct Ticket {
+    id: u64,
+    cancel: CancelToken,
+    queue: Arc<JobQueue>,
+    answer: Option<oneshot::Receiver<Result<Outcome, RunError>>>,
+}
+
+impl Ticket {
+    pub(crate) fn new(
+        id: u64,
+        cancel: CancelToken,
+        queue: Arc<JobQueue>,
+        answer: oneshot::Receiver<Result<Outcome, RunError>>,
+    ) -> Self {
+        Self {
+            id,
+            cancel,
+            queue,
+            answer: Some(answer),
+        }
+    }
+
+    /// Waits for the answer.
+    ///
+    /// # Errors
+    /// [`RunError`]; [`RunError::Failed`] if the engine stopped without answering.
+    pub async fn outcome(mut self) -> Result<Outcome, RunError> {
+        let answer = self.answer.as_mut().expect("answer taken once");
+        let result = answer.await;
+        self.answer = None;
+        result.unwrap_or_else(|_| Err(RunError::Failed("the engine stopped".into())))
+    }
+
+    /// Waits for the answer, blocking this thread (not for async code).
+    ///
+    /// # Errors
+    /// As [`Ticket::outcome`].
+    pub fn wait(mut self) -> Result<Outcome, RunError> {
+        let answer = self.answer.take().expect("answer taken once");
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(RunError::Failed("the engine stopped".into())))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.answer.is_some() {
+            self.cancel.cancel();
+            if self.queue.remove(self.id) {
+                log::info!("job {} left the queue: its client is gone", self.id);
+            }
+        }
     }
 }

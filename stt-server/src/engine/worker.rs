@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use whisper_safe::{RunOptions, Segment};
 
-use super::job::{Job, Outcome, RunError};
+use super::job::{Outcome, RunError};
 use super::log_context;
+use super::queue::Job;
 use super::Shared;
 
 /// Runs jobs until the queue is closed and drained.

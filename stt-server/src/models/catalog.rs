@@ -87,7 +87,7 @@ const VOCAB_BYTES_MULTI: u64 = 508_089;
 
 /// One known model size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelInfo {
+pub struct KnownModel {
     /// Size id as upstream names it: `tiny`, `base.en`, `large-v3-turbo`, …
     pub id: &'static str,
     /// Hyper-parameters.
@@ -99,7 +99,7 @@ pub struct ModelInfo {
     pub overhead_mb: u64,
 }
 
-impl ModelInfo {
+impl KnownModel {
     /// Whether the model is multilingual (its id has no `.en`).
     pub fn multilingual(&self) -> bool {
         self.hparams.is_multilingual()
@@ -171,62 +171,62 @@ const EN: i32 = 51864;
 const MULTI: i32 = 51865;
 const V3: i32 = 51866;
 
-static MODELS: [ModelInfo; 10] = [
-    ModelInfo {
+static MODELS: [KnownModel; 10] = [
+    KnownModel {
         id: "tiny",
         hparams: hp(MULTI, 384, 6, 4, 4, 80),
         sha1_f16: Some("bd577a113a864445d4c299885e0cb97d4ba92b5f"),
         overhead_mb: 195,
     },
-    ModelInfo {
+    KnownModel {
         id: "tiny.en",
         hparams: hp(EN, 384, 6, 4, 4, 80),
         sha1_f16: Some("c78c86eb1a8faa21b369bcd33207cc90d64ae9df"),
         overhead_mb: 195,
     },
-    ModelInfo {
+    KnownModel {
         id: "base",
         hparams: hp(MULTI, 512, 8, 6, 6, 80),
         sha1_f16: Some("465707469ff3a37a2b9b8d8f89f2f99de7299dac"),
         overhead_mb: 240,
     },
-    ModelInfo {
+    KnownModel {
         id: "base.en",
         hparams: hp(EN, 512, 8, 6, 6, 80),
         sha1_f16: Some("137c40403d78fd54d454da0f9bd998f78703390c"),
         overhead_mb: 240,
     },
-    ModelInfo {
+    KnownModel {
         id: "small",
         hparams: hp(MULTI, 768, 12, 12, 12, 80),
         sha1_f16: Some("55356645c2b361a969dfd0ef2c5a50d530afd8d5"),
         overhead_mb: 365,
     },
-    ModelInfo {
+    KnownModel {
         id: "small.en",
         hparams: hp(EN, 768, 12, 12, 12, 80),
         sha1_f16: Some("db8a495a91d927739e50b3fc1cc4c6b8f6c2d022"),
         overhead_mb: 365,
     },
-    ModelInfo {
+    KnownModel {
         id: "medium",
         hparams: hp(MULTI, 1024, 16, 24, 24, 80),
         sha1_f16: Some("fd9727b6e1217c2f614f9b698455c4ffd82463b4"),
         overhead_mb: 570,
     },
-    ModelInfo {
+    KnownModel {
         id: "medium.en",
         hparams: hp(EN, 1024, 16, 24, 24, 80),
         sha1_f16: Some("8c30f0e44ce9560643ebd10bbe50cd20eafd3723"),
         overhead_mb: 570,
     },
-    ModelInfo {
+    KnownModel {
         id: "large-v3",
         hparams: hp(V3, 1280, 20, 32, 32, 128),
         sha1_f16: Some("ad82bf6a9043ceed055076d0fd39f5f186ff8062"),
         overhead_mb: 805,
     },
-    ModelInfo {
+    KnownModel {
         id: "large-v3-turbo",
         hparams: hp(V3, 1280, 20, 32, 4, 128),
         sha1_f16: Some("4af2b29d7ec73d781377bfd1758ca957a807e941"),
@@ -235,7 +235,7 @@ static MODELS: [ModelInfo; 10] = [
 ];
 
 /// Every known model size.
-pub fn models() -> &'static [ModelInfo] {
+pub fn models() -> &'static [KnownModel] {
     &MODELS
 }
 
@@ -247,7 +247,7 @@ fn known_ids() -> String {
 ///
 /// # Errors
 /// [`CatalogError::UnknownModel`] listing the known ids.
-pub fn lookup(id: &str) -> Result<&'static ModelInfo, CatalogError> {
+pub fn lookup(id: &str) -> Result<&'static KnownModel, CatalogError> {
     MODELS
         .iter()
         .find(|m| m.id == id)
@@ -258,13 +258,13 @@ pub fn lookup(id: &str) -> Result<&'static ModelInfo, CatalogError> {
 }
 
 /// The known size whose hyper-parameters are `hparams`, if any.
-pub fn identify(hparams: &HParams) -> Option<&'static ModelInfo> {
+pub fn identify(hparams: &HParams) -> Option<&'static KnownModel> {
     MODELS.iter().find(|m| m.hparams == *hparams)
 }
 
 /// Path of a model in the artifact layout:
 /// `<artifacts_dir>/whisper_<id>_xeon/ggml-<id>[-<quant>].bin`.
-pub fn model_path(artifacts_dir: &Path, model: &ModelInfo, quant: Quant) -> PathBuf {
+pub fn model_path(artifacts_dir: &Path, model: &KnownModel, quant: Quant) -> PathBuf {
     artifacts_dir
         .join(model.dir_name())
         .join(model.file_name(quant))
@@ -275,7 +275,7 @@ pub fn model_path(artifacts_dir: &Path, model: &ModelInfo, quant: Quant) -> Path
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelSpec {
     /// The model size.
-    pub model: &'static ModelInfo,
+    pub model: &'static KnownModel,
     /// The weight type.
     pub quant: Quant,
 }
@@ -339,7 +339,7 @@ pub const PRESENT_ORDER: [Quant; 5] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelRequest {
     /// The model size.
-    pub model: &'static ModelInfo,
+    pub model: &'static KnownModel,
     /// The weight type, when named.
     pub quant: Option<Quant>,
 }

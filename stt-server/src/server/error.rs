@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::engine::audio::InputError;
-use crate::engine::{log_context, InvalidOption, LoadError, RunError, SubmitError};
+use crate::engine::{log_context, InvalidOption, ModelLoadError, RunError, SubmitError};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -297,12 +297,14 @@ impl From<RunError> for ApiError {
     }
 }
 
-impl From<LoadError> for ApiError {
-    fn from(error: LoadError) -> Self {
+impl From<ModelLoadError> for ApiError {
+    fn from(error: ModelLoadError) -> Self {
         match &error {
-            LoadError::InProgress { .. } => Self::conflict("load_in_progress", error.to_string()),
+            ModelLoadError::InProgress { .. } => {
+                Self::conflict("load_in_progress", error.to_string())
+            }
             // The engine logged the cause.
-            LoadError::Failed { id, .. } => Self::fault(
+            ModelLoadError::Failed { id, .. } => Self::fault(
                 "model_load_failed",
                 &format!("loading model {id} failed; the previous model keeps serving"),
             ),

@@ -4,7 +4,9 @@
 //! - [`State`]: one decoding state — `Send`, not `Sync`; create one per worker thread.
 //! - [`Params`]: decoding parameters on top of the library's own defaults.
 //! - [`Transcript`]: owned segments, tokens, words and language.
-//! - [`audio`] (feature `audio`, default): decode WAV/MP3/FLAC/Ogg/AAC to 16 kHz mono.
+//! - [`audio`] (feature `audio`, default): decode WAV (RF64 too), FLAC, MP3, AAC/M4A,
+//!   ALAC, Vorbis and Opus (Ogg, WebM) to 16 kHz mono.
+//! - [`heap`]: the heap in use as the C allocator counts it (leak checks, metrics).
 //! - [`ggml_file`]: the model file format — reader, writer and the structural
 //!   check [`Context::new`] runs before whisper.cpp reads a file.
 //!

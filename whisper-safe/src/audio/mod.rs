@@ -175,7 +175,7 @@ pub enum AudioError {
     /// A decoder panicked on this input: malformed data it failed to reject.
     #[error("damaged audio file ({codec}): the decoder cannot read it ({message})")]
     DecoderPanic {
-        /// Format or codec being decoded, named (or [`UNKNOWN_FORMAT`]).
+        /// Format or codec being decoded, named (or `"format not recognised"`).
         codec: String,
         /// The panic's message.
         message: String,
@@ -233,7 +233,7 @@ where
     .unwrap_or_else(|(message, location)| {
         log::warn!("audio decoder panicked on malformed {codec} input at {location}: {message}");
         Err(AudioError::DecoderPanic {
-            codec,
+            codec: codec.clone(),
             message,
             location,
         })
@@ -245,6 +245,14 @@ where
         (Err(_), Some(failure)) => Err(AudioError::Io(failure)),
         (result, _) => result,
     }
+    .map_err(|error| match error {
+        // Input that ends inside a header (read with `read_exact`) is a file cut short.
+        AudioError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => AudioError::Corrupt {
+            codec,
+            detail: "the data ends inside a header (cut short, or not audio)".to_owned(),
+        },
+        other => other,
+    })
 }
 
 thread_local! {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use whisper_stt_tests::http;
 use whisper_stt_tests::{
     fixture, linked_artifacts, reference, stt_server_bin, tiny_en_model, word_error_rate,
 };
@@ -182,29 +183,10 @@ fn form(file_name: &str, bytes: &[u8]) -> Vec<u8> {
     body
 }
 
-/// Sends `head` and `body` (the body from another thread, so an answer given
-/// before the body is read still arrives) and reads the answer to EOF.
+/// Sends `head` and `body` and reads the answer's status and body (see
+/// [`http::exchange`]).
 fn request(port: u16, head: &[u8], body: &[u8]) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    stream.write_all(head)?;
-    let mut writer = stream.try_clone()?;
-    let mut raw = Vec::new();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            // A server that answers early and closes refuses the rest: that is its answer.
-            let _ = writer.write_all(body);
-        });
-        let mut buffer = [0u8; 16 * 1024];
-        loop {
-            match stream.read(&mut buffer) {
-                Ok(0) => return Ok(()),
-                Ok(n) => raw.extend_from_slice(&buffer[..n]),
-                Err(_) if raw.windows(4).any(|w| w == b"\r\n\r\n") => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-    })?;
+    let raw = http::exchange(port, head, body)?;
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

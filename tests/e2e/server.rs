@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use whisper_stt_tests::http::{self, has_head};
 use whisper_stt_tests::{
     base_model, fixture, linked_artifacts, reference, stt_server_bin, tiny_en_f16_model,
     tiny_en_model, tiny_en_q8_0_model, word_error_rate,
@@ -251,35 +252,9 @@ fn request_head(method: &str, path: &str, headers: &[(&str, &str)], length: usiz
     head.into_bytes()
 }
 
-/// Sends a request (the body from another thread, so an early answer to a
-/// body the server refuses is still read) and reads the answer to EOF.
+/// Sends a request and parses the answer (see [`http::exchange`]).
 fn exchange(port: u16, head: &[u8], body: &[u8]) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    stream.write_all(head)?;
-    let mut writer = stream.try_clone()?;
-    let mut raw = Vec::new();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            // The server may refuse the body and close: that is its answer.
-            let _ = writer.write_all(body);
-        });
-        let mut buffer = [0u8; 64 * 1024];
-        loop {
-            match stream.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => raw.extend_from_slice(&buffer[..n]),
-                Err(_) if has_head(&raw) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    })?;
-    parse_response(&raw)
-}
-
-fn has_head(raw: &[u8]) -> bool {
-    raw.windows(4).any(|w| w == b"\r\n\r\n")
+    parse_response(&http::exchange(port, head, body)?)
 }
 
 fn parse_response(raw: &[u8]) -> std::io::Result<Response> {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod http;
 pub mod leak_check;
 
 /// A path from an environment variable that `scripts/test.sh` sets.

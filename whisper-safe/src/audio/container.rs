@@ -392,50 +392,45 @@ pub(super) fn signature(head: &[u8]) -> Option<&'static str> {
     })
 }
 
+/// Content no reader accepts, by the bytes it starts with (the first match wins).
+const PREFIXES: &[(&[u8], &str)] = &[
+    (b"#!AMR-WB", "AMR-WB audio (.awb)"),
+    (b"#!AMR", "AMR-NB audio (.amr)"),
+    (
+        &[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11],
+        "a Windows Media file (ASF: WMA or WMV)",
+    ),
+    (b"MThd", "a MIDI file (notes, not recorded sound)"),
+    (b"wvpk", "WavPack audio"),
+    (b"MAC ", "Monkey's Audio (APE)"),
+    (b"TTA1", "TTA audio"),
+    (b".ra\xfd", "a RealMedia file"),
+    (b".RMF", "a RealMedia file"),
+    (&[0x0B, 0x77], "an AC-3 bitstream"),
+    (&[0x7F, 0xFE, 0x80, 0x01], "a DTS bitstream"),
+    (b"\x89PNG", "a PNG image"),
+    (&[0xFF, 0xD8, 0xFF], "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an office document)"),
+    (&[0x1F, 0x8B], "a gzip archive"),
+];
+
 /// Names content that no reader accepted, from its first bytes.
 pub(super) fn describe(head: &[u8]) -> String {
     let starts = |magic: &[u8]| head.starts_with(magic);
     let at = |offset: usize, magic: &[u8]| head.get(offset..).is_some_and(|h| h.starts_with(magic));
-    let named = if starts(b"#!AMR-WB") {
-        "AMR-WB audio (.awb)"
-    } else if starts(b"#!AMR") {
-        "AMR-NB audio (.amr)"
-    } else if starts(&[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11]) {
-        "a Windows Media file (ASF: WMA or WMV)"
-    } else if starts(b"RIFF") && at(8, b"AVI ") {
+    // Containers that also carry audio we decode, told apart by a second mark.
+    let named = if starts(b"RIFF") && at(8, b"AVI ") {
         "an AVI video file"
     } else if starts(b"RIFF") && at(8, b"WEBP") {
         "a WebP image"
-    } else if starts(b"MThd") {
-        "a MIDI file (notes, not recorded sound)"
-    } else if starts(b"wvpk") {
-        "WavPack audio"
-    } else if starts(b"MAC ") {
-        "Monkey's Audio (APE)"
-    } else if starts(b"TTA1") {
-        "TTA audio"
-    } else if starts(b".ra\xfd") || starts(b".RMF") {
-        "a RealMedia file"
-    } else if starts(&[0x0B, 0x77]) {
-        "an AC-3 bitstream"
-    } else if starts(&[0x7F, 0xFE, 0x80, 0x01]) {
-        "a DTS bitstream"
     } else if starts(b"OggS") && contains(head, b"Speex   ") {
         "Speex in Ogg"
     } else if starts(b"OggS") && contains(head, b"\x80theora") {
         "an Ogg video file (Theora) without an audio track"
-    } else if starts(b"\x89PNG") {
-        "a PNG image"
-    } else if starts(&[0xFF, 0xD8, 0xFF]) {
-        "a JPEG image"
-    } else if starts(b"GIF8") {
-        "a GIF image"
-    } else if starts(b"%PDF") {
-        "a PDF document"
-    } else if starts(b"PK\x03\x04") {
-        "a ZIP archive (or an office document)"
-    } else if starts(&[0x1F, 0x8B]) {
-        "a gzip archive"
+    } else if let Some((_, name)) = PREFIXES.iter().find(|(magic, _)| starts(magic)) {
+        name
     } else if is_text(head) {
         "a text file"
     } else {

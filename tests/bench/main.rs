@@ -14,6 +14,7 @@ mod error;
 mod http;
 mod inproc;
 mod loadtest;
+mod longform;
 mod procfs;
 mod report;
 mod server;
@@ -118,6 +119,9 @@ enum Command {
         #[arg(long, default_value_t = 0.35)]
         error_rate_bound: f64,
     },
+    /// Long recordings with reference times: the server's rows and faster-whisper's
+    /// modes side by side, scored by WER, repeats, words in silence, start times.
+    Longform(longform::LongformArgs),
     /// Run every measurement side by side and write the Markdown report.
     Report(report::ReportArgs),
 }
@@ -179,6 +183,7 @@ fn run(command: Command) -> Result<()> {
             print(&report)?;
             loadtest::verdict(&report)
         }
+        Command::Longform(args) => print(&longform::longform(&args)?),
         Command::Report(args) => report::report(&args),
     }
 }

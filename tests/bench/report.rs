@@ -180,7 +180,7 @@ impl Runner {
 }
 
 /// Quotes a shell word when it needs it (`$NAME` stays expandable).
-fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     if word
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "$/._-=@,:+".contains(c))
@@ -286,7 +286,7 @@ fn winner_of(scores: &[(f64, f64)]) -> usize {
 
 /// `path` as it reproduces on another machine: relative to the repository (whose
 /// `../shared` holds the fixtures), or under `$WHISPER_STT_CACHE`.
-fn portable(path: &str) -> String {
+pub(crate) fn portable(path: &str) -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let repo = repo.canonicalize().unwrap_or(repo);
     let cache = std::env::var_os("WHISPER_STT_CACHE")

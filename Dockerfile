@@ -20,13 +20,15 @@ ENV CARGO_HOME=/usr/local/cargo \
     WHISPER_STT_CACHE=/var/cache/whisper-stt \
     CARGO_TERM_PROGRESS_WHEN=never
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make g++ \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make g++ patch \
       libopus-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
-# The libraries depend only on the pin, these scripts and two arguments: their own layer.
+# The libraries depend only on the pin, our patches, these scripts and two arguments:
+# their own layer.
 COPY vendor/whisper-cpp.pin vendor/
+COPY vendor/patches vendor/patches/
 COPY scripts/lib.sh scripts/build-artifacts.sh scripts/fetch-whisper-cpp.sh scripts/write-manifest.sh scripts/
 # all: the 14 x86-64 variants (~9 min on 2 cores, cached); quick: x64 + haswell
 ARG CPU_VARIANTS=all

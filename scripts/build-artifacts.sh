@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Build whisper.cpp's shared libraries from the pinned source and install them as an
-# artifact directory the loader (whisper-sys) can open.
+# Build whisper.cpp's shared libraries from the pinned source, with the patches in
+# vendor/patches/ applied in order, and install them as an artifact directory the
+# loader (whisper-sys) can open.
 #
 # usage: scripts/build-artifacts.sh [--layout linked|dynamic] [--cpu FLAVOUR]
 #                                   [--variants all|quick] [--openmp on|off]
-#                                   [--out DIR] [--jobs N]
+#                                   [--llamafile on|off] [--out DIR] [--jobs N]
 #
 #   --layout linked   libggml-base, libggml-cpu, libggml, libwhisper (default)
 #   --layout dynamic  libggml-base, libggml, libwhisper + libggml-cpu-<variant>.so
@@ -15,27 +16,32 @@
 #                     quick (x64 + haswell only, two small builds; for CI)
 #   --openmp off      build ggml without OpenMP (-DGGML_OPENMP=OFF): ggml's own
 #                     thread pool, no libgomp.so.1; tag suffix -noomp (default on)
+#   --llamafile off   build without ggml's tinyBLAS matrix kernels
+#                     (-DGGML_LLAMAFILE=OFF, ggml's own default); tag suffix
+#                     -nollamafile (default on)
 #   --out DIR         where to put lib/ and manifest.json
 #                     (default: the cache entry itself, printed on stdout)
 #
 # Results are cached under ${WHISPER_STT_CACHE:-~/.cache/whisper-stt}/artifacts,
-# keyed by the pin, the cmake flags and this script; a second run copies the cache.
+# keyed by the pin, the patches, the cmake flags and this script; a second run copies
+# the cache. A patch that does not apply stops the build.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
 . "$root/vendor/whisper-cpp.pin"
 
-layout=linked cpu=native variants=all openmp=on out="" jobs=$(nproc)
+layout=linked cpu=native variants=all openmp=on llamafile=on out="" jobs=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) layout=$2; shift 2 ;;
     --cpu) cpu=$2; shift 2 ;;
     --variants) variants=$2; shift 2 ;;
     --openmp) openmp=$2; shift 2 ;;
+    --llamafile) llamafile=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -98,15 +104,35 @@ case "$openmp" in
   off) flags="$flags -DGGML_OPENMP=OFF"; tag="$tag-noomp" ;;
   *) echo "error: --openmp must be on or off" >&2; exit 2 ;;
 esac
+case "$llamafile" in
+  on) flags="$flags -DGGML_LLAMAFILE=ON" ;;
+  off) flags="$flags -DGGML_LLAMAFILE=OFF"; tag="$tag-nollamafile" ;;
+  *) echo "error: --llamafile must be on or off" >&2; exit 2 ;;
+esac
+patches=("$root"/vendor/patches/*.patch)
+[ -e "${patches[0]}" ] || patches=()
 
-key=$( { cat "$root/vendor/whisper-cpp.pin"; echo "$flags"; cat "$0"; } | sha256sum | cut -c1-16)
+key=$( { cat "$root/vendor/whisper-cpp.pin" "${patches[@]}"; echo "$flags"; cat "$0"; } | sha256sum | cut -c1-16)
 entry="$stt_cache/artifacts/$tag-$key"
 
 if [ ! -f "$entry/manifest.json" ]; then
   command -v cmake >/dev/null || { echo "error: cmake not found (apt-get install cmake)" >&2; exit 1; }
-  src=$("$root/scripts/fetch-whisper-cpp.sh")
+  command -v patch >/dev/null || { echo "error: patch not found (apt-get install patch)" >&2; exit 1; }
+  pristine=$("$root/scripts/fetch-whisper-cpp.sh")
   work=$(mktemp -d "${TMPDIR:-/tmp}/whisper-build.XXXXXX")
   trap 'rm -rf "$work"' EXIT
+  # Patch a copy: the fetched tree stays pristine for the next build and for bindgen.
+  src=$work/src
+  cp -a "$pristine" "$src"
+  for p in "${patches[@]}"; do
+    patch -p1 -d "$src" --forward --batch --no-backup-if-mismatch --reject-file=- \
+      <"$p" >"$work/patch.log" 2>&1 || {
+      cat "$work/patch.log" >&2
+      echo "error: vendor/patches/$(basename "$p") does not apply to whisper.cpp $UPSTREAM_VERSION" >&2
+      exit 1
+    }
+    echo "applied vendor/patches/$(basename "$p")" >&2
+  done
   # build_install NAME FLAGS: configure, build and install into $work/NAME/install
   build_install() {
     local name=$1 b=$work/$1

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stt_server::config::{Config, ServeArgs};
+use stt_server::models::catalog::SILERO_VAD;
 use stt_server::models::catalog::{self, ModelRequest, ModelSpec, Quant, PRESENT_ORDER};
-use stt_server::models::{import, pull, quantize};
+use stt_server::models::{import, pull, quantize, silero};
 use stt_server::transcribe::{self, TranscribeArgs};
-use whisper_safe::ggml_file;
+use whisper_safe::{ggml_file, vad};
 
 /// OpenAI-compatible speech-to-text service on whisper.cpp.
 #[derive(Parser)]
@@ -49,7 +50,9 @@ enum ModelsCommand {
     },
     /// Make sure a model is present and sound: verify, else download, else import; then quantize.
     Pull {
-        /// Model size: tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v3, large-v3-turbo.
+        /// Model size: tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v3, large-v3-turbo;
+        /// or `silero-vad`, the voice activity detection model (converted from the
+        /// faster-whisper wheel into <artifacts>/silero-vad/ggml-silero-v6.bin).
         size: String,
         /// Weight type: f16, q8_0, q5_1, q5_0, q4_0. Without it, a file of the size
         /// already present is kept (see `models which`), else q8_0 is pulled.
@@ -65,7 +68,7 @@ enum ModelsCommand {
         artifacts: ArtifactsArg,
     },
     /// Print the model file a size names under the artifacts directory (what `serve`
-    /// loads and `pull` fetches), and why on standard error.
+    /// loads and `pull` fetches), and why on standard error; `silero-vad`: the VAD model's.
     Which {
         /// Model size, as for `pull`.
         size: String,
@@ -100,7 +103,7 @@ enum ModelsCommand {
         #[arg(long = "type", default_value = "q8_0")]
         quant: Quant,
     },
-    /// Check a model file's structure (and with --load, that whisper.cpp loads it).
+    /// Check a model file's structure, Whisper or Silero VAD (and with --load, that whisper.cpp loads it).
     Verify {
         /// A model file.
         path: PathBuf,
@@ -187,6 +190,22 @@ fn models(command: ModelsCommand) -> Result<(), String> {
                     );
                 }
             }
+            let vad = silero::model_path(dir);
+            if let Ok(metadata) = std::fs::metadata(&vad) {
+                let status = match vad::verify(&vad) {
+                    Ok(_) => "ok".to_owned(),
+                    Err(e) => format!("BAD: {e}"),
+                };
+                println!(
+                    "{:<16} {:<6} {:>12}  {:<8} {:<6} {}",
+                    SILERO_VAD.id,
+                    "f16",
+                    metadata.len(),
+                    status,
+                    "",
+                    vad.display()
+                );
+            }
             println!(
                 "bare *: the file a size without a weight type serves (order {})",
                 PRESENT_ORDER.map(Quant::as_str).join(", ")
@@ -200,6 +219,13 @@ fn models(command: ModelsCommand) -> Result<(), String> {
             keep_f16,
             artifacts,
         } => {
+            if size == SILERO_VAD.id {
+                let offline = pull::offline_from_env().map_err(|e| e.to_string())?;
+                let report =
+                    silero::pull(&artifacts.artifacts_dir, offline).map_err(|e| e.to_string())?;
+                println!("{} ({:?})", report.path.display(), report.origin);
+                return Ok(());
+            }
             let resolved = model_request(&size, quant)?.resolve(&artifacts.artifacts_dir);
             log::info!("model {resolved}");
             let mut options = pull::PullOptions::from_env(artifacts.artifacts_dir, resolved.spec)
@@ -208,6 +234,12 @@ fn models(command: ModelsCommand) -> Result<(), String> {
             options.keep_f16 = keep_f16;
             let report = pull::pull(&options).map_err(|e| e.to_string())?;
             println!("{} ({:?})", report.path.display(), report.origin);
+            Ok(())
+        }
+        ModelsCommand::Which {
+            size, artifacts, ..
+        } if size == SILERO_VAD.id => {
+            println!("{}", silero::model_path(&artifacts.artifacts_dir).display());
             Ok(())
         }
         ModelsCommand::Which {
@@ -262,6 +294,15 @@ fn models(command: ModelsCommand) -> Result<(), String> {
                 report.quantized,
                 report.copied
             );
+            Ok(())
+        }
+        ModelsCommand::Verify { path, load } if vad::verify(&path).is_ok() => {
+            println!("{}: ok — Silero VAD model", path.display());
+            if load {
+                let vad = whisper_safe::Vad::new(&path, &whisper_safe::VadOptions::default())
+                    .map_err(|e| e.to_string())?;
+                println!("loads: VAD model {}", vad.path().display());
+            }
             Ok(())
         }
         ModelsCommand::Verify { path, load } => {

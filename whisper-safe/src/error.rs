@@ -57,6 +57,12 @@ pub enum Error {
         /// What the code means, and whisper.cpp's last error message.
         reason: String,
     },
+    /// whisper.cpp's voice activity detection failed.
+    #[error("voice activity detection failed: {reason}")]
+    Vad {
+        /// The last error whisper.cpp logged.
+        reason: String,
+    },
     /// whisper.cpp freed this state after a failed allocation (code -7); it
     /// cannot be used again. Create a new [`State`](crate::State).
     #[error("the decoding state was freed by a failed run and cannot be reused")]

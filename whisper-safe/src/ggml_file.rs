@@ -379,7 +379,8 @@ impl TensorHeader {
     /// Bytes of the data that follows the header, or `None` when the rows do not
     /// fill whole blocks.
     pub fn data_bytes(&self) -> Option<u64> {
-        if !(self.ne[0] as u64).is_multiple_of(self.ttype.block().0) {
+        let row = self.ne.first().map_or(1, |&d| d as u64);
+        if !row.is_multiple_of(self.ttype.block().0) {
             return None;
         }
         self.ttype.bytes_for(self.n_elements())
@@ -417,7 +418,8 @@ impl TensorHeader {
         };
         let name_len = r.i32(&what)?;
         let ttype_id = r.i32(&what)?;
-        if !(1..=4).contains(&n_dims) || !(1..=MAX_NAME_BYTES).contains(&name_len) {
+        // 0-D: a scalar (upstream's VAD converter writes its one-element bias so).
+        if !(0..=4).contains(&n_dims) || !(1..=MAX_NAME_BYTES).contains(&name_len) {
             return Err(FormatError::BadTensorHeader {
                 offset,
                 detail: format!("n_dims {n_dims}, name length {name_len}"),
@@ -853,7 +855,7 @@ impl<R: Read + Seek> Tracked<R> {
 
 /// Checks a tensor header (read at `offset`) against the expected tensors and the
 /// ones already seen; returns the byte count of its data.
-fn check_tensor(
+pub(crate) fn check_tensor(
     header: &TensorHeader,
     offset: u64,
     expected: &HashMap<&str, &TensorSpec>,

@@ -7,6 +7,8 @@
 //! - [`audio`] (feature `audio`, default): decode WAV (RF64 too), FLAC, MP3, AAC/M4A,
 //!   ALAC, Vorbis and Opus (Ogg, WebM) to 16 kHz mono.
 //! - [`heap`]: the heap in use as the C allocator counts it (leak checks, metrics).
+//! - [`Vad`]: Silero voice activity detection (`Send`, not `Sync`): spans of
+//!   speech in seconds; [`vad`] also checks the VAD model file.
 //! - [`ggml_file`]: the model file format — reader, writer and the structural
 //!   check [`Context::new`] runs before whisper.cpp reads a file.
 //!
@@ -49,6 +51,7 @@ mod params;
 pub mod quantize;
 mod state;
 mod transcript;
+pub mod vad;
 
 pub use context::{Context, ContextOptions, ModelInfo};
 pub use error::{Error, Result};
@@ -60,3 +63,4 @@ pub use library::{
 pub use params::{AudioContext, Params, Sampling, MAX_DECODERS, TRIM_LIMIT_SECONDS};
 pub use state::{CancelToken, RunOptions, State, MIN_SAMPLES, SAMPLE_RATE};
 pub use transcript::{Segment, Token, Transcript, Word};
+pub use vad::{SpeechSpan, Vad, VadOptions, VadParams};

@@ -448,6 +448,47 @@ impl FromStr for ModelRequest {
     }
 }
 
+/// A voice activity detection model: where its weights come from and what the
+/// converted file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VadModel {
+    /// Name for `models pull`.
+    pub id: &'static str,
+    /// Folder in the artifact layout.
+    pub dir_name: &'static str,
+    /// File name in that folder.
+    pub file_name: &'static str,
+    /// The wheel on the Python package index holding the ONNX file.
+    pub wheel: &'static str,
+    /// Its exact version.
+    pub wheel_version: &'static str,
+    /// SHA-256 of the wheel file.
+    pub wheel_sha256: &'static str,
+    /// The ONNX file inside the wheel.
+    pub member: &'static str,
+    /// SHA-256 of the ONNX file.
+    pub member_sha256: &'static str,
+    /// Version written to the converted file's header.
+    pub version: [i32; 3],
+    /// SHA-256 of the converted file (the conversion is deterministic).
+    pub converted_sha256: &'static str,
+}
+
+/// Silero VAD v6 as faster-whisper 1.2.1 ships it (the model faster-whisper's
+/// `vad_filter` runs), converted to whisper.cpp's VAD format.
+pub static SILERO_VAD: VadModel = VadModel {
+    id: "silero-vad",
+    dir_name: "silero-vad",
+    file_name: "ggml-silero-v6.bin",
+    wheel: "faster-whisper",
+    wheel_version: "1.2.1",
+    wheel_sha256: "79a66ad50688c0b794dd501dc340a736992a6342f7f95e5811be60b5224a26a7",
+    member: "faster_whisper/assets/silero_vad_v6.onnx",
+    member_sha256: "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2",
+    version: [6, 0, 0],
+    converted_sha256: "ab767b0a5eac7fd0c9499479f42c586f1c6f452538289dacf0869e53f95e1792",
+};
+
 /// A name the catalog does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {

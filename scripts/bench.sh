@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks whisper-stt and writes docs/benchmarks.md: HTTP overhead, cold vs warm,
 # concurrency, memory, start-up, long audio, faster-whisper side by side, the
-# performance levers, and a bounded load test (see tests/bench/).
+# performance levers, a bounded load test, and the long-form set beside
+# faster-whisper's three modes (see tests/bench/).
 #
-# usage: scripts/bench.sh [--quick] [--no-wait] [--runs N] [--out FILE]
+# usage: scripts/bench.sh [--quick] [--longform] [--no-wait] [--runs N] [--out FILE]
 #
 #   --quick    small counts, no 10-minute audio: checks the harness in minutes;
 #              the numbers are not measurements
+#   --longform only the long-form section (segment timestamps), spliced into FILE
 #   --no-wait  do not wait for a quiet machine (the report states the load)
 #   --runs N   measured runs per timing (default 5)
 #   --out FILE the report (default docs/benchmarks.md)
@@ -22,14 +24,15 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-quick="" wait=yes runs=5 out="$root/docs/benchmarks.md"
+quick="" longform_only="" wait=yes runs=5 out="$root/docs/benchmarks.md"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick; shift ;;
+    --longform) longform_only=yes; shift ;;
     --no-wait) wait=no; shift ;;
     --runs) runs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +48,8 @@ step "system packages"
 
 step "whisper.cpp artifacts: OpenMP and ggml thread pool (cached by pin and flags)"
 lib=$(scripts/build-artifacts.sh --layout linked --cpu native)/lib
-lib_noomp=$(scripts/build-artifacts.sh --layout linked --cpu native --openmp off)/lib
+[ -n "$longform_only" ] \
+  || lib_noomp=$(scripts/build-artifacts.sh --layout linked --cpu native --openmp off)/lib
 
 step "release build"
 cargo build --locked --release -p stt-server -p whisper-stt-tests --bin stt-server --bin bench
@@ -96,6 +100,9 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q "faster-whisper==$faster_whisper_version" >&2
   touch "$venv/.complete"
 fi
+
+step "long-form set (scripts/longform-set.sh)"
+longform=$(scripts/longform-set.sh)
 
 step "espeak-ng clips (short, medium, 10-minute long)"
 # Plain sentences, spoken by espeak-ng; each clip's .txt is its reference.
@@ -175,9 +182,21 @@ else
   note="Started without waiting for a quiet machine (1-minute load $(cut -d' ' -f1 /proc/loadavg))."
 fi
 
+if [ -n "$longform_only" ]; then
+  step "bench longform → the long-form section of $out"
+  recordings=()
+  for name in lecture meeting audiobook; do recordings+=(--recording "$longform/longform_$name.wav"); done
+  "$bench_bin" longform --server-bin "$server_bin" --lib-dir "$lib" \
+    --model "$models/whisper_base_xeon/ggml-base-q8_0.bin" "${recordings[@]}" \
+    --server-row "stt-server, defaults" --server-row "stt-server, vad_filter=false;vad_filter=false" \
+    --python "$venv/bin/python" --peer-script "$root/tests/bench/faster_whisper_bench.py" \
+    --ct2-model "$ct2_base" --splice "$out" >/dev/null
+  exit 0
+fi
+
 step "bench report → $out"
 "$bench_bin" report $quick --runs "$runs" --load-note "$note" \
   --server-bin "$server_bin" --lib-dir "$lib" --lib-dir-noomp "$lib_noomp" \
   --models "$models" --ct2-tiny "$ct2_tiny" --ct2-base "$ct2_base" \
   --python "$venv/bin/python" --peer-script "$root/tests/bench/faster_whisper_bench.py" \
-  --fixtures "$fixtures" --clips "$clips" --out "$out"
+  --fixtures "$fixtures" --clips "$clips" --longform-set "$longform" --out "$out"

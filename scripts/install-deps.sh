@@ -2,7 +2,8 @@
 # Installs the Debian packages the build and the tests need, when missing.
 set -euo pipefail
 # libopus-dev and pkg-config: whisper-safe decodes Opus with the system libopus.
-packages=(cmake gcc g++ make patch libclang-dev clang espeak-ng ffmpeg sox jq curl ca-certificates
+# flite: voices of the long-form set (scripts/longform-set.sh).
+packages=(cmake gcc g++ make patch libclang-dev clang espeak-ng flite ffmpeg sox jq curl ca-certificates
   libopus-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do

@@ -336,6 +336,10 @@ pub struct LongformArgs {
     /// faster-whisper modes, in order.
     #[arg(long = "peer-mode", value_enum, default_values_t = [PeerMode::Sequential, PeerMode::Vad, PeerMode::Batched])]
     pub peer_modes: Vec<PeerMode>,
+    /// Ask every row for word timestamps (the server: `timestamp_granularities[]`
+    /// word and segment; faster-whisper: `word_timestamps=True`).
+    #[arg(long)]
+    pub word_timestamps: bool,
     /// batch_size of the batched mode.
     #[arg(long, default_value_t = 8)]
     pub batch_size: u32,
@@ -421,6 +425,8 @@ pub struct LongformReport {
     pub faster_whisper: Option<String>,
     /// Threads of every row.
     pub threads: u32,
+    /// Whether word timestamps were asked for.
+    pub word_timestamps: bool,
 }
 
 /// `bench longform`.
@@ -458,13 +464,20 @@ pub fn longform(args: &LongformArgs) -> Result<LongformReport> {
         rows: Vec::new(),
         faster_whisper: None,
         threads: args.server.threads,
+        word_timestamps: args.word_timestamps,
     };
     let server = Server::start(&args.server)?;
     for row in &rows {
         let mut results = Vec::new();
         for (path, reference) in args.recordings.iter().zip(&references) {
             let bytes = std::fs::read(path).map_err(BenchError::io(path))?;
-            let (seconds, transcript) = transcribe(&server, path, &bytes, &row.fields)?;
+            let mut fields = row.fields.clone();
+            if args.word_timestamps {
+                for granularity in ["word", "segment"] {
+                    fields.push(("timestamp_granularities[]".into(), granularity.into()));
+                }
+            }
+            let (seconds, transcript) = transcribe(&server, path, &bytes, &fields)?;
             eprintln!("  {} {}: {seconds:.1} s", row.label, file_name(path));
             let scores = Scores::of(reference, &transcript);
             results.push(RowResult {
@@ -502,7 +515,7 @@ pub fn longform(args: &LongformArgs) -> Result<LongformReport> {
             argv.drain(i..(i + 2).min(argv.len()));
         }
         let document = std::fs::read_to_string(path).unwrap_or_default();
-        let section = markdown(&report, &shell_line(&argv));
+        let section = markdown(&[(&report, &shell_line(&argv))]);
         std::fs::write(path, splice(&document, &section)).map_err(BenchError::io(path))?;
     }
     Ok(report)
@@ -582,6 +595,9 @@ fn peer(
     argv.extend(["--mode", mode.name(), "--threads"].map(String::from));
     argv.push(args.server.threads.to_string());
     argv.extend(["--compute-type", "int8", "--runs", "1", "--warmup", "0"].map(String::from));
+    if args.word_timestamps {
+        argv.push("--word-timestamps".into());
+    }
     if mode == PeerMode::Batched {
         argv.extend(["--batch-size".into(), args.batch_size.to_string()]);
     }
@@ -637,11 +653,15 @@ fn peer(
     Ok((parsed.faster_whisper, row))
 }
 
-/// The Markdown section of `report`; `command` reproduces it.
-pub fn markdown(report: &LongformReport, command: &str) -> String {
+/// The Markdown section: one results table per pass (a report and the command
+/// that reproduces it), the recordings of the first.
+pub fn markdown(passes: &[(&LongformReport, &str)]) -> String {
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "{HEADING}\n");
+    let Some((first, _)) = passes.first() else {
+        return md;
+    };
     let _ = writeln!(
         w,
         "Recordings of 10 minutes or more built by `scripts/longform-set.sh` (real speech: \
@@ -653,14 +673,14 @@ pub fn markdown(report: &LongformReport, command: &str) -> String {
          {} threads, language given, one run each, nothing warmed up but the model. \
          Server rows time the HTTP request (`verbose_json`); faster-whisper rows time \
          `transcribe` with every segment consumed (audio decoded beforehand).\n",
-        report.threads
+        first.threads
     );
     let _ = writeln!(
         w,
         "| recording | seconds | sentences | words | silences > {MIN_SILENCE:.0} s |"
     );
     let _ = writeln!(w, "|---|---|---|---|---|");
-    for r in &report.recordings {
+    for r in &first.recordings {
         let silences: Vec<String> = r.silences.iter().map(|s| format!("{s:.0}")).collect();
         let _ = writeln!(
             w,
@@ -678,18 +698,36 @@ pub fn markdown(report: &LongformReport, command: &str) -> String {
          modes (below 1: faster); WER (normalized); the longest run of one sentence \
          repeated back to back (in brackets: what the audio repeats); words placed more \
          than {SILENCE_MARGIN} s inside a silence longer than {MIN_SILENCE:.0} s (word \
-         times, or each segment's words spread evenly over it); per reference sentence the \
-         distance to the nearest segment start: median, and the share within \
-         {ON_TIME:.0} s.\n"
+         times when the pass asks for them, else each segment's words spread evenly over \
+         it: coarse, and meaningless for `BatchedInferencePipeline`, whose default \
+         `without_timestamps=True` makes every segment a whole VAD chunk); per reference \
+         sentence the distance to the nearest segment start: median, and the share within \
+         {ON_TIME:.0} s. Targets (issue 12): WER at or below the best faster-whisper mode; \
+         wall time ≤ 0.8× sequential and ≤ 1.0× batched; no sentence repeated 3 times \
+         unless the audio does; no words in silences; starts within 1 s.\n"
     );
-    let sequential = report
-        .rows
-        .iter()
-        .find(|r| r.mode == Some(PeerMode::Sequential));
-    let batched = report
-        .rows
-        .iter()
-        .find(|r| r.mode == Some(PeerMode::Batched));
+    for (i, (report, command)) in passes.iter().enumerate() {
+        let title = if report.word_timestamps {
+            "With word timestamps (server: `timestamp_granularities[]=word,segment`; \
+             faster-whisper: `word_timestamps=True`)"
+        } else {
+            "Segment timestamps (everyone's defaults)"
+        };
+        let _ = writeln!(w, "**{title}** [lf{}]\n", i + 1);
+        results_table(w, report);
+        let _ = writeln!(w, "\n- [lf{}] `{command}`", i + 1);
+        for row in &report.rows {
+            let _ = writeln!(w, "  - {}: `{}`", row.label, row.command);
+        }
+        let _ = writeln!(w);
+    }
+    md
+}
+
+/// The rows of one pass, per recording and in all.
+fn results_table(w: &mut String, report: &LongformReport) {
+    let peer = |mode| report.rows.iter().find(|r| r.mode == Some(mode));
+    let (sequential, batched) = (peer(PeerMode::Sequential), peer(PeerMode::Batched));
     let ratio = |seconds: f64, peer: Option<&Row>, index: Option<usize>| -> String {
         let peer_seconds = match (peer, index) {
             (Some(p), Some(i)) => p.results.get(i).map(|r| r.seconds),
@@ -750,18 +788,6 @@ pub fn markdown(report: &LongformReport, command: &str) -> String {
             on_time_share(&errors) * 100.0
         );
     }
-    let _ = writeln!(
-        w,
-        "\nTargets (issue 12): WER at or below the best faster-whisper mode; wall time ≤ 0.8× \
-         sequential and ≤ 1.0× batched; no sentence repeated 3 times unless the audio \
-         does; no words in silences; starts within 1 s.\n"
-    );
-    let _ = writeln!(w, "- [lf] `{command}`");
-    for row in &report.rows {
-        let _ = writeln!(w, "- {}: `{}`", row.label, row.command);
-    }
-    let _ = writeln!(w);
-    md
 }
 
 /// `document` with its [`HEADING`] section replaced by `section` (up to the next

@@ -14,6 +14,7 @@ use crate::clip::Clip;
 use crate::error::{BenchError, Result};
 use crate::inproc::{ClipTiming, InprocReport};
 use crate::loadtest::LoadReport;
+use crate::longform::LongformReport;
 use crate::procfs::{self, Machine};
 use crate::serving::{ColdReport, OverheadReport, ServeReport};
 
@@ -27,6 +28,18 @@ const WER_TOLERANCE: f64 = 0.02;
 const TIE_MARGIN: f64 = 0.05;
 /// The server's default weight type (`Quant::default()` in stt-server).
 const DEFAULT_QUANT: &str = "q8_0";
+/// Server rows of the long-form section, `LABEL[;field=value...]` (request fields
+/// beside the defaults): one line per row.
+const LONGFORM_ROWS: &[&str] = &[
+    "stt-server, defaults",
+    "stt-server, vad_filter=false;vad_filter=false",
+];
+/// The long-form recordings (`--quick`: the short one only).
+const LONGFORM_RECORDINGS: &[&str] = &[
+    "longform_lecture.wav",
+    "longform_meeting.wav",
+    "longform_audiobook.wav",
+];
 
 /// Inputs of `bench report` (`scripts/bench.sh` fills them in).
 #[derive(Debug, Clone, clap::Args)]
@@ -61,6 +74,9 @@ pub struct ReportArgs {
     /// Generated clips: espeak_short.wav, espeak_medium.wav, long_10min.wav (+ .txt).
     #[arg(long)]
     pub clips: PathBuf,
+    /// The long-form set (`scripts/longform-set.sh`): longform_*.wav with .json times.
+    #[arg(long)]
+    pub longform_set: Option<PathBuf>,
     /// The Markdown file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -333,6 +349,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             ("PEER".into(), path(&args.peer_script)),
             ("FIXTURES".into(), path(&args.fixtures)),
             ("CLIPS".into(), path(&args.clips)),
+            (
+                "LONGFORM".into(),
+                args.longform_set.as_deref().map(path).unwrap_or_default(),
+            ),
         ],
     };
     let load_start = procfs::load_average();
@@ -719,6 +739,47 @@ pub fn report(args: &ReportArgs) -> Result<()> {
                 &load_requests.to_string(),
             ]),
     )?;
+    let longform = match &args.longform_set {
+        Some(set) => {
+            eprintln!("==> long form");
+            let recordings: &[&str] = if args.quick {
+                &["longform_short.wav"]
+            } else {
+                LONGFORM_RECORDINGS
+            };
+            let mut passes = Vec::new();
+            for word_times in [false, true] {
+                let mut cmd = runner
+                    .bench("longform")
+                    .arg("--server-bin")
+                    .arg(&args.server_bin)
+                    .arg("--lib-dir")
+                    .arg(&args.lib_dir)
+                    .arg("--model")
+                    .arg(model("base", DEFAULT_QUANT))
+                    .args(["--threads", &threads]);
+                for name in recordings {
+                    cmd = cmd.arg("--recording").arg(set.join(name));
+                }
+                for row in LONGFORM_ROWS {
+                    cmd = cmd.arg("--server-row").arg(row);
+                }
+                cmd = cmd
+                    .arg("--python")
+                    .arg(&args.python)
+                    .arg("--peer-script")
+                    .arg(&args.peer_script)
+                    .arg("--ct2-model")
+                    .arg(&args.ct2_base);
+                if word_times {
+                    cmd = cmd.arg("--word-timestamps");
+                }
+                passes.push(runner.run::<LongformReport>(&cmd)?);
+            }
+            passes
+        }
+        None => Vec::new(),
+    };
     let load_end = procfs::load_average();
 
     // --- the document --------------------------------------------------------
@@ -1383,6 +1444,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     }
     commands(w, "L", std::iter::once(&loadtest.1));
 
+    if !longform.is_empty() {
+        let passes: Vec<(&LongformReport, &str)> =
+            longform.iter().map(|(r, c)| (r, c.as_str())).collect();
+        w.push_str(&crate::longform::markdown(&passes));
+    }
     let _ = writeln!(w, "## Reproduce\n");
     let _ = writeln!(
         w,

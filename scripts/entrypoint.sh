@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Container entrypoint of whisper-stt: makes sure the libraries and the model are
-# there, then replaces itself with the server (exec), so that SIGTERM reaches it.
+# Container entrypoint of whisper-stt: makes sure the libraries, the model and the
+# VAD model are there, then replaces itself with the server (exec), so that SIGTERM
+# reaches it.
 #
 # usage: entrypoint.sh [serve] [SERVE-FLAGS...]   check, then exec `stt-server serve`
 #        entrypoint.sh info|models|transcribe ...  exec `stt-server ...` directly
@@ -18,7 +19,8 @@
 #   WHISPER_BAKED_DIR       folders of models baked into the image, used when the
 #                           artifact directory has no such model
 #   WHISPER_MODEL_AUTO_PULL 1 (default): pull a missing or broken model with
-#                           `stt-server models pull`; 0: stop instead
+#                           `stt-server models pull`; 0: stop instead (for the VAD
+#                           model <artifacts>/silero-vad/ggml-silero-v6.bin: warn)
 #   STT_SERVER_BIN          the binary (default: stt-server on PATH)
 # A model file that fails `stt-server models verify` is renamed to <file>.corrupt
 # (replacing an older one) and pulled again.
@@ -168,6 +170,35 @@ else
   fi
 fi
 say "model: $model ($(stat -c %s "$model") bytes, verified)"
+
+# 3. VAD model (Silero, for long audio): present, else the baked copy, else pulled
+#    (`models pull silero-vad` moves a broken file aside itself). Without it the
+#    server still serves; the reason is said here.
+vad=$("$stt" models which silero-vad --artifacts-dir "$artifacts" 2>/dev/null) \
+  || fail "stt-server models which silero-vad failed"
+baked_vad=
+if [ -n "${WHISPER_BAKED_DIR:-}" ]; then
+  baked_vad=$("$stt" models which silero-vad --artifacts-dir "$WHISPER_BAKED_DIR" 2>/dev/null || true)
+fi
+if [ ! -e "$vad" ] && [ -n "$baked_vad" ] && [ -f "$baked_vad" ]; then
+  mkdir -p "$(dirname "$vad")" && cp "$baked_vad" "$vad.partial" && mv -f "$vad.partial" "$vad" \
+    && say "VAD model: copied the one baked into the image"
+fi
+if [ -e "$vad" ] && model_verify "$vad"; then
+  say "VAD model: $vad (verified)"
+else
+  case "${WHISPER_MODEL_AUTO_PULL:-1}" in
+    0 | false | no) say "warning: VAD model $vad is missing or broken and WHISPER_MODEL_AUTO_PULL=${WHISPER_MODEL_AUTO_PULL}" ;;
+    *)
+      say "VAD model $vad is missing or broken: stt-server models pull silero-vad"
+      if out=$("$stt" models pull silero-vad --artifacts-dir "$artifacts" 2>&1); then
+        say "VAD model: $vad (pulled, verified)"
+      else
+        say "warning: no VAD model: $(last_line "$out")"
+      fi
+      ;;
+  esac
+fi
 
 say "exec $stt serve $*"
 exec "$stt" serve "$@"

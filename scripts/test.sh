@@ -25,7 +25,7 @@ step "build (release: the tests run real inference and model conversion)"
 cargo build --locked --release --workspace --all-targets
 export STT_SERVER_BIN="$root/target/release/stt-server"
 
-step "test models: tiny.en and base from the registry's CTranslate2 wheels, quantized (cached)"
+step "test models: tiny.en and base from the registry's CTranslate2 wheels, quantized; Silero VAD (cached)"
 models=$stt_cache/test-artifacts
 pull() { WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" WHISPER_MODEL_OFFLINE=1 \
   "$STT_SERVER_BIN" models pull "$@" --artifacts-dir "$models" --keep-f16 >&2; }
@@ -39,6 +39,10 @@ export WHISPER_STT_TEST_MODEL_BASE="$models/whisper_base_xeon/ggml-base-q5_1.bin
 # The default weight type, for the entrypoint and image tests (tiny.en stands in for small).
 export WHISPER_STT_TEST_MODEL_Q8_0="$models/whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin"
 export WHISPER_STT_TEST_MODEL_BASE_Q8_0="$models/whisper_base_xeon/ggml-base-q8_0.bin"
+# Silero VAD from the faster-whisper wheel (pip fetches it once into $stt_cache/wheels).
+WHISPER_STT_CACHE=$stt_cache "$STT_SERVER_BIN" models pull silero-vad --artifacts-dir "$models" >&2
+export WHISPER_STT_TEST_VAD_MODEL="$models/silero-vad/ggml-silero-v6.bin"
+export WHISPER_STT_TEST_VAD_WHEEL="$stt_cache/wheels/faster_whisper-1.2.1-py3-none-any.whl"
 
 step "format, lints, bindings"
 cargo fmt --all -- --check

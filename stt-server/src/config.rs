@@ -40,7 +40,7 @@ pub struct ModelArgs {
     /// Model size from the catalog: tiny, tiny.en, base, base.en, small, medium, large-v3, … [default: small]
     #[arg(long, env = "WHISPER_MODEL_SIZE", value_name = "SIZE")]
     pub model_size: Option<String>,
-    /// Weight type of the model file: f16, q8_0, q5_1, q5_0, q4_0 [default: q8_0]
+    /// Weight type of the model file: f16, q8_0, q5_1, q5_0, q4_0, iq4_nl [default: q8_0]
     #[arg(long, env = "WHISPER_MODEL_QUANT", value_name = "QUANT")]
     pub model_quant: Option<String>,
     /// Artifact directory: `<dir>/whisper_<size>_xeon/ggml-<size>-<quant>.bin` and the libraries [default: artifacts]

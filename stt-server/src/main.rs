@@ -54,7 +54,7 @@ enum ModelsCommand {
         /// or `silero-vad`, the voice activity detection model (converted from the
         /// faster-whisper wheel into <artifacts>/silero-vad/ggml-silero-v6.bin).
         size: String,
-        /// Weight type: f16, q8_0, q5_1, q5_0, q4_0. Without it, a file of the size
+        /// Weight type: f16, q8_0, q5_1, q5_0, q4_0, iq4_nl. Without it, a file of the size
         /// already present is kept (see `models which`), else q8_0 is pulled.
         #[arg(long, env = "WHISPER_MODEL_QUANT")]
         quant: Option<Quant>,
@@ -73,7 +73,7 @@ enum ModelsCommand {
         /// Model size, as for `pull`.
         size: String,
         /// Weight type. Without it: the first file of the size present, in the order
-        /// q8_0, q5_1, f16, q5_0, q4_0; when none is, q8_0.
+        /// q8_0, q5_1, f16, q5_0, q4_0, iq4_nl; when none is, q8_0.
         #[arg(long, env = "WHISPER_MODEL_QUANT")]
         quant: Option<Quant>,
         #[command(flatten)]
@@ -99,7 +99,7 @@ enum ModelsCommand {
         input: PathBuf,
         /// Output file.
         output: PathBuf,
-        /// q8_0, q5_1, q5_0 or q4_0.
+        /// q8_0, q5_1, q5_0, q4_0 or iq4_nl.
         #[arg(long = "type", default_value = "q8_0")]
         quant: Quant,
     },

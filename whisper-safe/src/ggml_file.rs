@@ -128,10 +128,12 @@ pub enum TensorType {
     Q5_1,
     /// 8-bit blocks of 32 with an f16 scale, 34 bytes (id 8).
     Q8_0,
+    /// 4-bit non-linear blocks of 32 with an f16 scale, 18 bytes (id 20).
+    Iq4Nl,
 }
 
 impl TensorType {
-    const ALL: [TensorType; 7] = [
+    const ALL: [TensorType; 8] = [
         Self::F32,
         Self::F16,
         Self::Q4_0,
@@ -139,6 +141,7 @@ impl TensorType {
         Self::Q5_0,
         Self::Q5_1,
         Self::Q8_0,
+        Self::Iq4Nl,
     ];
 
     /// The ggml type id.
@@ -151,6 +154,7 @@ impl TensorType {
             Self::Q5_0 => 6,
             Self::Q5_1 => 7,
             Self::Q8_0 => 8,
+            Self::Iq4Nl => 20,
         }
     }
 
@@ -169,6 +173,7 @@ impl TensorType {
             Self::Q8_0 => 7,
             Self::Q5_0 => 8,
             Self::Q5_1 => 9,
+            Self::Iq4Nl => 19,
         }
     }
 
@@ -187,6 +192,7 @@ impl TensorType {
             Self::Q5_0 => "q5_0",
             Self::Q5_1 => "q5_1",
             Self::Q8_0 => "q8_0",
+            Self::Iq4Nl => "iq4_nl",
         }
     }
 
@@ -200,6 +206,7 @@ impl TensorType {
             Self::Q5_0 => (32, 22),
             Self::Q5_1 => (32, 24),
             Self::Q8_0 => (32, 34),
+            Self::Iq4Nl => (32, 18),
         }
     }
 
@@ -997,7 +1004,8 @@ mod tests {
                 ("q4_1", 3, 3),
                 ("q5_0", 6, 8),
                 ("q5_1", 7, 9),
-                ("q8_0", 8, 7)
+                ("q8_0", 8, 7),
+                ("iq4_nl", 20, 19)
             ]
         );
         assert_eq!(TensorType::from_ftype(9), Some(TensorType::Q5_1));

@@ -17,6 +17,8 @@ pub enum GgmlType {
     Q5_1,
     /// 8-bit blocks of 32 with a scale.
     Q8_0,
+    /// 4-bit non-linear blocks of 32 with a scale (values from a fixed table).
+    Iq4Nl,
 }
 
 impl GgmlType {
@@ -29,6 +31,7 @@ impl GgmlType {
             GgmlType::Q5_0 => whisper_sys::GGML_TYPE_Q5_0,
             GgmlType::Q5_1 => whisper_sys::GGML_TYPE_Q5_1,
             GgmlType::Q8_0 => whisper_sys::GGML_TYPE_Q8_0,
+            GgmlType::Iq4Nl => whisper_sys::GGML_TYPE_IQ4_NL,
         }
     }
 
@@ -41,6 +44,7 @@ impl GgmlType {
             Self::Q5_0,
             Self::Q5_1,
             Self::Q8_0,
+            Self::Iq4Nl,
         ]
         .into_iter()
         .find(|t| t.id() == id)

@@ -25,11 +25,20 @@ pub enum Quant {
     Q5_0,
     /// 4-bit blocks with scale.
     Q4_0,
+    /// 4-bit non-linear blocks with scale (the size of q4_0).
+    Iq4Nl,
 }
 
 impl Quant {
-    /// Every quantization, in decreasing size.
-    pub const ALL: [Quant; 5] = [Self::F16, Self::Q8_0, Self::Q5_1, Self::Q5_0, Self::Q4_0];
+    /// Every quantization, in decreasing size (q4_0 and iq4_nl are the same size).
+    pub const ALL: [Quant; 6] = [
+        Self::F16,
+        Self::Q8_0,
+        Self::Q5_1,
+        Self::Q5_0,
+        Self::Q4_0,
+        Self::Iq4Nl,
+    ];
 
     /// The ggml tensor type of the 2-D weights.
     pub fn tensor_type(self) -> TensorType {
@@ -39,6 +48,7 @@ impl Quant {
             Self::Q5_1 => TensorType::Q5_1,
             Self::Q5_0 => TensorType::Q5_0,
             Self::Q4_0 => TensorType::Q4_0,
+            Self::Iq4Nl => TensorType::Iq4Nl,
         }
     }
 
@@ -326,12 +336,13 @@ impl FromStr for ModelSpec {
 /// Weight types in the order a bare size picks among files already present: the
 /// default first, then q5_1 (the type of the service this one replaces), then by
 /// decreasing precision.
-pub const PRESENT_ORDER: [Quant; 5] = [
+pub const PRESENT_ORDER: [Quant; 6] = [
     Quant::Q8_0,
     Quant::Q5_1,
     Quant::F16,
     Quant::Q5_0,
     Quant::Q4_0,
+    Quant::Iq4Nl,
 ];
 
 /// A model as asked for: a size, with a weight type unless the name was bare
@@ -516,12 +527,13 @@ mod tests {
 
     #[test]
     fn ftype_ids_follow_ggml() {
-        // enum ggml_ftype: MOSTLY_F16 = 1, Q4_0 = 2, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9;
+        // enum ggml_ftype: MOSTLY_F16 = 1, Q4_0 = 2, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9,
+        // IQ4_NL = 19;
         // quantized files store GGML_QNT_VERSION (2) * 1000 + ftype.
         let stored: Vec<_> = Quant::ALL.iter().map(|q| q.stored_ftype()).collect();
-        assert_eq!(stored, [1, 2007, 2009, 2008, 2002]);
+        assert_eq!(stored, [1, 2007, 2009, 2008, 2002, 2019]);
         let ids: Vec<_> = Quant::ALL.iter().map(|q| q.tensor_type().id()).collect();
-        assert_eq!(ids, [1, 8, 7, 6, 2]);
+        assert_eq!(ids, [1, 8, 7, 6, 2, 20]);
     }
 
     #[test]
@@ -535,7 +547,12 @@ mod tests {
         assert_eq!(lookup("large-v3").unwrap().f16_bytes(), 3_095_033_483);
         for m in models() {
             let sizes: Vec<_> = Quant::ALL.iter().map(|&q| m.file_bytes(q)).collect();
-            assert!(sizes.windows(2).all(|w| w[0] > w[1]), "{}: {sizes:?}", m.id);
+            assert!(
+                sizes.windows(2).all(|w| w[0] >= w[1]),
+                "{}: {sizes:?}",
+                m.id
+            );
+            assert_eq!(m.file_bytes(Quant::Iq4Nl), m.file_bytes(Quant::Q4_0));
             assert!(m.memory_estimate(Quant::Q5_1) > m.file_bytes(Quant::Q5_1));
         }
     }

@@ -43,7 +43,7 @@ pub struct QuantizeReport {
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
     /// `f16` is not a quantization.
-    #[error("{0} is not a quantized type; choose one of q8_0, q5_1, q5_0, q4_0")]
+    #[error("{0} is not a quantized type; choose one of q8_0, q5_1, q5_0, q4_0, iq4_nl")]
     NotQuantized(Quant),
     /// The input is not a sound model file.
     #[error("input: {0}")]
@@ -107,6 +107,7 @@ fn ggml_type(quant: Quant) -> Option<GgmlType> {
         Quant::Q5_1 => Some(GgmlType::Q5_1),
         Quant::Q5_0 => Some(GgmlType::Q5_0),
         Quant::Q4_0 => Some(GgmlType::Q4_0),
+        Quant::Iq4Nl => Some(GgmlType::Iq4Nl),
     }
 }
 

@@ -343,6 +343,9 @@ pub struct LongformArgs {
     /// batch_size of the batched mode.
     #[arg(long, default_value_t = 8)]
     pub batch_size: u32,
+    /// A note put under the section's heading (for example the machine's load).
+    #[arg(long, default_value = "")]
+    pub note: String,
     /// Also write the Markdown section into this file (replacing its section).
     #[arg(long)]
     pub splice: Option<PathBuf>,
@@ -427,6 +430,9 @@ pub struct LongformReport {
     pub threads: u32,
     /// Whether word timestamps were asked for.
     pub word_timestamps: bool,
+    /// `--note`.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// `bench longform`.
@@ -465,6 +471,7 @@ pub fn longform(args: &LongformArgs) -> Result<LongformReport> {
         faster_whisper: None,
         threads: args.server.threads,
         word_timestamps: args.word_timestamps,
+        note: args.note.clone(),
     };
     let server = Server::start(&args.server)?;
     for row in &rows {
@@ -662,6 +669,9 @@ pub fn markdown(passes: &[(&LongformReport, &str)]) -> String {
     let Some((first, _)) = passes.first() else {
         return md;
     };
+    if !first.note.is_empty() {
+        let _ = writeln!(w, "{}\n", first.note);
+    }
     let _ = writeln!(
         w,
         "Recordings of 10 minutes or more built by `scripts/longform-set.sh` (real speech: \
@@ -970,6 +980,60 @@ mod tests {
         );
         assert!("label;novalue".parse::<ServerRow>().is_err());
         assert!(";a=b".parse::<ServerRow>().is_err());
+    }
+
+    #[test]
+    fn the_table_gives_ratios_to_the_peer_modes_and_pooled_figures() {
+        let r = reference();
+        let result = |seconds, text: &str| RowResult {
+            seconds,
+            scores: Scores::of(
+                &r,
+                &Transcript {
+                    text: text.into(),
+                    segments: vec![segment(0.5, 6.0, text)],
+                    words: Vec::new(),
+                },
+            ),
+            transcript: Transcript::default(),
+        };
+        let row = |label: &str, mode, seconds, text: &str| Row {
+            label: label.into(),
+            system: String::new(),
+            mode,
+            results: vec![result(seconds, text)],
+            command: "cmd".into(),
+        };
+        let report = LongformReport {
+            recordings: vec![RecordingInfo {
+                name: "a.wav".into(),
+                seconds: 40.0,
+                sentences: 5,
+                words: 24,
+                silences: vec![14.0, 6.0, 7.0],
+            }],
+            rows: vec![
+                row("ours", None, 10.0, &r.text()),
+                row("seq", Some(PeerMode::Sequential), 20.0, &r.text()),
+                row("bat", Some(PeerMode::Batched), 8.0, "It was"),
+            ],
+            faster_whisper: Some("1.2.1".into()),
+            threads: 2,
+            word_timestamps: false,
+            note: "Provisional.".into(),
+        };
+        let md = markdown(&[(&report, "bench longform")]);
+        assert!(md.starts_with(&format!("{HEADING}\n\nProvisional.\n")));
+        assert!(md.contains("| a.wav | 40 | 5 | 24 | 14, 6, 7 |"), "{md}");
+        assert!(
+            md.contains("| a.wav | ours | 10.0 | 0.50 | 1.25 | 0.000 | 2 (2) | 0 | 19.50 | 20 % |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **all** | bat | 8.0 | **0.40** | **1.00** | **0.917** |"),
+            "{md}"
+        );
+        assert!(md.contains("- [lf1] `bench longform`"), "{md}");
     }
 
     #[test]

@@ -335,7 +335,7 @@ fn mib(kib: u64) -> String {
 pub fn report(args: &ReportArgs) -> Result<()> {
     let bench = std::env::current_exe().map_err(BenchError::io("/proc/self/exe"))?;
     let path = |p: &Path| p.to_string_lossy().into_owned();
-    let runner = Runner {
+    let mut runner = Runner {
         bench: bench.clone(),
         vars: vec![
             ("BENCH".into(), path(&bench)),
@@ -349,12 +349,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             ("PEER".into(), path(&args.peer_script)),
             ("FIXTURES".into(), path(&args.fixtures)),
             ("CLIPS".into(), path(&args.clips)),
-            (
-                "LONGFORM".into(),
-                args.longform_set.as_deref().map(path).unwrap_or_default(),
-            ),
         ],
     };
+    if let Some(set) = &args.longform_set {
+        runner.vars.push(("LONGFORM".into(), path(set)));
+    }
     let load_start = procfs::load_average();
     let started = std::time::Instant::now();
     let runs = if args.quick { 1 } else { args.runs };

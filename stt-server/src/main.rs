@@ -296,7 +296,8 @@ fn models(command: ModelsCommand) -> Result<(), String> {
             );
             Ok(())
         }
-        ModelsCommand::Verify { path, load } if vad::verify(&path).is_ok() => {
+        ModelsCommand::Verify { path, load } if vad::looks_like_vad(&path) => {
+            vad::verify(&path).map_err(|e| e.to_string())?;
             println!("{}: ok — Silero VAD model", path.display());
             if load {
                 let vad = whisper_safe::Vad::new(&path, &whisper_safe::VadOptions::default())

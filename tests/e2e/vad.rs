@@ -7,6 +7,8 @@
 //!   five spans, 0.29–10.56 s, 7.47 s, split at the speaker's pauses); with
 //!   faster-whisper's settings one span from at most 0.3 s to at least 10.5 s.
 //! - 10 s of digital silence, and of white noise at −46 dBFS RMS: no span.
+//! - jfk.wav's window probabilities: one per 512 samples; above 0.5 somewhere in
+//!   0.45–0.64 s (speech), below 0.5 in the first 0.19 s.
 //! - an espeak-ng sentence, 8 s of silence, jfk.wav: exactly one gap of 5 s or
 //!   more, whose ends are within ±0.5 s of the sentence's end and of jfk's first
 //!   span shifted by the sentence and the silence.
@@ -75,7 +77,6 @@ fn speech(vad: &mut Vad, samples: &[f32]) -> Vec<SpeechSpan> {
 fn finds_the_speech_in_jfk() {
     let mut vad = vad();
     let spans = speech(&mut vad, &samples_of(&fixture("jfk.wav")));
-    eprintln!("jfk spans: {spans:?}");
     let (first, last) = (spans.first().unwrap(), spans.last().unwrap());
     assert!((0.0..=0.6).contains(&first.start), "{spans:?}");
     assert!((10.2..=11.0).contains(&last.end), "{spans:?}");
@@ -97,6 +98,23 @@ fn finds_the_speech_in_jfk() {
         bridged[0].start <= 0.3 && bridged[0].end >= 10.5,
         "{bridged:?}"
     );
+}
+
+#[test]
+fn gives_one_probability_per_window() {
+    let mut vad = vad();
+    let jfk = samples_of(&fixture("jfk.wav"));
+    let probs = vad.probabilities(&jfk).unwrap();
+    assert_eq!(probs.len(), jfk.len().div_ceil(512));
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)), "{probs:?}");
+    // Window 16 ≈ 0.5 s ("And so…") is speech; the first 0.2 s is not.
+    let speech = probs[14..20].iter().copied().fold(0.0, f32::max);
+    let lead = probs[..6].iter().copied().fold(0.0, f32::max);
+    assert!(
+        speech > 0.5 && lead < 0.5,
+        "speech {speech}, lead-in {lead}"
+    );
+    assert!(vad.probabilities(&[]).unwrap().is_empty());
 }
 
 #[test]
@@ -139,7 +157,6 @@ fn finds_the_silence_between_two_utterances() {
     clip.extend_from_slice(&jfk);
 
     let spans = speech(&mut vad, &clip);
-    eprintln!("sentence {sentence_spans:?}, jfk starts {jfk_start}, clip {spans:?}");
     let gaps: Vec<(f64, f64)> = spans
         .windows(2)
         .map(|w| (w[0].end, w[1].start))
@@ -287,9 +304,22 @@ fn malformed_vad_files_are_errors_not_aborts() {
         let path = dir.path().join("bad.bin");
         std::fs::write(&path, &bytes).unwrap();
         let err = Vad::new(&path, &VadOptions::default()).unwrap_err();
-        eprintln!("{what}: {err}");
         assert!(matches!(err, Error::Model { .. }), "{what}: {err}");
     }
+    // `models verify` names the VAD defect, not a Whisper one.
+    let path = dir.path().join("truncated.bin");
+    std::fs::write(&path, &good[..1000]).unwrap();
+    let out = Command::new(stt_server_bin())
+        .args(["models", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("invalid VAD model") && said.contains("truncated"),
+        "{said}"
+    );
     let missing = Vad::new(dir.path().join("absent.bin"), &VadOptions::default()).unwrap_err();
     assert!(missing.to_string().contains("absent.bin"), "{missing}");
     let directory = Vad::new(dir.path(), &VadOptions::default()).unwrap_err();

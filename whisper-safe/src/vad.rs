@@ -8,7 +8,7 @@
 //! samples) and `n_context` (64); i32 `n_encoder_layers` (4), then per layer i32
 //! in channels, out channels, kernel size; i32 LSTM input and hidden size; i32
 //! final conv in and out channels; then tensor records as in a whisper model
-//! ([`ggml_file`](crate::ggml_file)) up to the end of the file.
+//! (see [`ggml_file`]) up to the end of the file.
 //!
 //! The loader trusts these numbers: a negative type length, an absurd layer
 //! count or a truncated tensor ends in an abort or in garbage weights, and its

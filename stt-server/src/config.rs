@@ -59,6 +59,10 @@ pub struct ModelArgs {
     /// measured in docs/benchmarks.md) [default: off]
     #[arg(long, env = "WHISPER_FLASH_ATTN", value_name = "on|off")]
     pub flash_attn: Option<String>,
+    /// Silero VAD model file, or `off`; audio longer than 30 s is then cut at
+    /// speech [default: `<artifacts>/silero-vad/ggml-silero-v6.bin` when present]
+    #[arg(long, env = "WHISPER_VAD_MODEL", value_name = "FILE|off")]
+    pub vad_model: Option<String>,
 }
 
 /// Flags and variables of `stt-server serve`.
@@ -153,6 +157,19 @@ pub struct ModelConfig {
     pub cpu_backend: Option<String>,
     /// Flash attention in whisper.cpp's context.
     pub flash_attn: bool,
+    /// The voice-activity detector model.
+    pub vad_model: VadModel,
+}
+
+/// Which voice-activity detector model to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VadModel {
+    /// This file, as configured: a missing or broken file stops the start.
+    Explicit(PathBuf),
+    /// The artifact layout's file, when it is there.
+    Default(PathBuf),
+    /// None (`WHISPER_VAD_MODEL=off`).
+    Off,
 }
 
 impl ModelConfig {
@@ -202,6 +219,26 @@ impl ModelConfig {
                 })
             }
         };
+        let artifacts_dir = args
+            .artifacts_dir
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(whisper_safe::DEFAULT_ARTIFACTS_DIR));
+        let vad_model = match text(args.vad_model) {
+            None => VadModel::Default(crate::models::vad_model_path(&artifacts_dir)),
+            Some(off) if off.eq_ignore_ascii_case("off") => VadModel::Off,
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    return Err(ConfigError {
+                        variable: "WHISPER_VAD_MODEL",
+                        flag: "vad-model",
+                        value: path.display().to_string(),
+                        reason: "no such file (stt-server models pull silero-vad, or off)".into(),
+                    });
+                }
+                VadModel::Explicit(path)
+            }
+        };
         let lib_dir = args.lib_dir.filter(|p| !p.as_os_str().is_empty());
         if let Some(dir) = &lib_dir {
             if !dir.is_dir() {
@@ -215,15 +252,51 @@ impl ModelConfig {
         }
         Ok(Self {
             request: ModelRequest { model, quant },
-            artifacts_dir: args
-                .artifacts_dir
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from(whisper_safe::DEFAULT_ARTIFACTS_DIR)),
+            artifacts_dir,
             lib_dir,
             model_path,
             cpu_backend: text(args.cpu_backend),
             flash_attn,
+            vad_model,
         })
+    }
+
+    /// Loads the voice-activity detector into `engine`: an explicit file must
+    /// load; the default one is used when present and loadable, and otherwise
+    /// logged (long audio is then cut at quiet moments).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the cause.
+    pub fn load_vad(&self, engine: &crate::engine::Engine) -> Result<(), ConfigError> {
+        let (path, explicit) = match &self.vad_model {
+            VadModel::Off => {
+                log::info!("voice-activity detection off (WHISPER_VAD_MODEL=off)");
+                return Ok(());
+            }
+            VadModel::Explicit(path) => (path, true),
+            VadModel::Default(path) => (path, false),
+        };
+        if !explicit && !path.is_file() {
+            log::warn!(
+                "no VAD model at {}: long audio is cut at quiet moments and silence is \
+                 decoded (stt-server models pull silero-vad)",
+                path.display()
+            );
+            return Ok(());
+        }
+        match engine.load_speech_detector(path) {
+            Ok(()) => Ok(()),
+            Err(e) if explicit => Err(ConfigError {
+                variable: "WHISPER_VAD_MODEL",
+                flag: "vad-model",
+                value: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) => {
+                log::error!("cannot load the VAD model {}: {e}", path.display());
+                Ok(())
+            }
+        }
     }
 
     /// The model to load at start: the explicit file, else the catalog entry in

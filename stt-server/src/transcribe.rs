@@ -121,6 +121,7 @@ pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(),
         )),
         &registry,
     )?;
+    model_config.load_vad(&engine)?;
     let result = run(&engine, &model_config, &args, out);
     engine.shutdown();
     result
@@ -181,6 +182,7 @@ fn run(
                         options: options.clone(),
                         language: language.clone(),
                         segments: None,
+                        progress: None,
                     },
                 )
                 .map_err(FileError::Submit)?;

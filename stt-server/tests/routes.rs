@@ -16,8 +16,9 @@ use actix_web::http::StatusCode;
 use actix_web::{test, web};
 use serde_json::Value;
 use stt_server::config::{Config, ServeArgs};
-use stt_server::engine::{Decoder, Engine, Model, ModelLoader, ModelSource};
+use stt_server::engine::{Decoder, Engine, Model, ModelLoader, ModelSource, SpeechDetector};
 use stt_server::server::{app, engine_config, AppState};
+use whisper_safe::pieces::Span;
 use whisper_safe::{Language, Params, RunOptions, Segment, Transcript, Word};
 
 // ---------------------------------------------------------------- the fake
@@ -59,6 +60,34 @@ impl ModelLoader for FakeLoader {
             name,
             world: Arc::clone(&self.0),
         }))
+    }
+
+    fn load_speech_detector(&self, path: &Path) -> whisper_safe::Result<Box<dyn SpeechDetector>> {
+        std::fs::metadata(path).map_err(|e| whisper_safe::Error::Model {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Box::new(LoudnessDetector))
+    }
+}
+
+/// Speech is every 100 ms frame that is not silent.
+struct LoudnessDetector;
+
+impl SpeechDetector for LoudnessDetector {
+    fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>> {
+        let mut spans: Vec<Span> = Vec::new();
+        for (i, frame) in samples.chunks(1_600).enumerate() {
+            if frame.iter().all(|s| s.abs() < 1e-4) {
+                continue;
+            }
+            let (start, end) = (i * 1_600, i * 1_600 + frame.len());
+            match spans.last_mut() {
+                Some(last) if last.end == start => last.end = end,
+                _ => spans.push(Span { start, end }),
+            }
+        }
+        Ok(spans)
     }
 }
 
@@ -186,6 +215,7 @@ impl Decoder for FakeDecoder {
             language: Some(params.requested_language().unwrap_or("fr").to_owned()),
             language_probability: None,
             duration_seconds: duration,
+            timings: Default::default(),
         })
     }
 }

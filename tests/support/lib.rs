@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 pub mod http;
 pub mod leak_check;
+pub mod server;
+pub mod speech;
 
 /// A path from an environment variable that `scripts/test.sh` sets.
 ///

@@ -53,6 +53,7 @@ pub struct Params {
     language: Option<String>,
     translate: bool,
     initial_prompt: Option<String>,
+    prompt_tokens: Vec<i32>,
     temperature: Option<f32>,
     temperature_fallback: Option<bool>,
     condition_on_previous_text: Option<bool>,
@@ -81,6 +82,7 @@ impl Params {
             language: None,
             translate: false,
             initial_prompt: None,
+            prompt_tokens: Vec::new(),
             temperature: None,
             temperature_fallback: None,
             condition_on_previous_text: None,
@@ -128,6 +130,16 @@ impl Params {
     /// Text that conditions the decoder (style, vocabulary).
     pub fn initial_prompt(mut self, prompt: Option<&str>) -> Self {
         self.initial_prompt = prompt.filter(|p| !p.is_empty()).map(str::to_owned);
+        self
+    }
+
+    /// Token ids that condition the decoder, in place of the
+    /// [initial prompt](Self::initial_prompt) when not empty: typically the
+    /// text tokens of the audio before this run's (see
+    /// [`Transcript::text_token_ids`](crate::Transcript::text_token_ids)).
+    /// whisper.cpp keeps the last half-context (224 tokens) of them.
+    pub fn prompt_tokens(mut self, tokens: &[i32]) -> Self {
+        self.prompt_tokens = tokens.to_vec();
         self
     }
 
@@ -293,6 +305,18 @@ impl Params {
             .map(CString::new)
             .transpose()
             .map_err(|_| invalid("initial_prompt", "contains a NUL character".into()))?;
+        let n_vocab = ctx.info.n_vocab;
+        if let Some(bad) = self
+            .prompt_tokens
+            .iter()
+            .find(|&&t| !(0..n_vocab).contains(&t))
+        {
+            return Err(invalid(
+                "prompt_tokens",
+                format!("{bad} is not a token of this model's {n_vocab}"),
+            ));
+        }
+        let prompt_tokens = self.prompt_tokens.clone();
         let audio_ctx = self.audio_ctx_frames(n_samples);
         if audio_ctx > ctx.info.n_audio_ctx as u32 {
             return Err(invalid(
@@ -364,10 +388,15 @@ impl Params {
         raw.initial_prompt = initial_prompt
             .as_ref()
             .map_or(std::ptr::null(), |p| p.as_ptr());
+        if !prompt_tokens.is_empty() {
+            raw.prompt_tokens = prompt_tokens.as_ptr();
+            raw.prompt_n_tokens = prompt_tokens.len() as i32;
+        }
         Ok(RawParams {
             raw,
             _language: language,
             _initial_prompt: initial_prompt,
+            _prompt_tokens: prompt_tokens,
         })
     }
 }
@@ -377,4 +406,5 @@ pub(crate) struct RawParams {
     pub(crate) raw: whisper_full_params,
     _language: Option<CString>,
     _initial_prompt: Option<CString>,
+    _prompt_tokens: Vec<i32>,
 }

@@ -1,16 +1,17 @@
 //! [`State`]: one decoding state over a shared [`Context`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use whisper_sys::{whisper_context, whisper_state};
+use whisper_sys::{whisper_context, whisper_state, whisper_token_data};
 
 use crate::context::{ContextInner, INIT_LOCK};
-use crate::transcript::{words_of, Segment, Token, Transcript};
+use crate::transcript::{words_of, RunTimings, Segment, Token, Transcript};
 use crate::{language, logging, Context, Error, Language, Params, Result};
 
 /// The sample rate whisper expects.
@@ -154,6 +155,9 @@ impl State {
             temperature,
             token_timestamps,
             word_timestamps,
+            window_started: Cell::new(None),
+            windows: Cell::new(0),
+            encoder_seconds: Cell::new(0.0),
         };
         let user_data = &hooks as *const Hooks<'_, '_> as *mut c_void;
         raw.raw.abort_callback = Some(abort_hook);
@@ -164,8 +168,11 @@ impl State {
         raw.raw.progress_callback_user_data = user_data;
         raw.raw.new_segment_callback = Some(new_segment_hook);
         raw.raw.new_segment_callback_user_data = user_data;
+        raw.raw.logits_filter_callback = Some(logits_filter_hook);
+        raw.raw.logits_filter_callback_user_data = user_data;
 
         logging::clear_last_error();
+        let started = Instant::now();
         // SAFETY: context and state are valid; `samples` outlives the call;
         // `raw` (and the strings it points to) and `hooks` live on this frame
         // until the call returns; callbacks run on this thread only.
@@ -178,6 +185,7 @@ impl State {
                 n_samples,
             )
         };
+        let run_seconds = started.elapsed().as_secs_f64();
         if let Some(message) = hooks.panic.borrow_mut().take() {
             return Err(Error::CallbackPanicked(message));
         }
@@ -221,6 +229,11 @@ impl State {
             language,
             language_probability: None,
             duration_seconds: samples.len() as f64 / f64::from(SAMPLE_RATE),
+            timings: RunTimings {
+                windows: hooks.windows.get(),
+                encoder_seconds: hooks.encoder_seconds.get(),
+                decoder_seconds: (run_seconds - hooks.encoder_seconds.get()).max(0.0),
+            },
         };
         transcript.clamp_times();
         Ok(transcript)
@@ -438,6 +451,10 @@ struct Hooks<'h, 'o> {
     temperature: f32,
     token_timestamps: bool,
     word_timestamps: bool,
+    /// When the current window's encoder began, until its first token.
+    window_started: Cell<Option<Instant>>,
+    windows: Cell<u32>,
+    encoder_seconds: Cell<f64>,
 }
 
 impl Hooks<'_, '_> {
@@ -519,7 +536,30 @@ unsafe extern "C" fn encoder_begin_hook(
     user_data: *mut c_void,
 ) -> bool {
     // SAFETY: registered with a pointer to the live Hooks.
-    !unsafe { hooks(user_data) }.guarded_should_stop()
+    let hooks = unsafe { hooks(user_data) };
+    // Cell operations cannot panic.
+    hooks.windows.set(hooks.windows.get() + 1);
+    hooks.window_started.set(Some(Instant::now()));
+    !hooks.guarded_should_stop()
+}
+
+/// Filters nothing: marks the end of a window's encoder and prompt pass.
+unsafe extern "C" fn logits_filter_hook(
+    _: *mut whisper_context,
+    _: *mut whisper_state,
+    _: *const whisper_token_data,
+    _: c_int,
+    _: *mut f32,
+    user_data: *mut c_void,
+) {
+    // SAFETY: registered with a pointer to the live Hooks.
+    let hooks = unsafe { hooks(user_data) };
+    if let Some(started) = hooks.window_started.take() {
+        let seconds = started.elapsed().as_secs_f64();
+        hooks
+            .encoder_seconds
+            .set(hooks.encoder_seconds.get() + seconds);
+    }
 }
 
 unsafe extern "C" fn progress_hook(

@@ -13,6 +13,29 @@ pub struct Transcript {
     pub language_probability: Option<f32>,
     /// Length of the audio passed in, in seconds.
     pub duration_seconds: f64,
+    /// Where the run's time went.
+    pub timings: RunTimings,
+}
+
+/// Where a run's time went, as seen from whisper.cpp's callbacks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RunTimings {
+    /// 30-second windows encoded.
+    pub windows: u32,
+    /// Seconds from each window's start to its first sampled token: the
+    /// encoder and the prompt pass.
+    pub encoder_seconds: f64,
+    /// The rest of the run: sampling tokens one by one.
+    pub decoder_seconds: f64,
+}
+
+impl RunTimings {
+    /// The sum of both, window by window.
+    pub fn add(&mut self, other: &RunTimings) {
+        self.windows += other.windows;
+        self.encoder_seconds += other.encoder_seconds;
+        self.decoder_seconds += other.decoder_seconds;
+    }
 }
 
 impl Transcript {
@@ -42,6 +65,17 @@ impl Transcript {
                 clamp(&mut word.end);
             }
         }
+    }
+
+    /// The ids of its text tokens (no special or timestamp tokens), in order:
+    /// the prompt that conditions the decoding of the audio that follows.
+    pub fn text_token_ids(&self) -> Vec<i32> {
+        self.segments
+            .iter()
+            .flat_map(|s| s.tokens.iter())
+            .filter(|t| !t.special)
+            .map(|t| t.id)
+            .collect()
     }
 
     /// Every word of every segment (empty unless word timestamps were asked for).

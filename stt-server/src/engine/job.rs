@@ -19,8 +19,10 @@ pub struct JobSpec {
     pub options: TranscribeOptions,
     /// The language code checked by [`LoadedModel::check`] (`None`: detect).
     pub language: Option<String>,
-    /// Receives each segment as soon as it is decoded (streaming responses).
+    /// Receives each segment as soon as its piece is decoded (streaming responses).
     pub segments: Option<mpsc::UnboundedSender<Segment>>,
+    /// Receives the share of the audio done, 0..=1 (progress bars).
+    pub progress: Option<Arc<dyn Fn(f32) + Send + Sync>>,
 }
 
 /// A successful transcription.

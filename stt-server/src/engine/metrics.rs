@@ -1,8 +1,8 @@
 //! The engine's Prometheus metrics: queue, workers, audio, model loads.
 
 use prometheus::{
-    Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Counter, CounterVec, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// Metric handles, registered once per [`Registry`].
@@ -22,6 +22,8 @@ pub(crate) struct EngineMetrics {
     pub model_switches: IntCounterVec,
     pub model_loaded: IntGaugeVec,
     pub ready: IntGauge,
+    pub windows: IntCounterVec,
+    pub stage_seconds: CounterVec,
 }
 
 impl EngineMetrics {
@@ -100,6 +102,22 @@ impl EngineMetrics {
                 &["model"],
             )?,
             ready: IntGauge::new("stt_ready", "1 when a model is loaded and serving")?,
+            windows: IntCounterVec::new(
+                Opts::new(
+                    "stt_windows_total",
+                    "Pieces of audio (at most 30 s) decoded, by what became of them: \
+                     kept, silence, duplicate (of the piece before), fallback (re-decoded \
+                     at a higher temperature)",
+                ),
+                &["result"],
+            )?,
+            stage_seconds: CounterVec::new(
+                Opts::new(
+                    "stt_stage_seconds_total",
+                    "Seconds spent per stage: vad, encoder (with the prompt pass), decoder",
+                ),
+                &["stage"],
+            )?,
         };
         registry.register(Box::new(workers_total))?;
         registry.register(Box::new(budget))?;
@@ -117,6 +135,8 @@ impl EngineMetrics {
         registry.register(Box::new(metrics.model_switches.clone()))?;
         registry.register(Box::new(metrics.model_loaded.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.windows.clone()))?;
+        registry.register(Box::new(metrics.stage_seconds.clone()))?;
         Ok(metrics)
     }
 }

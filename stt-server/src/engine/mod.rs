@@ -15,6 +15,7 @@
 pub mod audio;
 mod job;
 pub mod log_context;
+mod longform;
 mod metrics;
 mod model;
 mod options;
@@ -32,7 +33,7 @@ use tokio::sync::oneshot;
 use whisper_safe::{AudioContext, CancelToken};
 
 pub use job::{JobSpec, Outcome, RunError};
-pub use model::{Decoder, LoadedModel, Model, ModelLoader};
+pub use model::{Decoder, LoadedModel, Model, ModelLoader, SpeechDetector};
 pub use options::{InvalidOption, TranscribeOptions};
 pub use queue::{Reservation, Ticket};
 pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
@@ -128,6 +129,8 @@ pub(crate) struct Shared {
     /// Smoothed seconds per job, for Retry-After.
     job_seconds: Mutex<f64>,
     metrics: EngineMetrics,
+    /// The voice-activity detector, once loaded (one run at a time).
+    speech: Mutex<Option<Box<dyn SpeechDetector>>>,
 }
 
 impl Shared {
@@ -187,6 +190,7 @@ impl Engine {
             next_job: AtomicU64::new(1),
             job_seconds: Mutex::new(1.0),
             metrics,
+            speech: Mutex::new(None),
         });
         let mut handles = Vec::with_capacity(config.workers);
         for n in 0..config.workers {
@@ -265,6 +269,27 @@ impl Engine {
                 },
             }
         })
+    }
+
+    /// Loads the voice-activity detector model at `path`; long audio is then
+    /// cut at speech by default (see [`TranscribeOptions::vad_filter`]).
+    ///
+    /// # Errors
+    /// The loader's error, naming the file.
+    pub fn load_speech_detector(&self, path: &std::path::Path) -> whisper_safe::Result<()> {
+        let detector = self.shared.loader.load_speech_detector(path)?;
+        *self.shared.speech.lock().unwrap_or_else(|e| e.into_inner()) = Some(detector);
+        log::info!("voice-activity detection with {}", path.display());
+        Ok(())
+    }
+
+    /// Whether a voice-activity detector is loaded.
+    pub fn has_speech_detector(&self) -> bool {
+        self.shared
+            .speech
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Loads `source` beside the serving model (libraries, model, one state per

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use whisper_safe::pieces::Span;
 use whisper_safe::{AudioContext, Language, Params, RunOptions, Transcript};
 
 use super::options::{InvalidOption, TranscribeOptions};
@@ -18,9 +19,24 @@ pub trait ModelLoader: Send + Sync {
     /// # Errors
     /// Whatever stops the load, naming the file.
     fn load(&self, path: &Path) -> whisper_safe::Result<Arc<dyn Model>>;
+
+    /// Loads the voice-activity detector model at `path`.
+    ///
+    /// # Errors
+    /// The library's error: missing or malformed file, libraries not loaded.
+    fn load_speech_detector(&self, path: &Path) -> whisper_safe::Result<Box<dyn SpeechDetector>>;
 }
 
 /// A loaded model, shared by its decoders.
+/// Finds speech in audio (Silero VAD in production).
+pub trait SpeechDetector: Send {
+    /// The spans of speech in 16 kHz `samples`, in order.
+    ///
+    /// # Errors
+    /// The detector's failure.
+    fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>>;
+}
+
 pub trait Model: Send + Sync {
     /// Whether it knows languages other than English.
     fn multilingual(&self) -> bool;

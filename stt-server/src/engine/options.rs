@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use whisper_safe::guard::Guard;
 use whisper_safe::{AudioContext, Params, Sampling, MAX_DECODERS};
 
 /// Per-request choices, already parsed; checked against the model by
@@ -27,6 +28,17 @@ pub struct TranscribeOptions {
     pub best_of: Option<u32>,
     /// Condition each 30-second window on the text of the previous ones (default on).
     pub condition_on_previous_text: Option<bool>,
+    /// Cut the audio at the speech a voice-activity detector finds and leave
+    /// silence out; `None`: on for audio longer than 30 s when a VAD model is loaded.
+    pub vad_filter: Option<bool>,
+    /// Re-decode a window whose text's gzip compression ratio is above this
+    /// (default 2.4: a repetition loop).
+    pub compression_ratio_threshold: Option<f32>,
+    /// Re-decode a window whose mean token log-probability is below this (default −1).
+    pub log_prob_threshold: Option<f32>,
+    /// A window with a no-speech probability above this and improbable text is
+    /// silence and emits nothing (default 0.6).
+    pub no_speech_threshold: Option<f32>,
     /// Start offset into the audio.
     pub offset: Duration,
     /// Decode only this much after the offset.
@@ -67,6 +79,33 @@ impl TranscribeOptions {
                 }
             }
         }
+        let thresholds = [
+            (
+                "compression_ratio_threshold",
+                self.compression_ratio_threshold,
+                0.0..=f32::MAX,
+            ),
+            (
+                "log_prob_threshold",
+                self.log_prob_threshold,
+                f32::MIN..=0.0,
+            ),
+            ("no_speech_threshold", self.no_speech_threshold, 0.0..=1.0),
+        ];
+        for (param, value, range) in thresholds {
+            if let Some(v) = value {
+                if !range.contains(&v) {
+                    return Err(InvalidOption {
+                        param,
+                        message: format!(
+                            "{v} is not between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    });
+                }
+            }
+        }
         if self.prompt.as_deref().is_some_and(|p| p.contains('\0')) {
             return Err(InvalidOption {
                 param: "prompt",
@@ -74,6 +113,25 @@ impl TranscribeOptions {
             });
         }
         Ok(())
+    }
+
+    /// The fallback rule of each window: faster-whisper's defaults, with the
+    /// thresholds and temperatures asked for.
+    pub fn guard(&self) -> Guard {
+        let defaults = Guard::default();
+        let start = self.temperature.unwrap_or(0.0);
+        Guard {
+            temperatures: if self.temperature_fallback == Some(false) {
+                vec![start]
+            } else {
+                Guard::fallback_temperatures(start)
+            },
+            compression_ratio_threshold: self
+                .compression_ratio_threshold
+                .or(defaults.compression_ratio_threshold),
+            log_prob_threshold: self.log_prob_threshold.or(defaults.log_prob_threshold),
+            no_speech_threshold: self.no_speech_threshold.or(defaults.no_speech_threshold),
+        }
     }
 
     /// The decoding parameters of a run with `threads` threads. `language` is the
@@ -134,13 +192,58 @@ mod tests {
                 prompt: Some("a\0b".into()),
                 ..Default::default()
             },
+            TranscribeOptions {
+                compression_ratio_threshold: Some(-1.0),
+                ..Default::default()
+            },
+            TranscribeOptions {
+                log_prob_threshold: Some(0.5),
+                ..Default::default()
+            },
+            TranscribeOptions {
+                no_speech_threshold: Some(f32::NAN),
+                ..Default::default()
+            },
         ];
         let params: Vec<_> = bad
             .iter()
             .map(|o| o.check_ranges().unwrap_err().param)
             .collect();
-        assert_eq!(params, ["temperature", "beam_size", "best_of", "prompt"]);
+        assert_eq!(
+            params,
+            [
+                "temperature",
+                "beam_size",
+                "best_of",
+                "prompt",
+                "compression_ratio_threshold",
+                "log_prob_threshold",
+                "no_speech_threshold"
+            ]
+        );
         assert!(TranscribeOptions::default().check_ranges().is_ok());
+    }
+
+    #[test]
+    fn the_guard_takes_the_thresholds_and_the_fallback_choice() {
+        let guard = TranscribeOptions::default().guard();
+        assert_eq!(guard, Guard::default());
+        let options = TranscribeOptions {
+            temperature: Some(0.4),
+            compression_ratio_threshold: Some(3.0),
+            no_speech_threshold: Some(0.8),
+            ..Default::default()
+        };
+        let guard = options.guard();
+        assert_eq!(guard.temperatures, [0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(guard.compression_ratio_threshold, Some(3.0));
+        assert_eq!(guard.log_prob_threshold, Some(-1.0));
+        assert_eq!(guard.no_speech_threshold, Some(0.8));
+        let fixed = TranscribeOptions {
+            temperature_fallback: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(fixed.guard().temperatures, [0.0]);
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub(crate) struct QueueGauges {
 pub(crate) struct JobQueue {
     inner: Mutex<Inner>,
     available: Condvar,
+    workers: usize,
     places: usize,
     budget: u64,
     gauges: QueueGauges,
@@ -113,6 +114,7 @@ impl JobQueue {
                 closed: false,
             }),
             available: Condvar::new(),
+            workers,
             places: workers + limit,
             budget,
             gauges,
@@ -168,17 +170,20 @@ impl JobQueue {
         Ok(())
     }
 
-    /// The next job, counted as running; `None` once closed and drained.
+    /// The next job, counted as running, once a worker's turn is free (not
+    /// lent, see [`lend_idle`](Self::lend_idle)); `None` once closed and drained.
     pub fn pop(&self) -> Option<Job> {
         let mut inner = self.lock();
         loop {
-            if let Some(job) = inner.waiting.pop_front() {
-                inner.running += 1;
-                self.gauges.depth.set(inner.waiting.len() as i64);
-                self.gauges.busy.set(inner.running as i64);
-                return Some(job);
+            if inner.running < self.workers {
+                if let Some(job) = inner.waiting.pop_front() {
+                    inner.running += 1;
+                    self.gauges.depth.set(inner.waiting.len() as i64);
+                    self.gauges.busy.set(inner.running as i64);
+                    return Some(job);
+                }
             }
-            if inner.closed {
+            if inner.closed && inner.waiting.is_empty() {
                 return None;
             }
             inner = self
@@ -188,11 +193,32 @@ impl JobQueue {
         }
     }
 
-    /// Marks a job taken by [`pop`](Self::pop) as done.
+    /// Marks a job taken by [`pop`](Self::pop), or a turn taken by
+    /// [`lend_idle`](Self::lend_idle), as done.
     pub fn finish(&self) {
         let mut inner = self.lock();
         inner.running = inner.running.saturating_sub(1);
         self.gauges.busy.set(inner.running as i64);
+        drop(inner);
+        self.available.notify_one();
+    }
+
+    /// Takes an idle worker's turn for a running job's extra decoding state,
+    /// if a worker is idle and no job waits; counted as running until
+    /// [`finish`](Self::finish).
+    pub fn lend_idle(&self) -> bool {
+        let mut inner = self.lock();
+        if inner.closed || !inner.waiting.is_empty() || inner.running >= self.workers {
+            return false;
+        }
+        inner.running += 1;
+        self.gauges.busy.set(inner.running as i64);
+        true
+    }
+
+    /// Whether a job waits for a worker.
+    pub fn has_waiting(&self) -> bool {
+        !self.lock().waiting.is_empty()
     }
 
     /// Removes a waiting job; whether it was still waiting.

@@ -3,11 +3,13 @@
 use std::path::Path;
 use std::sync::{Arc, Once};
 
+use whisper_safe::pieces::{Span, MAX_PIECE_SAMPLES};
 use whisper_safe::{
-    Context, ContextOptions, Language, LoaderConfig, Params, RunOptions, State, Transcript,
+    Context, ContextOptions, Language, LoaderConfig, Params, RunOptions, State, Transcript, Vad,
+    VadOptions, VadParams,
 };
 
-use super::model::{Decoder, Model, ModelLoader};
+use super::model::{Decoder, Model, ModelLoader, SpeechDetector};
 
 /// Loads the libraries from a fixed directory, then models with whisper.cpp.
 pub struct WhisperLoader {
@@ -48,6 +50,32 @@ impl ModelLoader for WhisperLoader {
         let context = Context::new(path, &self.options)?;
         let languages = context.languages();
         Ok(Arc::new(WhisperModel { context, languages }))
+    }
+
+    fn load_speech_detector(&self, path: &Path) -> whisper_safe::Result<Box<dyn SpeechDetector>> {
+        whisper_safe::init_with(&self.libraries)?;
+        let vad = Vad::new(path, &VadOptions::default())?;
+        Ok(Box::new(SileroDetector(vad)))
+    }
+}
+
+/// Silero VAD with faster-whisper's settings; spans longer than a window are
+/// split at a pause where there is one.
+struct SileroDetector(Vad);
+
+impl SpeechDetector for SileroDetector {
+    fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>> {
+        let params = VadParams {
+            max_speech_duration_s: MAX_PIECE_SAMPLES as f32 / whisper_safe::SAMPLE_RATE as f32
+                - 1.0,
+            ..VadParams::faster_whisper()
+        };
+        Ok(self
+            .0
+            .speech(samples, &params)?
+            .into_iter()
+            .map(|s| Span::from_seconds(s.start, s.end, samples.len()))
+            .collect())
     }
 }
 

@@ -1,14 +1,18 @@
 //! A worker thread: takes jobs from the queue and runs each on a decoder of the
-//! job's model. Nothing a job does can end the thread.
+//! job's model, lending its turn to a running job's pieces while idle. Nothing
+//! a job does can end the thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-use whisper_safe::{RunOptions, Segment};
+use whisper_safe::pieces::Span;
+use whisper_safe::Segment;
 
 use super::job::{Outcome, RunError};
 use super::log_context;
+use super::longform::{self, Borrowed, Lender, LongForm, LongFormStats};
+use super::model::LoadedModel;
 use super::queue::Job;
 use super::Shared;
 
@@ -39,52 +43,101 @@ pub(crate) fn run(shared: Arc<Shared>) {
     }
 }
 
+/// Idle workers' turns and their models' decoding states, for one job.
+struct IdleWorkers<'a> {
+    shared: &'a Shared,
+    model: &'a LoadedModel,
+}
+
+impl Lender for IdleWorkers<'_> {
+    fn borrow(&self) -> Option<Borrowed<'_>> {
+        if !self.shared.queue.lend_idle() {
+            return None;
+        }
+        match self.model.take_decoder() {
+            Ok(decoder) => Some(Borrowed::new(decoder, move |decoder| {
+                if let Some(decoder) = decoder {
+                    self.model.put_decoder(decoder);
+                }
+                self.shared.queue.finish();
+            })),
+            Err(error) => {
+                log::warn!("no decoding state to lend: {error}");
+                self.shared.queue.finish();
+                None
+            }
+        }
+    }
+
+    fn wanted_back(&self) -> bool {
+        self.shared.queue.has_waiting()
+    }
+}
+
 fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
     let queued = job.enqueued.elapsed();
     shared.metrics.queue_wait.observe(queued.as_secs_f64());
     if job.cancel.is_cancelled() {
         return Err(RunError::Cancelled);
     }
+    let started = Instant::now();
     let model = &job.model;
+    let samples = &job.spec.samples;
+    let options = &job.spec.options;
+    let region = region(samples.len(), options);
+    let speech = detect_speech(shared, samples, region, options)?;
+    let pieces = longform::plan(samples, region, speech.as_deref());
     let mut decoder = model.take_decoder().map_err(|e| {
         log::error!("cannot create a decoding state for {}: {e}", model.id());
         RunError::Failed(e.to_string())
     })?;
-    let params = job.spec.options.params(
-        job.spec.language.as_deref(),
-        shared.config.threads_per_worker as u32,
-        shared.config.audio_context,
-    );
-    let mut forward = |segment: &Segment| {
+    let params = options
+        .params(
+            job.spec.language.as_deref(),
+            shared.config.threads_per_worker as u32,
+            shared.config.audio_context,
+        )
+        .offset(std::time::Duration::ZERO)
+        .duration(None);
+    let forward = |segment: &Segment| {
         if let Some(sink) = &job.spec.segments {
             // A closed sink means the client is gone; cancellation follows.
             let _ = sink.send(segment.clone());
         }
     };
-    let options = RunOptions {
-        cancel: Some(&job.cancel),
-        on_progress: None,
+    let progress = job.spec.progress.as_deref();
+    let work = LongForm {
+        audio: samples,
+        pieces,
+        params,
+        guard: options.guard(),
+        condition_on_previous_text: options.condition_on_previous_text != Some(false),
+        cancel: &job.cancel,
         on_segment: job
             .spec
             .segments
             .is_some()
-            .then_some(&mut forward as &mut dyn FnMut(&Segment)),
+            .then_some(&forward as &(dyn Fn(&Segment) + Sync)),
+        on_progress: progress.map(|p| p as &(dyn Fn(f32) + Sync)),
     };
-    let started = Instant::now();
-    let run = catch_unwind(AssertUnwindSafe(|| {
-        decoder.run(&params, &job.spec.samples, options)
-    }));
+    let lender = IdleWorkers { shared, model };
+    let run = catch_unwind(AssertUnwindSafe(|| work.run(decoder.as_mut(), &lender)));
     let processing = started.elapsed();
     match run {
-        Ok(Ok(transcript)) => {
+        Ok(Ok((mut transcript, stats))) => {
             model.put_decoder(decoder);
-            let audio = job.spec.samples.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE);
+            if transcript.language.is_none() {
+                transcript.language = job.spec.language.clone();
+            }
+            let audio = samples.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE);
             shared.record_run(audio, processing);
+            record_stats(shared, &stats);
             log::info!(
-                "transcribed {audio:.2} s of audio with {} in {:.2} s (queued {:.2} s)",
+                "transcribed {audio:.2} s of audio with {} in {:.2} s (queued {:.2} s): {}",
                 model.id(),
                 processing.as_secs_f64(),
-                queued.as_secs_f64()
+                queued.as_secs_f64(),
+                describe(&stats, speech.is_some())
             );
             Ok(Outcome {
                 transcript,
@@ -92,11 +145,7 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
             })
         }
         Ok(Err(error)) => {
-            let poisoned = matches!(
-                error,
-                whisper_safe::Error::Poisoned | whisper_safe::Error::Transcription { code: -7, .. }
-            );
-            if poisoned {
+            if longform::poisons(&error) {
                 log::error!("decoding state of {} lost: {error}", model.id());
             } else {
                 model.put_decoder(decoder);
@@ -121,5 +170,123 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
             log::error!("transcription panicked: {message}; its decoding state is dropped");
             Err(RunError::Failed(format!("panic: {message}")))
         }
+    }
+}
+
+/// The samples the options' offset and duration select.
+fn region(n_samples: usize, options: &super::TranscribeOptions) -> Span {
+    let start = options.offset.as_secs_f64();
+    let end = options
+        .duration
+        .map_or(f64::INFINITY, |d| start + d.as_secs_f64());
+    Span::from_seconds(start, end, n_samples)
+}
+
+/// The speech spans in `region` (relative to it), when the request wants
+/// VAD: asked for, or by default for audio longer than one window.
+fn detect_speech(
+    shared: &Shared,
+    samples: &[f32],
+    region: Span,
+    options: &super::TranscribeOptions,
+) -> Result<Option<Vec<Span>>, RunError> {
+    let mut detector = shared.speech.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = match options.vad_filter {
+        Some(wanted) => wanted,
+        None => detector.is_some() && region.len() > whisper_safe::pieces::MAX_PIECE_SAMPLES,
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    let Some(detector) = detector.as_mut() else {
+        return Err(RunError::InvalidParam {
+            param: "vad_filter",
+            message: "no voice-activity model is loaded on this server \
+                      (stt-server models pull silero-vad)"
+                .into(),
+        });
+    };
+    let started = Instant::now();
+    let spans = detector
+        .speech(&samples[region.start..region.end])
+        .map_err(|e| {
+            log::error!("voice-activity detection failed: {e}");
+            RunError::Failed(e.to_string())
+        })?;
+    shared
+        .metrics
+        .stage_seconds
+        .with_label_values(&["vad"])
+        .inc_by(started.elapsed().as_secs_f64());
+    Ok(Some(spans))
+}
+
+fn record_stats(shared: &Shared, stats: &LongFormStats) {
+    let windows = &shared.metrics.windows;
+    let kept = stats.pieces - stats.silent - stats.duplicates;
+    windows.with_label_values(&["kept"]).inc_by(kept as u64);
+    windows
+        .with_label_values(&["silence"])
+        .inc_by(stats.silent as u64);
+    windows
+        .with_label_values(&["duplicate"])
+        .inc_by(stats.duplicates as u64);
+    windows
+        .with_label_values(&["fallback"])
+        .inc_by(u64::from(stats.fallbacks));
+    let stages = &shared.metrics.stage_seconds;
+    stages
+        .with_label_values(&["encoder"])
+        .inc_by(stats.timings.encoder_seconds);
+    stages
+        .with_label_values(&["decoder"])
+        .inc_by(stats.timings.decoder_seconds);
+}
+
+/// The request log line's account of the decoding.
+fn describe(stats: &LongFormStats, vad: bool) -> String {
+    format!(
+        "{} piece(s) of {:.1} s{} on {} state(s), {} window(s), {} fallback(s), {} silent, \
+         {} duplicate(s), {} looped segment(s) dropped; encoder {:.2} s, decoder {:.2} s",
+        stats.pieces,
+        stats.decoded_seconds,
+        if vad { " of speech" } else { "" },
+        stats.states,
+        stats.timings.windows,
+        stats.fallbacks,
+        stats.silent,
+        stats.duplicates,
+        stats.looped_segments,
+        stats.timings.encoder_seconds,
+        stats.timings.decoder_seconds
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_region_follows_offset_and_duration() {
+        let options = super::super::TranscribeOptions {
+            offset: std::time::Duration::from_secs(2),
+            duration: Some(std::time::Duration::from_secs(3)),
+            ..Default::default()
+        };
+        assert_eq!(
+            region(160_000, &options),
+            Span {
+                start: 32_000,
+                end: 80_000
+            }
+        );
+        let whole = super::super::TranscribeOptions::default();
+        assert_eq!(
+            region(1_000, &whole),
+            Span {
+                start: 0,
+                end: 1_000
+            }
+        );
     }
 }

@@ -313,6 +313,7 @@ mod tests {
             language: Some("en".into()),
             language_probability: None,
             duration_seconds: 11.0,
+            timings: Default::default(),
         }
     }
 

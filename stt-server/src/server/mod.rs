@@ -173,6 +173,9 @@ pub enum ServeError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// The configured VAD model cannot be loaded.
+    #[error(transparent)]
+    Vad(#[from] crate::config::ConfigError),
     /// The metrics could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -214,6 +217,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 pub fn serve_with(config: Config, loader: Arc<dyn ModelLoader>) -> Result<(), ServeError> {
     let registry = Registry::new();
     let engine = Engine::start(engine_config(&config), loader, &registry)?;
+    config.model.load_vad(&engine)?;
     let state = web::Data::new(AppState::new(&config, engine.clone(), registry)?);
     let address = config.listen;
     let http_error = |source| ServeError::Http { address, source };

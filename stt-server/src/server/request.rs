@@ -91,6 +91,13 @@ pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, Ap
             request.granularities = granularities(form, format)?;
             options.word_timestamps = request.granularities.word;
             request.stream = boolean(form, "stream")?.unwrap_or(false);
+            // faster-whisper's (and speaches') names for the long-form settings.
+            options.vad_filter = boolean(form, "vad_filter")?;
+            options.condition_on_previous_text = boolean(form, "condition_on_previous_text")?;
+            options.compression_ratio_threshold = number(form, "compression_ratio_threshold")?;
+            options.log_prob_threshold =
+                first_number(form, &["log_prob_threshold", "logprob_threshold"])?;
+            options.no_speech_threshold = number(form, "no_speech_threshold")?;
             if request.stream && !matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
                 return Err(ApiError::bad_param(
                     "stream",
@@ -108,6 +115,12 @@ pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, Ap
             if let Some(increment) = number::<f32>(form, "temperature_inc")? {
                 options.temperature_fallback = Some(increment > 0.0);
             }
+            options.vad_filter = match boolean(form, "vad")? {
+                Some(vad) => Some(vad),
+                None => boolean(form, "vad_filter")?,
+            };
+            options.log_prob_threshold = number(form, "logprob_thold")?;
+            options.no_speech_threshold = number(form, "no_speech_thold")?;
             options.offset = Duration::from_millis(number::<u64>(form, "offset_t")?.unwrap_or(0));
             options.duration = number::<u64>(form, "duration")?
                 .filter(|&ms| ms > 0)
@@ -165,6 +178,16 @@ fn number<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Option<T>, Ap
             ApiError::bad_param(name, format!("{name} must be a number, got {value:?}"))
         }),
     }
+}
+
+/// The first of `names` present.
+fn first_number<T: std::str::FromStr>(form: &Form, names: &[&str]) -> Result<Option<T>, ApiError> {
+    for name in names {
+        if let Some(value) = number(form, name)? {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
 }
 
 fn boolean(form: &Form, name: &str) -> Result<Option<bool>, ApiError> {
@@ -252,6 +275,11 @@ mod tests {
             ),
             (&[("temperature", "warm")], "temperature"),
             (&[("stream", "perhaps")], "stream"),
+            (&[("vad_filter", "sometimes")], "vad_filter"),
+            (
+                &[("compression_ratio_threshold", "high")],
+                "compression_ratio_threshold",
+            ),
             (&[("stream", "true"), ("response_format", "srt")], "stream"),
         ];
         for (fields, param) in cases {
@@ -259,6 +287,27 @@ mod tests {
             assert_eq!(err.status, 400, "{fields:?}");
             assert_eq!(err.param.as_deref(), Some(*param), "{fields:?}");
         }
+    }
+
+    #[test]
+    fn long_form_fields_take_faster_whisper_names() {
+        let request = openai(&[
+            ("vad_filter", "true"),
+            ("condition_on_previous_text", "false"),
+            ("compression_ratio_threshold", "2.0"),
+            ("logprob_threshold", "-0.5"),
+            ("no_speech_threshold", "0.9"),
+        ])
+        .unwrap();
+        let options = &request.options;
+        assert_eq!(options.vad_filter, Some(true));
+        assert_eq!(options.condition_on_previous_text, Some(false));
+        assert_eq!(options.compression_ratio_threshold, Some(2.0));
+        assert_eq!(options.log_prob_threshold, Some(-0.5));
+        assert_eq!(options.no_speech_threshold, Some(0.9));
+        let defaults = openai(&[]).unwrap().options;
+        assert_eq!(defaults.vad_filter, None);
+        assert_eq!(defaults.compression_ratio_threshold, None);
     }
 
     #[test]
@@ -272,9 +321,15 @@ mod tests {
                 ("offset_t", "1500"),
                 ("duration", "2000"),
                 ("response_format", "text"),
+                ("vad", "false"),
+                ("logprob_thold", "-0.8"),
+                ("no_speech_thold", "0.7"),
             ]),
         )
         .unwrap();
+        assert_eq!(request.options.vad_filter, Some(false));
+        assert_eq!(request.options.log_prob_threshold, Some(-0.8));
+        assert_eq!(request.options.no_speech_threshold, Some(0.7));
         assert!(request.options.translate);
         assert_eq!(request.options.language.as_deref(), Some("en"));
         assert_eq!(request.options.temperature_fallback, Some(false));

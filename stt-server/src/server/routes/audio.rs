@@ -147,6 +147,7 @@ async fn run(
             options: request.options.clone(),
             language,
             segments: sink,
+            progress: None,
         },
     )?;
     if let Some(segments) = segments {

@@ -385,6 +385,7 @@ impl<'a> Stitcher<'a> {
                 continue;
             }
             segment.index = self.segments.len();
+            segment.temperature = guarded.stats.temperature;
             if let Some(forward) = self.on_segment {
                 forward(&segment);
             }

@@ -1,11 +1,12 @@
 //! `stt-server transcribe`: files in, transcripts out, through the same code as
 //! the HTTP service — the same audio decoding, engine, options and formatters.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use whisper_safe::AudioContext;
+use indicatif::{ProgressBar, ProgressStyle};
+use whisper_safe::{AudioContext, Segment};
 
 use crate::config::{ConfigError, ModelArgs, ModelConfig};
 use crate::engine::{
@@ -47,6 +48,16 @@ pub struct TranscribeArgs {
     /// Decode with the model's full 30 s encoder context even for short audio.
     #[arg(long)]
     pub full_context: bool,
+    /// Cut long audio at speech with the VAD model: `true`, `false` [default:
+    /// on for audio over 30 s when the VAD model is present]
+    #[arg(long, value_name = "BOOL")]
+    pub vad_filter: Option<bool>,
+    /// Print each segment's text to standard error as soon as it is decoded.
+    #[arg(long)]
+    pub live: bool,
+    /// Show a progress bar on standard error [default: when it is a terminal]
+    #[arg(long, value_name = "BOOL")]
+    pub progress: Option<bool>,
 }
 
 /// Why `transcribe` failed.
@@ -78,6 +89,33 @@ pub enum TranscribeError {
         /// Files given.
         total: usize,
     },
+}
+
+/// A bar of 1000 steps for one file's audio done.
+fn progress_bar(path: &std::path::Path) -> ProgressBar {
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {elapsed} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+    );
+    bar
+}
+
+/// `h:mm:ss.cc`.
+fn clock(seconds: f64) -> String {
+    let centis = (seconds.max(0.0) * 100.0).round() as u64;
+    format!(
+        "{}:{:02}:{:02}.{:02}",
+        centis / 360_000,
+        centis / 6_000 % 60,
+        centis / 100 % 60,
+        centis % 100
+    )
 }
 
 /// One file's failure.
@@ -140,8 +178,12 @@ fn run(
         temperature: args.temperature,
         translate: args.translate,
         word_timestamps: args.words,
+        vad_filter: args.vad_filter,
         ..TranscribeOptions::default()
     };
+    let show_progress = args
+        .progress
+        .unwrap_or_else(|| std::io::stderr().is_terminal());
     let language = model.check(&options)?;
     let render = |transcript: &whisper_safe::Transcript| {
         formats::render(
@@ -172,6 +214,33 @@ fn run(
             let audio = engine::audio::decode(bytes.into(), name.as_deref(), None, f64::INFINITY)
                 .map_err(FileError::Audio)?;
             let reservation = engine.reserve(0).map_err(FileError::Submit)?;
+            let bar = show_progress.then(|| progress_bar(path));
+            let (segments, live) = if args.live {
+                let (sink, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Segment>();
+                let bar = bar.clone();
+                let printer = std::thread::spawn(move || {
+                    while let Some(segment) = receiver.blocking_recv() {
+                        let line = format!(
+                            "[{} --> {}] {}",
+                            clock(segment.start),
+                            clock(segment.end),
+                            segment.text.trim()
+                        );
+                        // A bar draws only on a terminal; elsewhere print plainly.
+                        match bar.as_ref().filter(|bar| !bar.is_hidden()) {
+                            Some(bar) => bar.println(line),
+                            None => eprintln!("{line}"),
+                        }
+                    }
+                });
+                (Some(sink), Some(printer))
+            } else {
+                (None, None)
+            };
+            let progress = bar.clone().map(|bar| {
+                Arc::new(move |done: f32| bar.set_position((done * 1000.0) as u64))
+                    as Arc<dyn Fn(f32) + Send + Sync>
+            });
             let ticket = engine
                 .submit(
                     reservation,
@@ -181,12 +250,20 @@ fn run(
                         samples: audio.samples,
                         options: options.clone(),
                         language: language.clone(),
-                        segments: None,
-                        progress: None,
+                        segments,
+                        progress,
                     },
                 )
                 .map_err(FileError::Submit)?;
-            ticket.wait().map_err(FileError::Run)
+            let outcome = ticket.wait().map_err(FileError::Run);
+            if let Some(printer) = live {
+                // The engine dropped the sink with the job: the printer ends.
+                let _ = printer.join();
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            outcome
         })();
         match transcribed {
             Ok(outcome) => {

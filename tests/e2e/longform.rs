@@ -1,7 +1,8 @@
 //! Long recordings through `stt-server serve` with tiny.en and the Silero VAD
 //! model: pieces cut at speech with silence left out and times mapped back,
 //! the cut at quiet moments without VAD, the fallback guard re-decoding a
-//! window, and one request's pieces spread over idle workers, streamed in order.
+//! window, one request's pieces spread over idle workers, streamed in order,
+//! and `stt-server transcribe --live` printing segments as pieces finish.
 //!
 //! The recording (about 80 s) is built from jfk.wav, espeak-ng sentences
 //! (one of them a passage of parallel clauses) and silences of 6–20 s, so
@@ -17,7 +18,9 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use whisper_stt_tests::server::{metric_value, path_str, Form, Server};
 use whisper_stt_tests::speech::Recording;
-use whisper_stt_tests::{required_path, tiny_en_model, word_error_rate};
+use whisper_stt_tests::{
+    linked_artifacts, required_path, run_stt_server, tiny_en_model, word_error_rate,
+};
 
 const MAX_WER: f64 = 0.3;
 /// A silence this long must hold no words.
@@ -285,4 +288,46 @@ fn vad_without_a_model_is_a_clear_400() {
     let form = Form::file("long.wav", recording().wav()).field("model", "whisper-1");
     let response = server.post_form("/v1/audio/transcriptions", &form);
     assert_eq!(response.status, 200, "{}", response.text());
+}
+
+#[test]
+fn the_cli_prints_segments_as_each_piece_is_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("long.wav");
+    std::fs::write(&audio, recording().wav()).unwrap();
+    let model = tiny_en_model();
+    let vad = required_path("WHISPER_STT_TEST_VAD_MODEL");
+    let lib_dir = linked_artifacts().join("lib");
+    let output = run_stt_server(
+        &[
+            "transcribe",
+            path_str(&audio),
+            "--threads",
+            "2",
+            "--live",
+            "--progress",
+            "true",
+        ],
+        &[
+            ("WHISPER_LIB_DIR", &lib_dir),
+            ("WHISPER_MODEL_PATH", &model),
+            ("WHISPER_VAD_MODEL", &vad),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let live: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains(" --> "))
+        .collect();
+    assert!(live.len() >= 3, "{stderr}");
+    let live_text: Vec<&str> = live
+        .iter()
+        .map(|l| l.split_once("] ").expect("a timed line").1)
+        .collect();
+    let wer = word_error_rate(&recording().reference(), &live_text.join(" "));
+    assert!(wer <= MAX_WER, "live lines: WER {wer:.3}: {live_text:?}");
+    let final_wer = word_error_rate(&recording().reference(), &stdout);
+    assert!(final_wer <= MAX_WER, "stdout: WER {final_wer:.3}: {stdout}");
 }

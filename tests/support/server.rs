@@ -371,35 +371,8 @@ pub fn read(path: &Path) -> Vec<u8> {
 
 /// jfk.wav's speech repeated `times` times, as a plain 16-bit WAV.
 pub fn long_jfk(times: usize) -> Vec<u8> {
-    let wav = read(&fixture("jfk.wav"));
-    let mut at = 12;
-    let mut pcm: &[u8] = &[];
-    while at + 8 <= wav.len() {
-        let id = &wav[at..at + 4];
-        let size = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
-        if id == b"data" {
-            pcm = &wav[at + 8..(at + 8 + size).min(wav.len())];
-            break;
-        }
-        at += 8 + size + (size & 1);
-    }
-    assert!(!pcm.is_empty(), "jfk.wav has a data chunk");
-    let data: Vec<u8> = pcm.repeat(times);
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&16_000u32.to_le_bytes());
-    out.extend_from_slice(&32_000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
+    let samples = crate::speech::samples_of(&fixture("jfk.wav"));
+    crate::speech::wav_bytes(&samples.repeat(times))
 }
 
 pub fn path_str(path: &Path) -> &str {

@@ -331,3 +331,25 @@ fn the_cli_prints_segments_as_each_piece_is_decoded() {
     let final_wer = word_error_rate(&recording().reference(), &stdout);
     assert!(final_wer <= MAX_WER, "stdout: WER {final_wer:.3}: {stdout}");
 }
+
+#[test]
+fn a_piece_of_almost_thirty_seconds_is_decoded_with_the_full_context() {
+    let server = server(&[]);
+    // 29.5 s: a trimmed context (frames + 100 of margin) would pass 1500.
+    let audio = Recording::default()
+        .fixture("jfk.wav")
+        .silence(3.0)
+        .fixture("jfk.wav")
+        .silence(4.5);
+    assert!((audio.samples.len() as f64 / 16_000.0 - 29.5).abs() < 0.01);
+    for vad in ["true", "false"] {
+        let form = Form::file("almost30.wav", audio.wav())
+            .field("model", "whisper-1")
+            .field("vad_filter", vad);
+        let response = server.post_form("/v1/audio/transcriptions", &form);
+        assert_eq!(response.status, 200, "vad {vad}: {}", response.text());
+        let text = response.json()["text"].as_str().unwrap().to_owned();
+        let wer = word_error_rate(&audio.reference(), &text);
+        assert!(wer <= MAX_WER, "vad {vad}: WER {wer:.3}: {text:?}");
+    }
+}

@@ -14,6 +14,8 @@ use crate::{language, Error, Result};
 pub const MAX_DECODERS: u32 = 8;
 /// Audio of this length or longer is never decoded with a trimmed encoder context.
 pub const TRIM_LIMIT_SECONDS: f64 = 30.0;
+/// The encoder context of a whole 30-second window, in frames.
+const FULL_AUDIO_CTX: u32 = 1500;
 
 /// The decoding strategy.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -242,10 +244,13 @@ impl Params {
             AudioContext::Frames(frames) => frames,
             AudioContext::Trimmed => {
                 let seconds = n_samples as f64 / crate::SAMPLE_RATE as f64;
-                if seconds >= TRIM_LIMIT_SECONDS {
+                let frames = (n_samples as u32).div_ceil(320) + 100;
+                // Past about 28 s the margin reaches the full context (1500
+                // frames in every Whisper model): use the full one.
+                if seconds >= TRIM_LIMIT_SECONDS || frames >= FULL_AUDIO_CTX {
                     0
                 } else {
-                    (n_samples as u32).div_ceil(320) + 100
+                    frames
                 }
             }
         }

@@ -271,5 +271,8 @@ mod tests {
         );
         // 11 s of audio: trimmed context is frames + 100.
         assert_eq!(params.audio_ctx_frames(176_000), 650);
+        // 29.5 s: the margin would pass the model's 1500 frames; full context.
+        assert_eq!(params.audio_ctx_frames(472_000), 0);
+        assert_eq!(params.audio_ctx_frames(440_000), 1475);
     }
 }

@@ -138,7 +138,7 @@ impl Params {
     /// Token ids that condition the decoder, in place of the
     /// [initial prompt](Self::initial_prompt) when not empty: typically the
     /// text tokens of the audio before this run's (see
-    /// [`Transcript::text_token_ids`](crate::Transcript::text_token_ids)).
+    /// [`Transcript::prompt_token_ids`](crate::Transcript::prompt_token_ids)).
     /// whisper.cpp keeps the last half-context (224 tokens) of them.
     pub fn prompt_tokens(mut self, tokens: &[i32]) -> Self {
         self.prompt_tokens = tokens.to_vec();

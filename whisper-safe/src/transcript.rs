@@ -67,13 +67,14 @@ impl Transcript {
         }
     }
 
-    /// The ids of its text tokens (no special or timestamp tokens), in order:
-    /// the prompt that conditions the decoding of the audio that follows.
-    pub fn text_token_ids(&self) -> Vec<i32> {
+    /// The ids of its decoded tokens, text and timestamps, in order: the
+    /// prompt for the audio that follows, as whisper.cpp and OpenAI prompt a
+    /// window with the one before (a prompt without timestamp tokens makes
+    /// the model answer without them: one segment per window).
+    pub fn prompt_token_ids(&self) -> Vec<i32> {
         self.segments
             .iter()
             .flat_map(|s| s.tokens.iter())
-            .filter(|t| !t.special)
             .map(|t| t.id)
             .collect()
     }

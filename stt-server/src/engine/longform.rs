@@ -186,7 +186,7 @@ impl<'a> LongForm<'a> {
                 if guarded.stats.temperature > PROMPT_RESET_TEMPERATURE {
                     prompt.clear();
                 } else if !guarded.silence {
-                    prompt.extend(guarded.transcript.text_token_ids());
+                    prompt.extend(guarded.transcript.prompt_token_ids());
                     let excess = prompt.len().saturating_sub(MAX_PROMPT_TOKENS);
                     prompt.drain(..excess);
                 }

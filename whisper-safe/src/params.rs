@@ -226,6 +226,11 @@ impl Params {
         self.translate
     }
 
+    /// The prompt token ids set with [`prompt_tokens`](Self::prompt_tokens).
+    pub fn prompt_token_list(&self) -> &[i32] {
+        &self.prompt_tokens
+    }
+
     /// The initial temperature set, if any.
     pub fn initial_temperature(&self) -> Option<f32> {
         self.temperature

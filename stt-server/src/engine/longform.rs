@@ -423,3 +423,97 @@ fn normalize(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whisper_safe::{Token, Transcript};
+
+    /// Answers every piece with one segment of two text tokens between two
+    /// timestamp tokens, and keeps the prompt of each call.
+    struct Recorder(std::sync::Arc<Mutex<Vec<Vec<i32>>>>);
+
+    impl Decoder for Recorder {
+        fn run(
+            &mut self,
+            params: &Params,
+            samples: &[f32],
+            _: RunOptions<'_>,
+        ) -> whisper_safe::Result<Transcript> {
+            lock(&self.0).push(params.prompt_token_list().to_vec());
+            let token = |id, special| Token {
+                id,
+                special,
+                logprob: -0.1,
+                ..Token::default()
+            };
+            let call = lock(&self.0).len() as i32;
+            Ok(Transcript {
+                segments: vec![Segment {
+                    start: 0.0,
+                    end: samples.len() as f64 / 16_000.0,
+                    text: format!(" piece number {call}"),
+                    tokens: vec![
+                        token(50364, true),
+                        token(100 + call, false),
+                        token(200 + call, false),
+                        token(50414, true),
+                    ],
+                    ..Segment::default()
+                }],
+                ..Transcript::default()
+            })
+        }
+    }
+
+    struct NoLender;
+
+    impl Lender for NoLender {
+        fn borrow(&self) -> Option<Borrowed<'_>> {
+            None
+        }
+        fn wanted_back(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn each_piece_is_prompted_with_the_tokens_before_it_timestamps_included() {
+        let audio = vec![0.1; 16_000 * 70];
+        let pieces = plan(
+            &audio,
+            Span {
+                start: 0,
+                end: audio.len(),
+            },
+            None,
+        );
+        assert_eq!(pieces.len(), 3);
+        let prompts = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let cancel = CancelToken::new();
+        let job = LongForm {
+            audio: &audio,
+            pieces,
+            params: Params::greedy(),
+            guard: Guard::default(),
+            condition_on_previous_text: true,
+            cancel: &cancel,
+            on_segment: None,
+            on_progress: None,
+        };
+        let (transcript, stats) = job
+            .run(&mut Recorder(std::sync::Arc::clone(&prompts)), &NoLender)
+            .unwrap();
+        let prompts = lock(&prompts).clone();
+        assert_eq!(prompts[0], Vec::<i32>::new());
+        assert_eq!(prompts[1], [50364, 101, 201, 50414]);
+        assert_eq!(prompts[2], [50364, 101, 201, 50414, 50364, 102, 202, 50414]);
+        assert_eq!(stats.pieces, 3);
+        assert_eq!(stats.states, 1);
+        let starts: Vec<f64> = transcript.segments.iter().map(|s| s.start).collect();
+        assert_eq!(starts[0], 0.0);
+        assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+        let indexes: Vec<usize> = transcript.segments.iter().map(|s| s.index).collect();
+        assert_eq!(indexes, [0, 1, 2]);
+    }
+}

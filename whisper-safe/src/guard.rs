@@ -18,7 +18,7 @@ use std::io::Write;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
-use crate::{Params, Result, Transcript};
+use crate::{Params, Result, RunTimings, Transcript};
 
 /// Thresholds and temperatures of the fallback rule; the defaults are
 /// faster-whisper's.
@@ -81,7 +81,8 @@ impl Guard {
 
     /// Decodes one window with `run`, once per temperature until the verdict
     /// is not [`Verdict::Retry`]. `run` gets `params` with the temperature set
-    /// and whisper.cpp's own fallback off.
+    /// and whisper.cpp's own fallback off. The transcript kept carries the
+    /// timings of every attempt.
     ///
     /// # Errors
     /// The first error `run` returns.
@@ -96,22 +97,25 @@ impl Guard {
             self.temperatures.clone()
         };
         let mut attempts: Vec<(Transcript, WindowStats)> = Vec::with_capacity(1);
+        let mut timings = RunTimings::default();
         for &temperature in &temperatures {
             let attempt = params
                 .clone()
                 .temperature(temperature)
                 .temperature_fallback(false);
-            let transcript = run(&attempt)?;
+            let mut transcript = run(&attempt)?;
+            timings.add(&transcript.timings);
             let stats = WindowStats::of(&transcript, temperature);
             match self.verdict(&stats) {
                 Verdict::Retry => attempts.push((transcript, stats)),
                 verdict => {
+                    transcript.timings = timings;
                     return Ok(Guarded {
                         transcript,
                         stats,
                         decodes: attempts.len() as u32 + 1,
                         silence: verdict == Verdict::Silence,
-                    })
+                    });
                 }
             }
         }
@@ -120,11 +124,12 @@ impl Guard {
         let no_loop = attempts
             .iter()
             .any(|(_, stats)| stats.compression_ratio <= threshold);
-        let (transcript, stats) = attempts
+        let (mut transcript, stats) = attempts
             .into_iter()
             .filter(|(_, stats)| !no_loop || stats.compression_ratio <= threshold)
             .max_by(|a, b| a.1.avg_logprob.total_cmp(&b.1.avg_logprob))
             .expect("at least one temperature was tried");
+        transcript.timings = timings;
         Ok(Guarded {
             transcript,
             stats,
@@ -185,7 +190,7 @@ impl WindowStats {
 }
 
 /// A window as the guard left it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Guarded {
     /// The transcript kept (empty of meaning when [`silence`](Self::silence)).
     pub transcript: Transcript,
@@ -293,15 +298,25 @@ mod tests {
             .decode(&Params::greedy(), |params| {
                 let t = params.initial_temperature().unwrap();
                 seen.push(t);
-                Ok(if t < 0.3 {
+                let mut transcript = if t < 0.3 {
                     window(LOOP, -0.1, 0.0)
                 } else {
                     window(PROSE, -0.3, 0.0)
-                })
+                };
+                transcript.timings = RunTimings {
+                    windows: 1,
+                    encoder_seconds: 2.0,
+                    decoder_seconds: 0.5,
+                };
+                Ok(transcript)
             })
             .unwrap();
         assert_eq!(seen, [0.0, 0.2, 0.4]);
         assert_eq!(guarded.decodes, 3);
+        // The time of the attempts thrown away counts too.
+        assert_eq!(guarded.transcript.timings.windows, 3);
+        assert_eq!(guarded.transcript.timings.encoder_seconds, 6.0);
+        assert_eq!(guarded.transcript.timings.decoder_seconds, 1.5);
         assert_eq!(guarded.fallbacks(), 2);
         assert_eq!(guarded.stats.temperature, 0.4);
         assert_eq!(guarded.transcript.text(), PROSE);

@@ -94,6 +94,25 @@ impl Piece {
         }
     }
 
+    /// The piece from `skip` samples into it on (empty when `skip` is past
+    /// its end): what is left to decode when a decode stopped early.
+    pub fn tail(&self, skip: usize) -> Piece {
+        let mut skip = skip;
+        let mut spans = Vec::new();
+        for span in &self.spans {
+            if skip >= span.len() {
+                skip -= span.len();
+                continue;
+            }
+            spans.push(Span {
+                start: span.start + skip,
+                end: span.end,
+            });
+            skip = 0;
+        }
+        Piece { spans }
+    }
+
     /// A time `t` seconds into the piece, as seconds into the recording.
     /// Times past the piece's end map to its end.
     pub fn to_recording(&self, t: f64) -> f64 {
@@ -154,15 +173,30 @@ fn seconds(samples: usize) -> f64 {
     samples as f64 / f64::from(SAMPLE_RATE)
 }
 
-/// Joins consecutive speech spans into pieces of at most `max_samples`; a
-/// span longer than that is cut into equal parts. Empty spans are dropped.
-pub fn by_speech(speech: &[Span], max_samples: usize) -> Vec<Piece> {
+/// Joins consecutive speech spans of `audio` into pieces of at most
+/// `max_samples`; a span longer than that is cut as [`by_quiet`] cuts, at the
+/// quietest moment in the last `search` samples before each limit (a pause
+/// between sentences, where an even cut would split a word). Empty spans are
+/// dropped.
+pub fn by_speech(audio: &[f32], speech: &[Span], max_samples: usize, search: usize) -> Vec<Piece> {
     let max_samples = max_samples.max(1);
     let mut pieces = Vec::new();
     let mut current: Vec<Span> = Vec::new();
     let mut current_len = 0;
     for span in speech.iter().filter(|s| !s.is_empty()) {
-        for part in split_evenly(*span, max_samples) {
+        let parts = if span.len() > max_samples {
+            let end = span.end.min(audio.len()).max(span.start);
+            quiet_cuts(&audio[span.start.min(end)..end], max_samples, search)
+                .into_iter()
+                .map(|part| Span {
+                    start: span.start + part.start,
+                    end: span.start + part.end,
+                })
+                .collect()
+        } else {
+            vec![*span]
+        };
+        for part in parts {
             if current_len + part.len() > max_samples && !current.is_empty() {
                 pieces.push(Piece::new(std::mem::take(&mut current)));
                 current_len = 0;
@@ -177,25 +211,21 @@ pub fn by_speech(speech: &[Span], max_samples: usize) -> Vec<Piece> {
     pieces
 }
 
-fn split_evenly(span: Span, max_samples: usize) -> Vec<Span> {
-    let parts = span.len().div_ceil(max_samples).max(1);
-    let step = span.len().div_ceil(parts);
-    (0..parts)
-        .map(|i| Span {
-            start: span.start + i * step,
-            end: (span.start + (i + 1) * step).min(span.end),
-        })
-        .collect()
-}
-
 /// Covers all of `audio` with pieces of at most `max_samples`, each cut at the
 /// quietest 100 ms (lowest energy) in the last `search` samples before the
 /// limit, so that a cut rarely falls inside a word.
 pub fn by_quiet(audio: &[f32], max_samples: usize, search: usize) -> Vec<Piece> {
+    quiet_cuts(audio, max_samples, search)
+        .into_iter()
+        .map(|span| Piece::new(vec![span]))
+        .collect()
+}
+
+fn quiet_cuts(audio: &[f32], max_samples: usize, search: usize) -> Vec<Span> {
     const FRAME: usize = SAMPLE_RATE as usize / 10;
     let max_samples = max_samples.max(FRAME);
     let search = search.clamp(FRAME, max_samples);
-    let mut pieces = Vec::new();
+    let mut spans = Vec::new();
     let mut start = 0;
     while start < audio.len() {
         let limit = start + max_samples;
@@ -210,10 +240,10 @@ pub fn by_quiet(audio: &[f32], max_samples: usize, search: usize) -> Vec<Piece> 
                 })
                 .map_or(limit, |quietest| quietest + FRAME / 2)
         };
-        pieces.push(Piece::new(vec![Span { start, end }]));
+        spans.push(Span { start, end });
         start = end;
     }
-    pieces
+    spans
 }
 
 fn energy(frame: &[f32]) -> f32 {
@@ -233,23 +263,36 @@ mod tests {
 
     #[test]
     fn speech_spans_join_up_to_the_limit_and_long_ones_split() {
+        // Speech everywhere but a pause of 300 ms at 71.0 s, inside the 70 s span.
+        let n = 120 * S;
+        let audio: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f64 / S as f64;
+                if (71.0..71.3).contains(&t) {
+                    0.0
+                } else {
+                    (t * 440.0 * std::f64::consts::TAU).sin() as f32 * 0.5
+                }
+            })
+            .collect();
         let speech = [
             span(1.0, 11.0),
             span(15.0, 30.0),
             span(40.0, 46.0),
             span(50.0, 120.0),
         ];
-        let pieces = by_speech(&speech, MAX_PIECE_SAMPLES);
+        let pieces = by_speech(&audio, &speech, MAX_PIECE_SAMPLES, 10 * S);
         let lengths: Vec<f64> = pieces.iter().map(|p| seconds(p.len())).collect();
-        // 10 + 15 fit in 30, 6 more do not; the 70 s span is cut in three parts
-        // of 23.3 s, the first joined to the 6 s.
+        // 10 + 15 fit in 30, 6 more do not; the 70 s span is cut in the pause
+        // (not in equal parts through a word), then before each 30 s.
         assert_eq!(pieces[0].spans(), &[span(1.0, 11.0), span(15.0, 30.0)]);
         assert_eq!(pieces[1].spans()[0], span(40.0, 46.0));
-        assert_eq!(pieces.len(), 4, "{lengths:?}");
+        let cut = pieces[1].spans().last().unwrap().end as f64 / S as f64;
+        assert!((71.0..=71.3).contains(&cut), "{cut} {lengths:?}");
         assert!(pieces.iter().all(|p| p.len() <= MAX_PIECE_SAMPLES));
         let total: usize = pieces.iter().map(Piece::len).sum();
         assert_eq!(total, speech.iter().map(Span::len).sum::<usize>());
-        assert!(by_speech(&[], MAX_PIECE_SAMPLES).is_empty());
+        assert!(by_speech(&audio, &[], MAX_PIECE_SAMPLES, 10 * S).is_empty());
     }
 
     #[test]
@@ -280,6 +323,50 @@ mod tests {
         // An end just past the joint stays at the joint, not after the silence.
         assert_eq!(piece.interval_to_recording(9.0, 10.4), (10.0, 11.0));
         assert_eq!(piece.interval_to_recording(10.2, 10.4), (15.2, 15.4));
+    }
+
+    #[test]
+    fn a_tail_skips_into_the_span_where_it_starts() {
+        let piece = Piece::new(vec![
+            Span {
+                start: 100,
+                end: 200,
+            },
+            Span {
+                start: 500,
+                end: 600,
+            },
+        ]);
+        assert_eq!(piece.tail(0), piece);
+        assert_eq!(
+            piece.tail(30).spans(),
+            [
+                Span {
+                    start: 130,
+                    end: 200
+                },
+                Span {
+                    start: 500,
+                    end: 600
+                }
+            ]
+        );
+        assert_eq!(
+            piece.tail(100).spans(),
+            [Span {
+                start: 500,
+                end: 600
+            }]
+        );
+        assert_eq!(
+            piece.tail(150).spans(),
+            [Span {
+                start: 550,
+                end: 600
+            }]
+        );
+        assert!(piece.tail(200).is_empty());
+        assert!(piece.tail(900).is_empty());
     }
 
     #[test]

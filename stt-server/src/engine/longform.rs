@@ -20,7 +20,7 @@ use whisper_safe::{CancelToken, Params, RunOptions, RunTimings, Segment, Transcr
 
 use super::model::Decoder;
 
-/// How far before each 30 s limit a cut without VAD looks for a quiet moment.
+/// How far before each 30 s limit a cut looks for a quiet moment.
 const QUIET_SEARCH_SAMPLES: usize = 8 * whisper_safe::SAMPLE_RATE as usize;
 /// A piece's text is prompted with at most this many tokens of the text
 /// before it (whisper.cpp keeps half its 448-token context for the prompt).
@@ -28,10 +28,15 @@ const MAX_PROMPT_TOKENS: usize = 224;
 /// A window decoded above this temperature does not prompt the next one
 /// (faster-whisper's `prompt_reset_on_temperature`).
 const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
+/// A piece whose decode ended at least this long before the piece does has
+/// its rest decoded again.
+const REMAINDER_MIN_SECONDS: f64 = 2.0;
+/// At most this many rests are decoded per piece.
+const MAX_REMAINDERS: u32 = 3;
 
 /// Cuts `region` of `audio` into pieces: the `speech` spans the VAD found in
-/// it, joined up to 30 s, or (without VAD) the whole region cut at quiet
-/// moments; audio of 30 s or less stays one piece.
+/// it, joined up to 30 s, or (without VAD) the whole region; longer stretches
+/// are cut at quiet moments. Audio of 30 s or less stays one piece.
 pub(crate) fn plan(audio: &[f32], region: Span, speech: Option<&[Span]>) -> Vec<Piece> {
     let shift = |piece: Piece| {
         Piece::new(
@@ -45,20 +50,16 @@ pub(crate) fn plan(audio: &[f32], region: Span, speech: Option<&[Span]>) -> Vec<
                 .collect(),
         )
     };
+    let region_audio = &audio[region.start..region.end];
     match speech {
-        Some(spans) => pieces::by_speech(spans, MAX_PIECE_SAMPLES)
-            .into_iter()
-            .map(shift)
-            .collect(),
-        None => pieces::by_quiet(
-            &audio[region.start..region.end],
-            MAX_PIECE_SAMPLES,
-            QUIET_SEARCH_SAMPLES,
-        )
-        .into_iter()
-        .map(shift)
-        .collect(),
+        Some(spans) => {
+            pieces::by_speech(region_audio, spans, MAX_PIECE_SAMPLES, QUIET_SEARCH_SAMPLES)
+        }
+        None => pieces::by_quiet(region_audio, MAX_PIECE_SAMPLES, QUIET_SEARCH_SAMPLES),
     }
+    .into_iter()
+    .map(shift)
+    .collect()
 }
 
 /// Hands a lent state back (`None` when it must not be used again).
@@ -132,6 +133,9 @@ pub(crate) struct LongFormStats {
     pub decodes: u32,
     /// Re-decodes at a higher temperature.
     pub fallbacks: u32,
+    /// Windows decoded again after whisper.cpp ended a piece early or
+    /// answered it with nothing.
+    pub remainders: u32,
     /// Pieces found to be silence.
     pub silent: usize,
     /// Pieces dropped because their text repeated the previous piece's.
@@ -150,6 +154,10 @@ impl<'a> LongForm<'a> {
     /// Decodes every piece on `decoder`, and on states from `lender` while
     /// it has them, and returns the stitched transcript.
     ///
+    /// When no language was asked for, the first piece is decoded alone and
+    /// the language found in it is kept for the others (whisper.cpp would run
+    /// the encoder once more per piece to detect it again).
+    ///
     /// # Errors
     /// The first error of any piece; pieces not started yet are not run.
     pub(crate) fn run(
@@ -157,53 +165,82 @@ impl<'a> LongForm<'a> {
         decoder: &mut dyn Decoder,
         lender: &dyn Lender,
     ) -> whisper_safe::Result<(Transcript, LongFormStats)> {
+        let mut stitcher = Stitcher::new(self);
+        if self.pieces.is_empty() {
+            return Ok(stitcher.finish());
+        }
+        let mut params = self.params.clone();
+        let mut prompt = Vec::new();
+        let mut start = 0;
+        if self.params.requested_language().is_none() {
+            let first = self.decode(decoder, &params, 0, &[], true)?;
+            if let Some(found) = first.guarded.transcript.language.as_deref() {
+                params = params.language(Some(found));
+            }
+            self.carry_prompt(&mut prompt, &first);
+            stitcher.add(0, &self.pieces[0], first);
+            start = 1;
+        }
         let mut borrowed = Vec::new();
-        while borrowed.len() + 1 < self.pieces.len() {
+        while start + borrowed.len() + 1 < self.pieces.len() {
             match lender.borrow() {
                 Some(state) => borrowed.push(state),
                 None => break,
             }
         }
-        let mut stitcher = Stitcher::new(self);
         stitcher.stats.states = borrowed.len() + 1;
         if borrowed.is_empty() {
-            self.run_in_order(decoder, &mut stitcher)?;
+            self.run_in_order(decoder, &params, start, prompt, &mut stitcher)?;
         } else {
-            self.run_spread(decoder, borrowed, lender, &mut stitcher)?;
+            self.run_spread(decoder, &params, start, borrowed, lender, &mut stitcher)?;
         }
         Ok(stitcher.finish())
     }
 
+    /// Adds what `decoded` said to the previous-text `prompt`, or clears it
+    /// after a piece that needed a high temperature.
+    fn carry_prompt(&self, prompt: &mut Vec<i32>, decoded: &Decoded) {
+        if !self.condition_on_previous_text {
+            return;
+        }
+        let guarded = &decoded.guarded;
+        if guarded.stats.temperature > PROMPT_RESET_TEMPERATURE {
+            prompt.clear();
+        } else if !guarded.silence {
+            prompt.extend(guarded.transcript.prompt_token_ids());
+            keep_last(prompt, MAX_PROMPT_TOKENS);
+        }
+    }
+
+    /// Pieces from `start` on, one after another on `decoder`.
     fn run_in_order(
         &self,
         decoder: &mut dyn Decoder,
+        params: &Params,
+        start: usize,
+        mut prompt: Vec<i32>,
         stitcher: &mut Stitcher<'a>,
     ) -> whisper_safe::Result<()> {
-        let mut prompt: Vec<i32> = Vec::new();
-        for (index, piece) in self.pieces.iter().enumerate() {
-            let guarded = self.decode(decoder, index, &prompt, true)?;
-            if self.condition_on_previous_text {
-                if guarded.stats.temperature > PROMPT_RESET_TEMPERATURE {
-                    prompt.clear();
-                } else if !guarded.silence {
-                    prompt.extend(guarded.transcript.prompt_token_ids());
-                    let excess = prompt.len().saturating_sub(MAX_PROMPT_TOKENS);
-                    prompt.drain(..excess);
-                }
-            }
-            stitcher.add(index, piece, guarded);
+        for (index, piece) in self.pieces.iter().enumerate().skip(start) {
+            let decoded = self.decode(decoder, params, index, &prompt, true)?;
+            self.carry_prompt(&mut prompt, &decoded);
+            stitcher.add(index, piece, decoded);
         }
         Ok(())
     }
 
+    /// Pieces from `start` on, spread over `decoder` and the `borrowed`
+    /// states, without the previous-text prompt.
     fn run_spread(
         &self,
         decoder: &mut dyn Decoder,
+        params: &Params,
+        start: usize,
         borrowed: Vec<Borrowed<'_>>,
         lender: &dyn Lender,
         stitcher: &mut Stitcher<'a>,
     ) -> whisper_safe::Result<()> {
-        let next = AtomicUsize::new(0);
+        let next = AtomicUsize::new(start);
         let failed = AtomicBool::new(false);
         let first_error = Mutex::new(None);
         let shared = Mutex::new(std::mem::replace(stitcher, Stitcher::new(self)));
@@ -216,8 +253,8 @@ impl<'a> LongForm<'a> {
                 let Some(piece) = self.pieces.get(index) else {
                     return true;
                 };
-                match self.decode(decoder, index, &[], false) {
-                    Ok(guarded) => lock(&shared).add(index, piece, guarded),
+                match self.decode(decoder, params, index, &[], false) {
+                    Ok(decoded) => lock(&shared).add(index, piece, decoded),
                     Err(error) => {
                         let healthy = !poisons(&error);
                         failed.store(true, Ordering::SeqCst);
@@ -247,40 +284,128 @@ impl<'a> LongForm<'a> {
         }
     }
 
-    /// Decodes piece `index` under the guard, prompted with `prompt`, with its
-    /// times on the recording's timeline; reports progress inside the piece
-    /// when `in_order` (pieces run one after another).
+    /// Decodes piece `index` prompted with `prompt`, with its times on the
+    /// recording's timeline.
+    ///
+    /// whisper.cpp ends a window early when the model closes its last
+    /// segment with a single timestamp (taken as "no speech after this"), and
+    /// a prompt can make the model answer a piece with nothing at all. A
+    /// piece is speech, or audio of which only the rest is left, so an empty
+    /// answer is decoded once more without the prompt, and the rest after the
+    /// last segment (when at least [`REMAINDER_MIN_SECONDS`]) is decoded
+    /// again, prompted with what came before it.
     fn decode(
         &self,
         decoder: &mut dyn Decoder,
+        params: &Params,
         index: usize,
         prompt: &[i32],
         in_order: bool,
-    ) -> whisper_safe::Result<Guarded> {
+    ) -> whisper_safe::Result<Decoded> {
         let piece = &self.pieces[index];
-        let mut samples = piece.samples(self.audio);
+        let done_before: usize = self.pieces[..index].iter().map(Piece::len).sum();
+        let mut window = |part: &Piece, prompt: &[i32]| {
+            let skipped = piece.len() - part.len();
+            let initial_prompt = index == 0 && skipped == 0;
+            self.decode_window(
+                decoder,
+                params,
+                part,
+                prompt,
+                initial_prompt,
+                in_order.then_some(done_before + skipped),
+            )
+        };
+        let mut guarded = window(piece, prompt)?;
+        let mut decoded = Decoded::default();
+        if !guarded.stats.has_text && !prompt.is_empty() {
+            decoded.unprompted_retries += 1;
+            guarded = window(piece, &[])?;
+        }
+        let mut rest = piece.tail(samples_of(
+            guarded.transcript.segments.last().map_or(0.0, |s| s.end),
+        ));
+        piece.map_times(&mut guarded.transcript);
+        decoded.fallbacks += guarded.fallbacks();
+        let mut all = guarded;
+        while !all.silence
+            && decoded.remainders < MAX_REMAINDERS
+            && rest.len() >= samples_of(REMAINDER_MIN_SECONDS)
+        {
+            let mut rest_prompt = prompt.to_vec();
+            rest_prompt.extend(all.transcript.prompt_token_ids());
+            keep_last(&mut rest_prompt, MAX_PROMPT_TOKENS);
+            let mut tail = window(&rest, &rest_prompt)?;
+            decoded.remainders += 1;
+            decoded.fallbacks += tail.fallbacks();
+            let Some(end) = tail.transcript.segments.last().map(|s| s.end) else {
+                break;
+            };
+            if tail.silence {
+                break;
+            }
+            let next = rest.tail(samples_of(end));
+            rest.map_times(&mut tail.transcript);
+            merge(&mut all, tail);
+            rest = next;
+        }
+        log::debug!(
+            "piece {index} ({:.2}-{:.2} s, {:.1} s of audio): temperature {}, compression {:.2}, \
+             log-prob {:.2}, no-speech {:.2}, silence {}, {} fallback(s), {} rest(s) decoded, \
+             {} retried without prompt, {} segment(s) ending at {:.2} s",
+            piece.start_seconds(),
+            piece.end_seconds(),
+            seconds_of(piece.len()),
+            all.stats.temperature,
+            all.stats.compression_ratio,
+            all.stats.avg_logprob,
+            all.stats.no_speech_prob,
+            all.silence,
+            decoded.fallbacks,
+            decoded.remainders,
+            decoded.unprompted_retries,
+            all.transcript.segments.len(),
+            all.transcript.segments.last().map_or(0.0, |s| s.end),
+        );
+        decoded.guarded = all;
+        Ok(decoded)
+    }
+
+    /// Decodes `part` once under the guard, with its times still its own;
+    /// the request's text prompt is kept only for the `initial_prompt` part;
+    /// reports progress when `done_before` (samples of the job before it) is
+    /// given.
+    fn decode_window(
+        &self,
+        decoder: &mut dyn Decoder,
+        params: &Params,
+        part: &Piece,
+        prompt: &[i32],
+        initial_prompt: bool,
+        done_before: Option<usize>,
+    ) -> whisper_safe::Result<Guarded> {
+        let mut samples = part.samples(self.audio);
         if samples.len() < whisper_safe::MIN_SAMPLES {
             let mut padded = samples.into_owned();
             padded.resize(whisper_safe::MIN_SAMPLES, 0.0);
             samples = Cow::Owned(padded);
         }
-        let mut params = self.params.clone();
-        if index > 0 {
+        let mut params = params.clone();
+        if !initial_prompt {
             params = params.initial_prompt(None);
         }
         if !prompt.is_empty() {
             params = params.prompt_tokens(prompt);
         }
-        let done_before: usize = self.pieces[..index].iter().map(Piece::len).sum();
         let total: usize = self.pieces.iter().map(Piece::len).sum::<usize>().max(1);
-        let piece_len = piece.len();
+        let part_len = part.len();
         let mut progress = |percent: u8| {
-            if let Some(report) = self.on_progress.filter(|_| in_order) {
-                let done = done_before as f32 + piece_len as f32 * f32::from(percent) / 100.0;
+            if let (Some(report), Some(done_before)) = (self.on_progress, done_before) {
+                let done = done_before as f32 + part_len as f32 * f32::from(percent) / 100.0;
                 report(done / total as f32);
             }
         };
-        let mut guarded = self.guard.decode(&params, |attempt| {
+        self.guard.decode(&params, |attempt| {
             decoder.run(
                 attempt,
                 &samples,
@@ -290,10 +415,48 @@ impl<'a> LongForm<'a> {
                     on_segment: None,
                 },
             )
-        })?;
-        piece.map_times(&mut guarded.transcript);
-        Ok(guarded)
+        })
     }
+}
+
+/// A decoded piece: its windows merged, and what it took.
+#[derive(Clone, Debug, Default)]
+struct Decoded {
+    guarded: Guarded,
+    /// Re-decodes at a higher temperature, over all its windows.
+    fallbacks: u32,
+    /// Windows decoded for the rest after an early end.
+    remainders: u32,
+    /// Times an empty answer was decoded again without the prompt.
+    unprompted_retries: u32,
+}
+
+/// Appends `tail` (the rest of the same piece, decoded after `all`) to `all`.
+fn merge(all: &mut Guarded, tail: Guarded) {
+    all.decodes += tail.decodes;
+    all.stats.temperature = all.stats.temperature.max(tail.stats.temperature);
+    all.stats.compression_ratio = all
+        .stats
+        .compression_ratio
+        .max(tail.stats.compression_ratio);
+    all.stats.avg_logprob = all.stats.avg_logprob.min(tail.stats.avg_logprob);
+    all.stats.has_text |= tail.stats.has_text;
+    all.transcript.timings.add(&tail.transcript.timings);
+    all.transcript.segments.extend(tail.transcript.segments);
+}
+
+/// Keeps the last `n` entries of `tokens`.
+fn keep_last(tokens: &mut Vec<i32>, n: usize) {
+    let excess = tokens.len().saturating_sub(n);
+    tokens.drain(..excess);
+}
+
+fn samples_of(seconds: f64) -> usize {
+    (seconds.max(0.0) * f64::from(whisper_safe::SAMPLE_RATE)).round() as usize
+}
+
+fn seconds_of(samples: usize) -> f64 {
+    samples as f64 / f64::from(whisper_safe::SAMPLE_RATE)
 }
 
 /// Whether `error` left the decoding state unusable.
@@ -340,14 +503,15 @@ impl<'a> Stitcher<'a> {
         }
     }
 
-    fn add(&mut self, index: usize, piece: &Piece, guarded: Guarded) {
+    fn add(&mut self, index: usize, piece: &Piece, decoded: Decoded) {
         debug_assert_eq!(self.piece_lengths[index], piece.len());
         self.stats.pieces += 1;
-        self.stats.decodes += guarded.decodes;
-        self.stats.fallbacks += guarded.fallbacks();
-        self.stats.decoded_seconds += piece.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE);
-        self.stats.timings.add(&guarded.transcript.timings);
-        self.waiting.insert(index, guarded);
+        self.stats.decodes += decoded.guarded.decodes;
+        self.stats.fallbacks += decoded.fallbacks;
+        self.stats.remainders += decoded.remainders + decoded.unprompted_retries;
+        self.stats.decoded_seconds += seconds_of(piece.len());
+        self.stats.timings.add(&decoded.guarded.transcript.timings);
+        self.waiting.insert(index, decoded.guarded);
         while let Some(guarded) = self.waiting.remove(&self.next) {
             self.next += 1;
             self.emit(guarded);
@@ -464,6 +628,162 @@ mod tests {
                 ..Transcript::default()
             })
         }
+    }
+
+    /// What a scripted decoder was asked: the language, the prompt and the
+    /// seconds of audio of each call.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Call {
+        language: Option<String>,
+        prompt: Vec<i32>,
+        seconds: f64,
+    }
+
+    /// Answers each call with `answer(call number, call)`: segments as
+    /// `(start, end, text)` in the window's own seconds.
+    struct Scripted<F> {
+        calls: Vec<Call>,
+        answer: F,
+    }
+
+    impl<F> Decoder for Scripted<F>
+    where
+        F: FnMut(usize, &Call) -> Vec<(f64, f64, &'static str)> + Send,
+    {
+        fn run(
+            &mut self,
+            params: &Params,
+            samples: &[f32],
+            _: RunOptions<'_>,
+        ) -> whisper_safe::Result<Transcript> {
+            let call = Call {
+                language: params.requested_language().map(str::to_owned),
+                prompt: params.prompt_token_list().to_vec(),
+                seconds: samples.len() as f64 / 16_000.0,
+            };
+            let segments = (self.answer)(self.calls.len(), &call)
+                .into_iter()
+                .map(|(start, end, text)| Segment {
+                    start,
+                    end,
+                    text: text.into(),
+                    tokens: vec![Token {
+                        id: 400 + text.len() as i32,
+                        text: text.into(),
+                        logprob: -0.1,
+                        ..Token::default()
+                    }],
+                    ..Segment::default()
+                })
+                .collect();
+            self.calls.push(call);
+            Ok(Transcript {
+                segments,
+                language: Some("de".into()),
+                ..Transcript::default()
+            })
+        }
+    }
+
+    fn job<'a>(audio: &'a [f32], params: Params, cancel: &'a CancelToken) -> LongForm<'a> {
+        LongForm {
+            audio,
+            pieces: plan(
+                audio,
+                Span {
+                    start: 0,
+                    end: audio.len(),
+                },
+                None,
+            ),
+            params,
+            guard: Guard::default(),
+            condition_on_previous_text: true,
+            cancel,
+            on_segment: None,
+            on_progress: None,
+        }
+    }
+
+    #[test]
+    fn the_language_found_in_the_first_piece_is_kept_for_the_others() {
+        let audio = vec![0.1; 16_000 * 50];
+        let cancel = CancelToken::new();
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |_, call: &Call| vec![(0.0, call.seconds, " Hallo.")],
+        };
+        job(&audio, Params::greedy(), &cancel)
+            .run(&mut decoder, &NoLender)
+            .unwrap();
+        let languages: Vec<_> = decoder.calls.iter().map(|c| c.language.clone()).collect();
+        assert_eq!(languages, [None, Some("de".to_owned())]);
+        // A language asked for is kept as asked.
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |_, call: &Call| vec![(0.0, call.seconds, " Hello.")],
+        };
+        job(&audio, Params::greedy().language(Some("en")), &cancel)
+            .run(&mut decoder, &NoLender)
+            .unwrap();
+        assert!(decoder
+            .calls
+            .iter()
+            .all(|c| c.language.as_deref() == Some("en")));
+    }
+
+    #[test]
+    fn the_rest_of_a_piece_ended_early_is_decoded_prompted_with_what_came_before() {
+        // One piece of 25 s; the first answer stops at 10 s, the second
+        // (the 15 s left) at 9 s of its own, the third covers the last 6 s.
+        let audio = vec![0.1; 16_000 * 25];
+        let cancel = CancelToken::new();
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |n, call: &Call| match n {
+                0 => vec![(0.0, 4.0, " One."), (4.0, 10.0, " Two.")],
+                1 => vec![(0.0, 9.0, " Three.")],
+                _ => vec![(0.0, call.seconds, " Four.")],
+            },
+        };
+        let (transcript, stats) = job(&audio, Params::greedy(), &cancel)
+            .run(&mut decoder, &NoLender)
+            .unwrap();
+        let seconds: Vec<f64> = decoder.calls.iter().map(|c| c.seconds).collect();
+        assert_eq!(seconds, [25.0, 15.0, 6.0]);
+        assert_eq!(decoder.calls[1].prompt, [405, 405]);
+        assert_eq!(decoder.calls[2].prompt, [405, 405, 407]);
+        let spans: Vec<(f64, f64)> = transcript
+            .segments
+            .iter()
+            .map(|s| (s.start, s.end))
+            .collect();
+        assert_eq!(spans, [(0.0, 4.0), (4.0, 10.0), (10.0, 19.0), (19.0, 25.0)]);
+        assert_eq!(transcript.text(), "One. Two. Three. Four.");
+        assert_eq!(stats.remainders, 2);
+        assert_eq!(stats.fallbacks, 0);
+    }
+
+    #[test]
+    fn an_empty_answer_to_a_prompted_piece_is_decoded_again_without_the_prompt() {
+        let audio = vec![0.1; 16_000 * 50];
+        let cancel = CancelToken::new();
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |n, call: &Call| match (n, call.prompt.is_empty()) {
+                (0, _) => vec![(0.0, call.seconds, " First.")],
+                (_, true) => vec![(0.0, call.seconds, " Second.")],
+                (_, false) => Vec::new(),
+            },
+        };
+        let (transcript, stats) = job(&audio, Params::greedy(), &cancel)
+            .run(&mut decoder, &NoLender)
+            .unwrap();
+        let prompts: Vec<usize> = decoder.calls.iter().map(|c| c.prompt.len()).collect();
+        assert_eq!(prompts, [0, 1, 0]);
+        assert_eq!(transcript.segments.len(), 2);
+        assert_eq!(stats.silent, 0);
+        assert_eq!(stats.remainders, 1);
     }
 
     struct NoLender;

@@ -234,6 +234,9 @@ fn record_stats(shared: &Shared, stats: &LongFormStats) {
     windows
         .with_label_values(&["fallback"])
         .inc_by(u64::from(stats.fallbacks));
+    windows
+        .with_label_values(&["remainder"])
+        .inc_by(u64::from(stats.remainders));
     let stages = &shared.metrics.stage_seconds;
     stages
         .with_label_values(&["encoder"])
@@ -246,14 +249,15 @@ fn record_stats(shared: &Shared, stats: &LongFormStats) {
 /// The request log line's account of the decoding.
 fn describe(stats: &LongFormStats, vad: bool) -> String {
     format!(
-        "{} piece(s) of {:.1} s{} on {} state(s), {} window(s), {} fallback(s), {} silent, \
-         {} duplicate(s), {} looped segment(s) dropped; encoder {:.2} s, decoder {:.2} s",
+        "{} piece(s) of {:.1} s{} on {} state(s), {} window(s), {} fallback(s), {} rest(s) decoded \
+         again, {} silent, {} duplicate(s), {} looped segment(s) dropped; encoder {:.2} s, decoder {:.2} s",
         stats.pieces,
         stats.decoded_seconds,
         if vad { " of speech" } else { "" },
         stats.states,
         stats.timings.windows,
         stats.fallbacks,
+        stats.remainders,
         stats.silent,
         stats.duplicates,
         stats.looped_segments,

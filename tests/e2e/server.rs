@@ -174,6 +174,23 @@ fn every_endpoint_and_format_on_jfk() {
     );
     assert_eq!(inference.status, 200, "{}", inference.text());
     assert_jfk(&inference.text(), "/inference");
+    // An offset inside the 11 s clip decodes the rest; one past its end is a
+    // clear 400, not an empty 200.
+    let rest = server.post_form(
+        "/inference",
+        &Form::jfk()
+            .field("response_format", "text")
+            .field("offset_t", "5000"),
+    );
+    assert_eq!(rest.status, 200, "{}", rest.text());
+    assert!(
+        rest.text().to_lowercase().contains("country"),
+        "{}",
+        rest.text()
+    );
+    server
+        .post_form("/inference", &Form::jfk().field("offset_t", "11500"))
+        .assert_error(400, "invalid_parameter");
 
     // English-only model: no translation.
     server

@@ -128,6 +128,16 @@ async fn run(
         })
         .await?;
     let audio = audio?;
+    let audio_seconds = audio.samples.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE);
+    if request.options.offset.as_secs_f64() >= audio_seconds && !request.options.offset.is_zero() {
+        return Err(ApiError::bad_param(
+            "offset_t",
+            format!(
+                "the offset ({:.3} s) is not inside the audio ({audio_seconds:.3} s long)",
+                request.options.offset.as_secs_f64()
+            ),
+        ));
+    }
     let request_id = http
         .extensions()
         .get::<RequestId>()

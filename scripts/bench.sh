@@ -57,7 +57,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 server_bin="$target/release/stt-server"
 bench_bin="$target/release/bench"
 
-step "models: tiny.en and base, f16 + q8_0 + q5_1, imported from the registry's wheels"
+step "models: tiny.en and base, f16 + q8_0 + q5_1, imported from the registry's wheels; Silero VAD"
 models="$stt_cache/bench-models"
 pull() { WHISPER_LIB_DIR="$lib" WHISPER_MODEL_OFFLINE=1 \
   "$server_bin" models pull "$@" --artifacts-dir "$models" >&2; }
@@ -65,6 +65,9 @@ for size in tiny.en base; do
   pull "$size" --quant q5_1 --keep-f16
   pull "$size" --quant q8_0 --keep-f16
 done
+# The server's default long-form path cuts at speech: it needs the VAD model.
+pull silero-vad
+vad_model="$models/silero-vad/ggml-silero-v6.bin"
 
 step "CTranslate2 checkpoints the models were imported from (for faster-whisper)"
 wheels="$stt_cache/wheels"
@@ -188,6 +191,7 @@ if [ -n "$longform_only" ]; then
   for name in lecture meeting audiobook; do recordings+=(--recording "$longform/longform_$name.wav"); done
   "$bench_bin" longform --server-bin "$server_bin" --lib-dir "$lib" \
     --model "$models/whisper_base_xeon/ggml-base-q8_0.bin" "${recordings[@]}" \
+    --server-env "WHISPER_VAD_MODEL=$vad_model" \
     --server-row "stt-server, defaults" --server-row "stt-server, vad_filter=false;vad_filter=false" \
     --python "$venv/bin/python" --peer-script "$root/tests/bench/faster_whisper_bench.py" \
     --ct2-model "$ct2_base" --splice "$out" >/dev/null

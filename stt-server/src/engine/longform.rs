@@ -593,43 +593,6 @@ mod tests {
     use super::*;
     use whisper_safe::{Token, Transcript};
 
-    /// Answers every piece with one segment of two text tokens between two
-    /// timestamp tokens, and keeps the prompt of each call.
-    struct Recorder(std::sync::Arc<Mutex<Vec<Vec<i32>>>>);
-
-    impl Decoder for Recorder {
-        fn run(
-            &mut self,
-            params: &Params,
-            samples: &[f32],
-            _: RunOptions<'_>,
-        ) -> whisper_safe::Result<Transcript> {
-            lock(&self.0).push(params.prompt_token_list().to_vec());
-            let token = |id, special| Token {
-                id,
-                special,
-                logprob: -0.1,
-                ..Token::default()
-            };
-            let call = lock(&self.0).len() as i32;
-            Ok(Transcript {
-                segments: vec![Segment {
-                    start: 0.0,
-                    end: samples.len() as f64 / 16_000.0,
-                    text: format!(" piece number {call}"),
-                    tokens: vec![
-                        token(50364, true),
-                        token(100 + call, false),
-                        token(200 + call, false),
-                        token(50414, true),
-                    ],
-                    ..Segment::default()
-                }],
-                ..Transcript::default()
-            })
-        }
-    }
-
     /// What a scripted decoder was asked: the language, the prompt and the
     /// seconds of audio of each call.
     #[derive(Clone, Debug, PartialEq)]
@@ -639,8 +602,18 @@ mod tests {
         seconds: f64,
     }
 
+    /// whisper's timestamp token for `seconds` into a window.
+    fn timestamp(seconds: f64) -> Token {
+        Token {
+            id: 50364 + (seconds / 0.02).round() as i32,
+            special: true,
+            ..Token::default()
+        }
+    }
+
     /// Answers each call with `answer(call number, call)`: segments as
-    /// `(start, end, text)` in the window's own seconds.
+    /// `(start, end, text)` in the window's own seconds, each a timestamp
+    /// token, one text token (id 400 + text length) and a timestamp token.
     struct Scripted<F> {
         calls: Vec<Call>,
         answer: F,
@@ -667,12 +640,16 @@ mod tests {
                     start,
                     end,
                     text: text.into(),
-                    tokens: vec![Token {
-                        id: 400 + text.len() as i32,
-                        text: text.into(),
-                        logprob: -0.1,
-                        ..Token::default()
-                    }],
+                    tokens: vec![
+                        timestamp(start),
+                        Token {
+                            id: 400 + text.len() as i32,
+                            text: text.into(),
+                            logprob: -0.1,
+                            ..Token::default()
+                        },
+                        timestamp(end),
+                    ],
                     ..Segment::default()
                 })
                 .collect();
@@ -751,8 +728,15 @@ mod tests {
             .unwrap();
         let seconds: Vec<f64> = decoder.calls.iter().map(|c| c.seconds).collect();
         assert_eq!(seconds, [25.0, 15.0, 6.0]);
-        assert_eq!(decoder.calls[1].prompt, [405, 405]);
-        assert_eq!(decoder.calls[2].prompt, [405, 405, 407]);
+        let text_ids = |call: &Call| -> Vec<i32> {
+            call.prompt
+                .iter()
+                .copied()
+                .filter(|&id| id < 50364)
+                .collect()
+        };
+        assert_eq!(text_ids(&decoder.calls[1]), [405, 405]);
+        assert_eq!(text_ids(&decoder.calls[2]), [405, 405, 407]);
         let spans: Vec<(f64, f64)> = transcript
             .segments
             .iter()
@@ -780,7 +764,7 @@ mod tests {
             .run(&mut decoder, &NoLender)
             .unwrap();
         let prompts: Vec<usize> = decoder.calls.iter().map(|c| c.prompt.len()).collect();
-        assert_eq!(prompts, [0, 1, 0]);
+        assert_eq!(prompts, [0, 3, 0]);
         assert_eq!(transcript.segments.len(), 2);
         assert_eq!(stats.silent, 0);
         assert_eq!(stats.remainders, 1);
@@ -800,34 +784,25 @@ mod tests {
     #[test]
     fn each_piece_is_prompted_with_the_tokens_before_it_timestamps_included() {
         let audio = vec![0.1; 16_000 * 70];
-        let pieces = plan(
-            &audio,
-            Span {
-                start: 0,
-                end: audio.len(),
-            },
-            None,
-        );
-        assert_eq!(pieces.len(), 3);
-        let prompts = std::sync::Arc::new(Mutex::new(Vec::new()));
         let cancel = CancelToken::new();
-        let job = LongForm {
-            audio: &audio,
-            pieces,
-            params: Params::greedy(),
-            guard: Guard::default(),
-            condition_on_previous_text: true,
-            cancel: &cancel,
-            on_segment: None,
-            on_progress: None,
+        let job = job(&audio, Params::greedy(), &cancel);
+        assert_eq!(job.pieces.len(), 3);
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |n, call: &Call| match n {
+                0 => vec![(0.0, call.seconds, " One.")],
+                1 => vec![(0.0, call.seconds, " Two two.")],
+                _ => vec![(0.0, call.seconds, " Three.")],
+            },
         };
-        let (transcript, stats) = job
-            .run(&mut Recorder(std::sync::Arc::clone(&prompts)), &NoLender)
-            .unwrap();
-        let prompts = lock(&prompts).clone();
-        assert_eq!(prompts[0], Vec::<i32>::new());
-        assert_eq!(prompts[1], [50364, 101, 201, 50414]);
-        assert_eq!(prompts[2], [50364, 101, 201, 50414, 50364, 102, 202, 50414]);
+        let (transcript, stats) = job.run(&mut decoder, &NoLender).unwrap();
+        let end = |n: usize| timestamp(decoder.calls[n].seconds).id;
+        assert_eq!(decoder.calls[0].prompt, Vec::<i32>::new());
+        assert_eq!(decoder.calls[1].prompt, [50364, 405, end(0)]);
+        assert_eq!(
+            decoder.calls[2].prompt,
+            [50364, 405, end(0), 50364, 409, end(1)]
+        );
         assert_eq!(stats.pieces, 3);
         assert_eq!(stats.states, 1);
         let starts: Vec<f64> = transcript.segments.iter().map(|s| s.start).collect();

@@ -967,22 +967,38 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<Summary, FormatEr
 /// # Errors
 /// [`GgmlFileError`] with the path and the defect.
 pub fn verify(path: &Path) -> Result<Summary, GgmlFileError> {
-    let open_err = |source| GgmlFileError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    // Checked before opening: opening a FIFO for reading waits for a writer.
-    if !std::fs::metadata(path).map_err(open_err)?.is_file() {
-        return Err(GgmlFileError::NotAFile {
+    let (reader, len) = open_regular(path).map_err(|failure| match failure {
+        OpenFailure::NotAFile => GgmlFileError::NotAFile {
             path: path.to_path_buf(),
-        });
-    }
-    let file = File::open(path).map_err(open_err)?;
-    let len = file.metadata().map_err(open_err)?.len();
-    verify_reader(BufReader::new(file), len).map_err(|source| GgmlFileError::Format {
+        },
+        OpenFailure::Io(source) => GgmlFileError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    verify_reader(reader, len).map_err(|source| GgmlFileError::Format {
         path: path.to_path_buf(),
         source: Box::new(source),
     })
+}
+
+/// Why a file to verify could not be opened.
+pub(crate) enum OpenFailure {
+    /// It is not a regular file.
+    NotAFile,
+    /// Reading its metadata or opening it failed.
+    Io(std::io::Error),
+}
+
+/// Opens `path` for reading, with its length, when it is a regular file
+/// (checked before opening: opening a FIFO for reading waits for a writer).
+pub(crate) fn open_regular(path: &Path) -> Result<(BufReader<File>, u64), OpenFailure> {
+    if !std::fs::metadata(path).map_err(OpenFailure::Io)?.is_file() {
+        return Err(OpenFailure::NotAFile);
+    }
+    let file = File::open(path).map_err(OpenFailure::Io)?;
+    let len = file.metadata().map_err(OpenFailure::Io)?.len();
+    Ok((BufReader::new(file), len))
 }
 
 #[cfg(test)]

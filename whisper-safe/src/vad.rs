@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
@@ -28,7 +28,8 @@ use whisper_sys::{whisper_vad_context, whisper_vad_params, WhisperApi};
 
 use crate::context::INIT_LOCK;
 use crate::ggml_file::{
-    self, FormatError, ReadError, TensorHeader, TensorSpec, TensorType, Tracked,
+    self, open_regular, FormatError, OpenFailure, ReadError, TensorHeader, TensorSpec, TensorType,
+    Tracked,
 };
 use crate::{library, logging, Error, Result};
 
@@ -388,19 +389,16 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<VadSummary, VadFo
 /// # Errors
 /// [`VadFileError`] with the path and the defect.
 pub fn verify(path: &Path) -> Result<VadSummary, VadFileError> {
-    let open_err = |source| VadFileError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    // Checked before opening: opening a FIFO for reading waits for a writer.
-    if !std::fs::metadata(path).map_err(open_err)?.is_file() {
-        return Err(VadFileError::NotAFile {
+    let (reader, len) = open_regular(path).map_err(|failure| match failure {
+        OpenFailure::NotAFile => VadFileError::NotAFile {
             path: path.to_path_buf(),
-        });
-    }
-    let file = File::open(path).map_err(open_err)?;
-    let len = file.metadata().map_err(open_err)?.len();
-    verify_reader(BufReader::new(file), len).map_err(|source| VadFileError::Format {
+        },
+        OpenFailure::Io(source) => VadFileError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    verify_reader(reader, len).map_err(|source| VadFileError::Format {
         path: path.to_path_buf(),
         source: Box::new(source),
     })

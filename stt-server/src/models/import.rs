@@ -27,6 +27,7 @@ use whisper_safe::ggml_file::{
 use super::catalog::{self, CatalogError};
 use super::ct2::{self, Ct2Error, Ct2Model, DType};
 use super::download::{file_checksum, Checksum, ChecksumKind};
+use super::hashing::HashingWriter;
 
 /// Elements converted per chunk.
 const CHUNK_ELEMENTS: u64 = 1 << 18;
@@ -498,24 +499,6 @@ fn source_of(ggml_name: &str) -> Option<SourceSlice> {
     })
 }
 
-/// A writer that hashes what passes through.
-struct Sha1Writer<W> {
-    inner: W,
-    hasher: sha1::Sha1,
-}
-
-impl<W: Write> Write for Sha1Writer<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes header and tensors to `path`; returns the file's SHA-1.
 fn write_model(
     model: &mut Ct2Model,
@@ -524,7 +507,7 @@ fn write_model(
     path: &Path,
 ) -> Result<String, ImportError> {
     let file = File::create(path).map_err(io_err(path))?;
-    let mut w = Sha1Writer {
+    let mut w = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: sha1::Sha1::new(),
     };

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod ct2;
 pub mod download;
 pub mod file_lock;
+mod hashing;
 pub mod import;
 pub mod pull;
 pub mod quantize;

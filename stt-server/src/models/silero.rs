@@ -45,6 +45,7 @@ use whisper_safe::vad::{self, VadFileError, VadHeader, VadSummary};
 
 use super::catalog::{VadModel, SILERO_VAD};
 use super::file_lock::{sibling, FileLock};
+use super::hashing::HashingWriter;
 use super::import::{self, ImportError, PinnedWheel};
 
 /// The VAD model's place in the artifact layout: `<artifacts_dir>/silero-vad/ggml-silero-v6.bin`.
@@ -604,24 +605,6 @@ fn map_tensors(model: &[u8]) -> Result<HashMap<String, Vec<f32>>, SileroError> {
     out.insert("_model.decoder.rnn.bias_ih".to_owned(), reorder_gates(ih));
     out.insert("_model.decoder.rnn.bias_hh".to_owned(), reorder_gates(hh));
     Ok(out)
-}
-
-/// A writer that hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// What [`convert`] wrote.

@@ -20,6 +20,7 @@ mod report;
 mod server;
 mod serving;
 mod stats;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,6 +17,7 @@ use crate::loadtest::LoadReport;
 use crate::longform::LongformReport;
 use crate::procfs::{self, Machine};
 use crate::serving::{ColdReport, OverheadReport, ServeReport};
+use crate::table::Table;
 
 /// A lever wins when it is fastest among settings whose pooled error rate is
 /// within this of the best one.
@@ -128,6 +129,12 @@ impl Cmd {
     }
 }
 
+/// A child's report and the command that produced it, as shown in the document.
+struct Measured<T> {
+    report: T,
+    command: String,
+}
+
 /// Runs commands and remembers how to show them.
 struct Runner {
     bench: PathBuf,
@@ -138,7 +145,7 @@ struct Runner {
 impl Runner {
     /// Runs `cmd`, progress on stderr, and parses the last JSON line of its stdout
     /// as `T` (a load test that failed checks still prints its report).
-    fn run<T: DeserializeOwned>(&self, cmd: &Cmd) -> Result<(T, String)> {
+    fn run<T: DeserializeOwned>(&self, cmd: &Cmd) -> Result<Measured<T>> {
         let shown = self.show(cmd);
         eprintln!("$ {shown}");
         let mut command = Command::new(&cmd.program);
@@ -157,7 +164,10 @@ impl Runner {
         let last = stdout.lines().rev().find(|l| l.starts_with('{'));
         match last {
             Some(json) => serde_json::from_str(json)
-                .map(|value| (value, shown.clone()))
+                .map(|report| Measured {
+                    report,
+                    command: shown.clone(),
+                })
                 .map_err(|source| BenchError::Json {
                     command: shown,
                     source,
@@ -328,88 +338,207 @@ fn mib(kib: u64) -> String {
     format!("{:.0}", kib as f64 / 1024.0)
 }
 
-/// `bench report`.
+/// `bench report`: every measurement in turn, then the document section by section.
 ///
 /// # Errors
 /// When a measurement fails or the report cannot be written.
 pub fn report(args: &ReportArgs) -> Result<()> {
-    let bench = std::env::current_exe().map_err(BenchError::io("/proc/self/exe"))?;
-    let path = |p: &Path| p.to_string_lossy().into_owned();
-    let mut runner = Runner {
-        bench: bench.clone(),
-        vars: vec![
-            ("BENCH".into(), path(&bench)),
-            ("SERVER".into(), path(&args.server_bin)),
-            ("LIB".into(), path(&args.lib_dir)),
-            ("LIB_NOOMP".into(), path(&args.lib_dir_noomp)),
-            ("MODELS".into(), path(&args.models)),
-            ("CT2_TINY".into(), path(&args.ct2_tiny)),
-            ("CT2_BASE".into(), path(&args.ct2_base)),
-            ("PY".into(), path(&args.python)),
-            ("PEER".into(), path(&args.peer_script)),
-            ("FIXTURES".into(), path(&args.fixtures)),
-            ("CLIPS".into(), path(&args.clips)),
-        ],
-    };
-    if let Some(set) = &args.longform_set {
-        runner.vars.push(("LONGFORM".into(), path(set)));
-    }
+    let session = Session::new(args)?;
     let load_start = procfs::load_average();
     let started = std::time::Instant::now();
-    let runs = if args.quick { 1 } else { args.runs };
-    let threads = args.threads.to_string();
-    let model = |size: &str, quant: &str| {
+    let m = Measurements {
+        levers: session.levers()?,
+        waiting: session.waiting()?,
+        overheads: session.overheads()?,
+        cold: session.cold()?,
+        concurrency: session.concurrency()?,
+        memory: session.memory()?,
+        long: session.long_audio()?,
+        loadtest: session.loadtest()?,
+        longform: session.longform()?,
+    };
+    let load_end = procfs::load_average();
+
+    let md = [
+        title(
+            args.quick,
+            session.runs,
+            started.elapsed().as_secs_f64() / 60.0,
+        ),
+        machine_section(
+            &Machine::read(),
+            [load_start, load_end],
+            &args.load_note,
+            &m.levers.base.peer.report.faster_whisper,
+        ),
+        measured_section(
+            args.threads,
+            &session.clips,
+            &m.levers.base.default.report.clips,
+            &m.long.ours.report,
+            &session.runner.vars,
+        ),
+        key_figures(&m),
+        overhead_section(args.threads, &m.overheads),
+        cold_section(&m.cold),
+        concurrency_section(&m.concurrency),
+        memory_section(&m.memory),
+        startup_section(&m.memory.startup, &m.cold.report),
+        long_audio_section(args.threads, &m.long),
+        peer_section(args.threads, &m.levers),
+        levers_section(&m.levers, &m.waiting),
+        loadtest_section(&m.loadtest),
+        longform_section(&m.longform),
+        reproduce_section(),
+    ]
+    .concat();
+    std::fs::write(&args.out, md).map_err(BenchError::io(&args.out))?;
+    eprintln!("wrote {}", args.out.display());
+    if !m.loadtest.report.failures.is_empty() {
+        return Err(BenchError::Checks(m.loadtest.report.failures.clone()));
+    }
+    Ok(())
+}
+
+/// The clips of the report.
+struct Clips {
+    jfk: Clip,
+    fr: Clip,
+    zh: Clip,
+    es_short: Clip,
+    es_medium: Clip,
+    /// 10 minutes (`--quick`: `es_medium`).
+    long: Clip,
+}
+
+impl Clips {
+    /// The five short clips of base's lever and peer tables.
+    fn base(&self) -> Vec<Clip> {
+        vec![
+            self.jfk.clone(),
+            self.fr.clone(),
+            self.zh.clone(),
+            self.es_short.clone(),
+            self.es_medium.clone(),
+        ]
+    }
+
+    /// tiny.en's clips (English only).
+    fn tiny(&self) -> Vec<Clip> {
+        vec![
+            self.jfk.clone(),
+            self.es_short.clone(),
+            self.es_medium.clone(),
+        ]
+    }
+
+    /// What concurrent clients send in turn.
+    fn mixed(&self) -> Vec<Clip> {
+        vec![self.jfk.clone(), self.fr.clone(), self.es_short.clone()]
+    }
+}
+
+/// What every measurement needs: the inputs, the runner and the clips.
+struct Session<'a> {
+    args: &'a ReportArgs,
+    runner: Runner,
+    /// Measured runs per timing.
+    runs: usize,
+    threads: String,
+    clips: Clips,
+}
+
+impl<'a> Session<'a> {
+    fn new(args: &'a ReportArgs) -> Result<Self> {
+        let bench = std::env::current_exe().map_err(BenchError::io("/proc/self/exe"))?;
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let mut runner = Runner {
+            bench: bench.clone(),
+            vars: vec![
+                ("BENCH".into(), path(&bench)),
+                ("SERVER".into(), path(&args.server_bin)),
+                ("LIB".into(), path(&args.lib_dir)),
+                ("LIB_NOOMP".into(), path(&args.lib_dir_noomp)),
+                ("MODELS".into(), path(&args.models)),
+                ("CT2_TINY".into(), path(&args.ct2_tiny)),
+                ("CT2_BASE".into(), path(&args.ct2_base)),
+                ("PY".into(), path(&args.python)),
+                ("PEER".into(), path(&args.peer_script)),
+                ("FIXTURES".into(), path(&args.fixtures)),
+                ("CLIPS".into(), path(&args.clips)),
+            ],
+        };
+        if let Some(set) = &args.longform_set {
+            runner.vars.push(("LONGFORM".into(), path(set)));
+        }
+        let clip = |dir: &Path, name: &str, language: &str| -> Result<Clip> {
+            format!("{}@{language}", dir.join(name).display())
+                .parse()
+                .map_err(|reason| BenchError::Command {
+                    command: format!("read clip {name}"),
+                    reason,
+                })
+        };
+        let jfk = clip(&args.fixtures, "jfk.wav", "en")?;
+        let fr = clip(&args.fixtures, "fr_test_fr.wav", "fr")?;
+        let zh = clip(&args.fixtures, "zh_BAC009S0724W0121.wav", "zh")?;
+        let es_short = clip(&args.clips, "espeak_short.wav", "en")?;
+        let es_medium = clip(&args.clips, "espeak_medium.wav", "en")?;
+        let long = if args.quick {
+            es_medium.clone()
+        } else {
+            clip(&args.clips, "long_10min.wav", "en")?
+        };
+        let clips = Clips {
+            jfk,
+            fr,
+            zh,
+            es_short,
+            es_medium,
+            long,
+        };
+        Ok(Self {
+            args,
+            runner,
+            runs: if args.quick { 1 } else { args.runs },
+            threads: args.threads.to_string(),
+            clips,
+        })
+    }
+
+    /// `whisper_<size>_xeon/ggml-<size>[-<quant>].bin` under `--models`.
+    fn model(&self, size: &str, quant: &str) -> PathBuf {
         let file = if quant == "f16" {
             format!("ggml-{size}.bin")
         } else {
             format!("ggml-{size}-{quant}.bin")
         };
-        args.models.join(format!("whisper_{size}_xeon")).join(file)
-    };
-    let clip = |dir: &Path, name: &str, language: &str| -> Result<Clip> {
-        format!("{}@{language}", dir.join(name).display())
-            .parse()
-            .map_err(|reason| BenchError::Command {
-                command: format!("read clip {name}"),
-                reason,
-            })
-    };
-    let jfk = clip(&args.fixtures, "jfk.wav", "en")?;
-    let fr = clip(&args.fixtures, "fr_test_fr.wav", "fr")?;
-    let zh = clip(&args.fixtures, "zh_BAC009S0724W0121.wav", "zh")?;
-    let es_short = clip(&args.clips, "espeak_short.wav", "en")?;
-    let es_medium = clip(&args.clips, "espeak_medium.wav", "en")?;
-    let long = if args.quick {
-        es_medium.clone()
-    } else {
-        clip(&args.clips, "long_10min.wav", "en")?
-    };
-    let base_clips = vec![
-        jfk.clone(),
-        fr.clone(),
-        zh.clone(),
-        es_short.clone(),
-        es_medium.clone(),
-    ];
-    let tiny_clips = vec![jfk.clone(), es_short.clone(), es_medium.clone()];
-    let mixed = vec![jfk.clone(), fr.clone(), es_short.clone()];
-    let clip_args = |clips: &[Clip]| -> Vec<String> {
-        clips
-            .iter()
-            .flat_map(|c| ["--clip".to_owned(), c.spec()])
-            .collect()
-    };
+        self.args
+            .models
+            .join(format!("whisper_{size}_xeon"))
+            .join(file)
+    }
 
-    // --- levers and peer, in process -------------------------------------
-    eprintln!("==> levers (in process) and faster-whisper");
-    let inproc = |label: &str,
-                  lib: &Path,
-                  model: &Path,
-                  clips: &[Clip],
-                  extra: &[&str],
-                  env: &[(&str, &str)]|
-     -> Result<Setting> {
-        let mut cmd = runner
+    /// `--threads N` and then `more`.
+    fn with<'s>(&'s self, more: &[&'s str]) -> Vec<&'s str> {
+        ["--threads", self.threads.as_str()]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect()
+    }
+
+    /// One in-process setting of a lever table.
+    fn inproc(
+        &self,
+        label: &str,
+        lib: &Path,
+        model: &Path,
+        clips: &[Clip],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Setting> {
+        let mut cmd = self
+            .runner
             .bench("inproc")
             .arg("--lib-dir")
             .arg(lib)
@@ -418,148 +547,57 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .args(extra)
             .args(clip_args(clips))
             .arg("--runs")
-            .arg(runs.to_string());
+            .arg(self.runs.to_string());
         for (n, v) in env {
             cmd = cmd.env(n, v);
         }
-        let (report, command) = runner.run::<InprocReport>(&cmd)?;
+        let measured = self.runner.run::<InprocReport>(&cmd)?;
         Ok(Setting {
             label: label.to_owned(),
-            report,
+            report: measured.report,
             clips: clips.to_vec(),
-            command,
+            command: measured.command,
         })
-    };
-    let peer = |ct2: &Path, clips: &[Clip]| -> Result<(PeerReport, String)> {
-        let cmd = Cmd::new(&args.python)
-            .arg(&args.peer_script)
+    }
+
+    /// faster-whisper (int8) on `clips` with the CTranslate2 checkpoint `ct2`.
+    fn peer(&self, ct2: &Path, clips: &[Clip]) -> Result<Measured<PeerReport>> {
+        let cmd = Cmd::new(&self.args.python)
+            .arg(&self.args.peer_script)
             .arg("--model")
             .arg(ct2)
             .args(clip_args(clips))
-            .args(["--threads", &threads, "--compute-type", "int8", "--runs"])
-            .arg(runs.to_string());
-        runner.run::<PeerReport>(&cmd)
-    };
-    let t = ["--threads", threads.as_str()];
-    let with = |more: &[&'static str]| -> Vec<&str> {
-        t.iter().copied().chain(more.iter().copied()).collect()
-    };
-    let base_default = inproc(
-        "server defaults: q8_0, trimmed, flash off, OpenMP, 2 threads",
-        &args.lib_dir,
-        &model("base", DEFAULT_QUANT),
-        &base_clips,
-        &with(&[]),
-        &[],
-    )?;
-    let base_peer = peer(&args.ct2_base, &base_clips)?;
-    let base_full = inproc(
-        "full context (1500)",
-        &args.lib_dir,
-        &model("base", DEFAULT_QUANT),
-        &base_clips,
-        &with(&["--audio-context", "full"]),
-        &[],
-    )?;
-    let base_q5 = inproc(
-        "q5_1",
-        &args.lib_dir,
-        &model("base", "q5_1"),
-        &base_clips,
-        &with(&[]),
-        &[],
-    )?;
-    let base_f16 = inproc(
-        "f16",
-        &args.lib_dir,
-        &model("base", "f16"),
-        &base_clips,
-        &with(&[]),
-        &[],
-    )?;
-    let base_flash = inproc(
-        "flash attention on",
-        &args.lib_dir,
-        &model("base", DEFAULT_QUANT),
-        &base_clips,
-        &with(&["--flash-attn", "on"]),
-        &[],
-    )?;
-    let base_noomp = inproc(
-        "ggml thread pool (GGML_OPENMP=OFF)",
-        &args.lib_dir_noomp,
-        &model("base", DEFAULT_QUANT),
-        &base_clips,
-        &with(&[]),
-        &[],
-    )?;
-    let base_passive = inproc(
-        "OpenMP, OMP_WAIT_POLICY=passive",
-        &args.lib_dir,
-        &model("base", DEFAULT_QUANT),
-        &base_clips,
-        &with(&[]),
-        &[("OMP_WAIT_POLICY", "passive")],
-    )?;
-    let base_t1 = inproc(
-        "1 thread",
-        &args.lib_dir,
-        &model("base", DEFAULT_QUANT),
-        &base_clips,
-        &["--threads", "1"],
-        &[],
-    )?;
-    let tiny_default = inproc(
-        "q8_0, trimmed (defaults)",
-        &args.lib_dir,
-        &model("tiny.en", DEFAULT_QUANT),
-        &tiny_clips,
-        &with(&[]),
-        &[],
-    )?;
-    let tiny_peer = peer(&args.ct2_tiny, &tiny_clips)?;
-    let tiny_full = inproc(
-        "q8_0, full context",
-        &args.lib_dir,
-        &model("tiny.en", DEFAULT_QUANT),
-        &tiny_clips,
-        &with(&["--audio-context", "full"]),
-        &[],
-    )?;
-    let tiny_q5 = inproc(
-        "q5_1, trimmed",
-        &args.lib_dir,
-        &model("tiny.en", "q5_1"),
-        &tiny_clips,
-        &with(&[]),
-        &[],
-    )?;
-    let tiny_f16 = inproc(
-        "f16, trimmed",
-        &args.lib_dir,
-        &model("tiny.en", "f16"),
-        &tiny_clips,
-        &with(&[]),
-        &[],
-    )?;
+            .args([
+                "--threads",
+                &self.threads,
+                "--compute-type",
+                "int8",
+                "--runs",
+            ])
+            .arg(self.runs.to_string());
+        self.runner.run::<PeerReport>(&cmd)
+    }
 
-    // --- server --------------------------------------------------------------
-    let serve = |lib: &Path,
-                 workers: u32,
-                 threads: u32,
-                 clips: &[Clip],
-                 concurrency: usize,
-                 requests: usize,
-                 extra: &[String]|
-     -> Result<(ServeReport, String)> {
-        let cmd = runner
+    /// A base-q8_0 server of `shape` (workers, threads) sent `requests` requests
+    /// by `concurrency` clients; `extra` arguments to `bench serve`.
+    fn serve(
+        &self,
+        lib: &Path,
+        (workers, threads): (u32, u32),
+        clips: &[Clip],
+        concurrency: usize,
+        requests: usize,
+        extra: &[String],
+    ) -> Result<Measured<ServeReport>> {
+        let cmd = self
+            .runner
             .bench("serve")
             .arg("--server-bin")
-            .arg(&args.server_bin)
+            .arg(&self.args.server_bin)
             .arg("--lib-dir")
             .arg(lib)
             .arg("--model")
-            .arg(model("base", DEFAULT_QUANT))
+            .arg(self.model("base", DEFAULT_QUANT))
             .args([
                 "--workers",
                 &workers.to_string(),
@@ -574,217 +612,507 @@ pub fn report(args: &ReportArgs) -> Result<()> {
                 &requests.to_string(),
             ])
             .args(extra);
-        runner.run::<ServeReport>(&cmd)
-    };
+        self.runner.run::<ServeReport>(&cmd)
+    }
 
-    eprintln!("==> OpenMP waiting under concurrent load");
-    let concurrent_requests = if args.quick { 4 } else { 16 };
-    let mut waiting = Vec::new();
-    for (label, lib, extra) in [
-        (
-            "OpenMP, GOMP_SPINCOUNT=1000 (server default)",
-            &args.lib_dir,
-            vec![],
-        ),
-        (
-            "OpenMP, OMP_WAIT_POLICY=passive",
-            &args.lib_dir,
-            vec![
-                "--server-env".to_owned(),
-                "OMP_WAIT_POLICY=passive".to_owned(),
-            ],
-        ),
-        (
-            "OpenMP, GOMP_SPINCOUNT=300000 (libgomp's default)",
-            &args.lib_dir,
-            vec![
-                "--server-env".to_owned(),
-                "GOMP_SPINCOUNT=300000".to_owned(),
-            ],
-        ),
-        (
-            "ggml thread pool (GGML_OPENMP=OFF)",
-            &args.lib_dir_noomp,
-            vec![],
-        ),
-    ] {
-        for (w, th) in [(2, 1), (1, 2)] {
-            let result = serve(
+    /// base and tiny.en in process under each lever, and faster-whisper.
+    fn levers(&self) -> Result<Levers> {
+        eprintln!("==> levers (in process) and faster-whisper");
+        let lib = &self.args.lib_dir;
+        let q8 = self.model("base", DEFAULT_QUANT);
+        let clips = self.clips.base();
+        let base = BaseRuns {
+            default: self.inproc(
+                "server defaults: q8_0, trimmed, flash off, OpenMP, 2 threads",
                 lib,
-                w,
-                th,
-                std::slice::from_ref(&jfk),
-                2,
-                concurrent_requests,
-                &extra,
-            )?;
-            waiting.push((label, result));
-        }
+                &q8,
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            peer: self.peer(&self.args.ct2_base, &clips)?,
+            full: self.inproc(
+                "full context (1500)",
+                lib,
+                &q8,
+                &clips,
+                &self.with(&["--audio-context", "full"]),
+                &[],
+            )?,
+            q5: self.inproc(
+                "q5_1",
+                lib,
+                &self.model("base", "q5_1"),
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            f16: self.inproc(
+                "f16",
+                lib,
+                &self.model("base", "f16"),
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            flash: self.inproc(
+                "flash attention on",
+                lib,
+                &q8,
+                &clips,
+                &self.with(&["--flash-attn", "on"]),
+                &[],
+            )?,
+            noomp: self.inproc(
+                "ggml thread pool (GGML_OPENMP=OFF)",
+                &self.args.lib_dir_noomp,
+                &q8,
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            passive: self.inproc(
+                "OpenMP, OMP_WAIT_POLICY=passive",
+                lib,
+                &q8,
+                &clips,
+                &self.with(&[]),
+                &[("OMP_WAIT_POLICY", "passive")],
+            )?,
+            t1: self.inproc("1 thread", lib, &q8, &clips, &["--threads", "1"], &[])?,
+            clips,
+        };
+        let q8 = self.model("tiny.en", DEFAULT_QUANT);
+        let clips = self.clips.tiny();
+        let tiny = TinyRuns {
+            default: self.inproc(
+                "q8_0, trimmed (defaults)",
+                lib,
+                &q8,
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            peer: self.peer(&self.args.ct2_tiny, &clips)?,
+            full: self.inproc(
+                "q8_0, full context",
+                lib,
+                &q8,
+                &clips,
+                &self.with(&["--audio-context", "full"]),
+                &[],
+            )?,
+            q5: self.inproc(
+                "q5_1, trimmed",
+                lib,
+                &self.model("tiny.en", "q5_1"),
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            f16: self.inproc(
+                "f16, trimmed",
+                lib,
+                &self.model("tiny.en", "f16"),
+                &clips,
+                &self.with(&[]),
+                &[],
+            )?,
+            clips,
+        };
+        Ok(Levers { base, tiny })
     }
 
-    eprintln!("==> HTTP overhead");
-    let overhead = |context: &str| -> Result<(OverheadReport, String)> {
-        let cmd = runner
-            .bench("overhead")
-            .arg("--server-bin")
-            .arg(&args.server_bin)
-            .arg("--lib-dir")
-            .arg(&args.lib_dir)
-            .arg("--model")
-            .arg(model("base", DEFAULT_QUANT))
-            .args(["--threads", &threads, "--audio-context", context, "--clip"])
-            .arg(jfk.spec())
-            .arg("--runs")
-            .arg(runs.max(5).to_string());
-        runner.run::<OverheadReport>(&cmd)
-    };
-    let overheads = [overhead("trimmed")?, overhead("full")?];
-
-    eprintln!("==> cold vs warm");
-    let cold = runner.run::<ColdReport>(
-        &runner
-            .bench("cold")
-            .arg("--server-bin")
-            .arg(&args.server_bin)
-            .arg("--lib-dir")
-            .arg(&args.lib_dir)
-            .arg("--model")
-            .arg(model("base", DEFAULT_QUANT))
-            .args(["--threads", &threads, "--clip"])
-            .arg(jfk.spec())
-            .arg("--runs")
-            .arg(runs.to_string()),
-    )?;
-
-    eprintln!("==> concurrency");
-    let mut concurrency = Vec::new();
-    for (w, th) in [(1u32, 2u32), (2, 1)] {
-        for c in [1usize, 2, 4, 8] {
-            let requests = if args.quick { 2 * c } else { (4 * c).max(12) };
-            concurrency.push(serve(&args.lib_dir, w, th, &mixed, c, requests, &[])?);
-        }
-    }
-
-    eprintln!("==> memory and start-up");
-    let mut startup = Vec::new();
-    for w in [1u32, 2] {
-        startup.push(serve(&args.lib_dir, w, 1, &mixed, 1, 0, &[])?);
-    }
-    let soak_requests = if args.quick { 40 } else { 1000 };
-    let short = [fr.clone(), zh.clone()];
-    let soak = serve(
-        &args.lib_dir,
-        2,
-        1,
-        &short,
-        2,
-        soak_requests,
-        &["--rss-every".to_owned(), (soak_requests / 10).to_string()],
-    )?;
-
-    eprintln!("==> long audio");
-    let long_server = serve(
-        &args.lib_dir,
-        1,
-        args.threads,
-        std::slice::from_ref(&long),
-        1,
-        1,
-        &[],
-    )?;
-    let long_inproc = |quant: &str, extra: &[&str]| -> Result<(InprocReport, String)> {
-        runner.run::<InprocReport>(
-            &runner
-                .bench("inproc")
-                .arg("--lib-dir")
-                .arg(&args.lib_dir)
-                .arg("--model")
-                .arg(model("base", quant))
-                .args(["--threads", &threads, "--clip", &long.spec()])
-                .args(extra)
-                .args(["--runs", "1", "--warmup", "0"]),
-        )
-    };
-    // The defaults and the two levers whose accuracy the short clips cannot settle.
-    let long_ours = long_inproc(DEFAULT_QUANT, &[])?;
-    let long_q5 = long_inproc("q5_1", &[])?;
-    let long_flash = long_inproc(DEFAULT_QUANT, &["--flash-attn", "on"])?;
-    let long_peer = runner.run::<PeerReport>(
-        &Cmd::new(&args.python)
-            .arg(&args.peer_script)
-            .arg("--model")
-            .arg(&args.ct2_base)
-            .args(["--clip", &long.spec(), "--threads", &threads])
-            .args(["--compute-type", "int8", "--runs", "1", "--warmup", "0"]),
-    )?;
-
-    eprintln!("==> load test");
-    let load_requests = if args.quick { 110 } else { 2000 };
-    let loadtest = runner.run::<LoadReport>(
-        &runner
-            .bench("loadtest")
-            .arg("--server-bin")
-            .arg(&args.server_bin)
-            .arg("--lib-dir")
-            .arg(&args.lib_dir)
-            .arg("--model")
-            .arg(model("base", DEFAULT_QUANT))
-            .args(["--workers", "2", "--threads", "1"])
-            .args(clip_args(&mixed))
-            .args([
-                "--concurrency",
-                "16",
-                "--requests",
-                &load_requests.to_string(),
-            ]),
-    )?;
-    let longform = match &args.longform_set {
-        Some(set) => {
-            eprintln!("==> long form");
-            let recordings: &[&str] = if args.quick {
-                &["longform_short.wav"]
-            } else {
-                LONGFORM_RECORDINGS
-            };
-            let mut passes = Vec::new();
-            for word_times in [false, true] {
-                let mut cmd = runner
-                    .bench("longform")
-                    .arg("--server-bin")
-                    .arg(&args.server_bin)
-                    .arg("--lib-dir")
-                    .arg(&args.lib_dir)
-                    .arg("--model")
-                    .arg(model("base", DEFAULT_QUANT))
-                    .args(["--threads", &threads]);
-                for name in recordings {
-                    cmd = cmd.arg("--recording").arg(set.join(name));
-                }
-                for row in LONGFORM_ROWS {
-                    cmd = cmd.arg("--server-row").arg(row);
-                }
-                cmd = cmd
-                    .arg("--python")
-                    .arg(&args.python)
-                    .arg("--peer-script")
-                    .arg(&args.peer_script)
-                    .arg("--ct2-model")
-                    .arg(&args.ct2_base);
-                if word_times {
-                    cmd = cmd.arg("--word-timestamps");
-                }
-                passes.push(runner.run::<LongformReport>(&cmd)?);
+    /// Servers under each way of waiting, 2×1 and 1×2, two clients sending jfk.wav.
+    fn waiting(&self) -> Result<Waiting> {
+        eprintln!("==> OpenMP waiting under concurrent load");
+        let requests = if self.args.quick { 4 } else { 16 };
+        let mut runs = Vec::new();
+        for (label, lib, extra) in [
+            (
+                "OpenMP, GOMP_SPINCOUNT=1000 (server default)",
+                &self.args.lib_dir,
+                vec![],
+            ),
+            (
+                "OpenMP, OMP_WAIT_POLICY=passive",
+                &self.args.lib_dir,
+                vec![
+                    "--server-env".to_owned(),
+                    "OMP_WAIT_POLICY=passive".to_owned(),
+                ],
+            ),
+            (
+                "OpenMP, GOMP_SPINCOUNT=300000 (libgomp's default)",
+                &self.args.lib_dir,
+                vec![
+                    "--server-env".to_owned(),
+                    "GOMP_SPINCOUNT=300000".to_owned(),
+                ],
+            ),
+            (
+                "ggml thread pool (GGML_OPENMP=OFF)",
+                &self.args.lib_dir_noomp,
+                vec![],
+            ),
+        ] {
+            for shape in [(2, 1), (1, 2)] {
+                let result = self.serve(
+                    lib,
+                    shape,
+                    std::slice::from_ref(&self.clips.jfk),
+                    2,
+                    requests,
+                    &extra,
+                )?;
+                runs.push((label, result));
             }
-            passes
         }
-        None => Vec::new(),
-    };
-    let load_end = procfs::load_average();
+        Ok(Waiting { requests, runs })
+    }
 
-    // --- the document --------------------------------------------------------
-    let machine = Machine::read();
-    let mut md = String::new();
-    let w = &mut md;
+    /// HTTP against in process, trimmed then full encoder context.
+    fn overheads(&self) -> Result<[Measured<OverheadReport>; 2]> {
+        eprintln!("==> HTTP overhead");
+        let overhead = |context: &str| -> Result<Measured<OverheadReport>> {
+            let cmd = self
+                .runner
+                .bench("overhead")
+                .arg("--server-bin")
+                .arg(&self.args.server_bin)
+                .arg("--lib-dir")
+                .arg(&self.args.lib_dir)
+                .arg("--model")
+                .arg(self.model("base", DEFAULT_QUANT))
+                .args([
+                    "--threads",
+                    &self.threads,
+                    "--audio-context",
+                    context,
+                    "--clip",
+                ])
+                .arg(self.clips.jfk.spec())
+                .arg("--runs")
+                .arg(self.runs.max(5).to_string());
+            self.runner.run::<OverheadReport>(&cmd)
+        };
+        Ok([overhead("trimmed")?, overhead("full")?])
+    }
+
+    /// Process per request against a warm server.
+    fn cold(&self) -> Result<Measured<ColdReport>> {
+        eprintln!("==> cold vs warm");
+        self.runner.run::<ColdReport>(
+            &self
+                .runner
+                .bench("cold")
+                .arg("--server-bin")
+                .arg(&self.args.server_bin)
+                .arg("--lib-dir")
+                .arg(&self.args.lib_dir)
+                .arg("--model")
+                .arg(self.model("base", DEFAULT_QUANT))
+                .args(["--threads", &self.threads, "--clip"])
+                .arg(self.clips.jfk.spec())
+                .arg("--runs")
+                .arg(self.runs.to_string()),
+        )
+    }
+
+    /// 1×2 and 2×1 servers at 1, 2, 4 and 8 clients.
+    fn concurrency(&self) -> Result<Vec<Measured<ServeReport>>> {
+        eprintln!("==> concurrency");
+        let mixed = self.clips.mixed();
+        let mut runs = Vec::new();
+        for shape in [(1u32, 2u32), (2, 1)] {
+            for c in [1usize, 2, 4, 8] {
+                let requests = if self.args.quick {
+                    2 * c
+                } else {
+                    (4 * c).max(12)
+                };
+                runs.push(self.serve(&self.args.lib_dir, shape, &mixed, c, requests, &[])?);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Servers of 1 and 2 workers started, then a soak of many requests.
+    fn memory(&self) -> Result<Memory> {
+        eprintln!("==> memory and start-up");
+        let mixed = self.clips.mixed();
+        let mut startup = Vec::new();
+        for w in [1u32, 2] {
+            startup.push(self.serve(&self.args.lib_dir, (w, 1), &mixed, 1, 0, &[])?);
+        }
+        let soak_requests = if self.args.quick { 40 } else { 1000 };
+        let short = [self.clips.fr.clone(), self.clips.zh.clone()];
+        let soak = self.serve(
+            &self.args.lib_dir,
+            (2, 1),
+            &short,
+            2,
+            soak_requests,
+            &["--rss-every".to_owned(), (soak_requests / 10).to_string()],
+        )?;
+        Ok(Memory { startup, soak })
+    }
+
+    /// The long clip through the server, in process and through faster-whisper.
+    fn long_audio(&self) -> Result<LongAudio> {
+        eprintln!("==> long audio");
+        let long = &self.clips.long;
+        let long_inproc = |quant: &str, extra: &[&str]| -> Result<Measured<InprocReport>> {
+            self.runner.run::<InprocReport>(
+                &self
+                    .runner
+                    .bench("inproc")
+                    .arg("--lib-dir")
+                    .arg(&self.args.lib_dir)
+                    .arg("--model")
+                    .arg(self.model("base", quant))
+                    .args(["--threads", &self.threads, "--clip", &long.spec()])
+                    .args(extra)
+                    .args(["--runs", "1", "--warmup", "0"]),
+            )
+        };
+        Ok(LongAudio {
+            server: self.serve(
+                &self.args.lib_dir,
+                (1, self.args.threads),
+                std::slice::from_ref(long),
+                1,
+                1,
+                &[],
+            )?,
+            // The defaults and the two levers whose accuracy the short clips cannot settle.
+            ours: long_inproc(DEFAULT_QUANT, &[])?,
+            q5: long_inproc("q5_1", &[])?,
+            flash: long_inproc(DEFAULT_QUANT, &["--flash-attn", "on"])?,
+            peer: self.runner.run::<PeerReport>(
+                &Cmd::new(&self.args.python)
+                    .arg(&self.args.peer_script)
+                    .arg("--model")
+                    .arg(&self.args.ct2_base)
+                    .args(["--clip", &long.spec(), "--threads", &self.threads])
+                    .args(["--compute-type", "int8", "--runs", "1", "--warmup", "0"]),
+            )?,
+            clip: long.clone(),
+        })
+    }
+
+    /// The bounded load test.
+    fn loadtest(&self) -> Result<Measured<LoadReport>> {
+        eprintln!("==> load test");
+        let load_requests = if self.args.quick { 110 } else { 2000 };
+        self.runner.run::<LoadReport>(
+            &self
+                .runner
+                .bench("loadtest")
+                .arg("--server-bin")
+                .arg(&self.args.server_bin)
+                .arg("--lib-dir")
+                .arg(&self.args.lib_dir)
+                .arg("--model")
+                .arg(self.model("base", DEFAULT_QUANT))
+                .args(["--workers", "2", "--threads", "1"])
+                .args(clip_args(&self.clips.mixed()))
+                .args([
+                    "--concurrency",
+                    "16",
+                    "--requests",
+                    &load_requests.to_string(),
+                ]),
+        )
+    }
+
+    /// The long-form set, segment then word timestamps (none without a set).
+    fn longform(&self) -> Result<Vec<Measured<LongformReport>>> {
+        let Some(set) = &self.args.longform_set else {
+            return Ok(Vec::new());
+        };
+        eprintln!("==> long form");
+        let recordings: &[&str] = if self.args.quick {
+            &["longform_short.wav"]
+        } else {
+            LONGFORM_RECORDINGS
+        };
+        let mut passes = Vec::new();
+        for word_times in [false, true] {
+            let mut cmd = self
+                .runner
+                .bench("longform")
+                .arg("--server-bin")
+                .arg(&self.args.server_bin)
+                .arg("--lib-dir")
+                .arg(&self.args.lib_dir)
+                .arg("--model")
+                .arg(self.model("base", DEFAULT_QUANT))
+                .args(["--threads", &self.threads]);
+            for name in recordings {
+                cmd = cmd.arg("--recording").arg(set.join(name));
+            }
+            for row in LONGFORM_ROWS {
+                cmd = cmd.arg("--server-row").arg(row);
+            }
+            cmd = cmd
+                .arg("--python")
+                .arg(&self.args.python)
+                .arg("--peer-script")
+                .arg(&self.args.peer_script)
+                .arg("--ct2-model")
+                .arg(&self.args.ct2_base);
+            if word_times {
+                cmd = cmd.arg("--word-timestamps");
+            }
+            passes.push(self.runner.run::<LongformReport>(&cmd)?);
+        }
+        Ok(passes)
+    }
+}
+
+/// `--clip SPEC` for each clip.
+fn clip_args(clips: &[Clip]) -> Vec<String> {
+    clips
+        .iter()
+        .flat_map(|c| ["--clip".to_owned(), c.spec()])
+        .collect()
+}
+
+/// Everything `bench report` measures, in the order it measures it.
+struct Measurements {
+    levers: Levers,
+    waiting: Waiting,
+    overheads: [Measured<OverheadReport>; 2],
+    cold: Measured<ColdReport>,
+    concurrency: Vec<Measured<ServeReport>>,
+    memory: Memory,
+    long: LongAudio,
+    loadtest: Measured<LoadReport>,
+    longform: Vec<Measured<LongformReport>>,
+}
+
+/// The in-process lever settings of both models.
+struct Levers {
+    base: BaseRuns,
+    tiny: TinyRuns,
+}
+
+/// base on the five short clips: the server's defaults, each lever, faster-whisper.
+struct BaseRuns {
+    clips: Vec<Clip>,
+    default: Setting,
+    peer: Measured<PeerReport>,
+    full: Setting,
+    q5: Setting,
+    f16: Setting,
+    flash: Setting,
+    noomp: Setting,
+    passive: Setting,
+    t1: Setting,
+}
+
+impl BaseRuns {
+    /// Every setting, the server's defaults first: the rows of §8.
+    fn all(&self) -> [&Setting; 8] {
+        [
+            &self.default,
+            &self.full,
+            &self.q5,
+            &self.f16,
+            &self.flash,
+            &self.noomp,
+            &self.passive,
+            &self.t1,
+        ]
+    }
+
+    /// The settings of §7, beside faster-whisper.
+    fn beside_peer(&self) -> [&Setting; 4] {
+        [&self.default, &self.q5, &self.f16, &self.full]
+    }
+
+    /// Each lever: the defaults and the settings that change only it.
+    fn groups(&self) -> [(&'static str, Vec<&Setting>); 5] {
+        [
+            ("encoder context", vec![&self.default, &self.full]),
+            ("weights", vec![&self.default, &self.q5, &self.f16]),
+            ("flash attention", vec![&self.default, &self.flash]),
+            (
+                "threading (single stream)",
+                vec![&self.default, &self.noomp, &self.passive],
+            ),
+            (
+                "threads per run (single stream)",
+                vec![&self.default, &self.t1],
+            ),
+        ]
+    }
+}
+
+/// tiny.en on jfk.wav and the espeak clips.
+struct TinyRuns {
+    clips: Vec<Clip>,
+    default: Setting,
+    peer: Measured<PeerReport>,
+    full: Setting,
+    q5: Setting,
+    f16: Setting,
+}
+
+impl TinyRuns {
+    /// Every setting, the defaults first.
+    fn all(&self) -> [&Setting; 4] {
+        [&self.default, &self.full, &self.q5, &self.f16]
+    }
+
+    /// The settings of §7, beside faster-whisper.
+    fn beside_peer(&self) -> [&Setting; 4] {
+        [&self.default, &self.q5, &self.f16, &self.full]
+    }
+}
+
+/// Servers under each way of waiting for work.
+struct Waiting {
+    /// Requests per run.
+    requests: usize,
+    /// (label, run), 2×1 then 1×2 for each label.
+    runs: Vec<(&'static str, Measured<ServeReport>)>,
+}
+
+/// Memory when ready (1 and 2 workers) and over a soak.
+struct Memory {
+    startup: Vec<Measured<ServeReport>>,
+    soak: Measured<ServeReport>,
+}
+
+impl Memory {
+    /// RSS when ready of the second worker, KiB (negative when it measured less).
+    fn per_worker_kib(&self) -> i64 {
+        self.startup[1].report.rss_ready_kib as i64 - self.startup[0].report.rss_ready_kib as i64
+    }
+}
+
+/// The long clip in every way it is measured.
+struct LongAudio {
+    clip: Clip,
+    server: Measured<ServeReport>,
+    ours: Measured<InprocReport>,
+    q5: Measured<InprocReport>,
+    flash: Measured<InprocReport>,
+    peer: Measured<PeerReport>,
+}
+
+impl LongAudio {
+    /// faster-whisper's timing of the clip.
+    fn peer_timings(&self) -> Vec<ClipTiming> {
+        self.peer.report.timings(std::slice::from_ref(&self.clip))
+    }
+}
+
+/// The title and how the numbers were taken.
+fn title(quick: bool, runs: usize, minutes: f64) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "# Benchmarks\n");
     let _ =
         writeln!(
@@ -792,34 +1120,55 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         "Generated by `scripts/bench.sh`{} in {:.0} min — do not edit by hand; rerun the script. \
          All numbers of one report come from one run, measured side by side on one machine. \
          Medians of {runs} run(s) after one warm-up unless stated; times are wall-clock seconds.\n",
-        if args.quick { " --quick (harness check: small counts, NOT a measurement)" } else { "" },
-        started.elapsed().as_secs_f64() / 60.0
+        if quick { " --quick (harness check: small counts, NOT a measurement)" } else { "" },
+        minutes
     );
+    w
+}
+
+/// The machine, its 1-minute load at start and end, the note and the builds.
+fn machine_section(machine: &Machine, load: [f64; 2], note: &str, faster_whisper: &str) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## Machine\n");
-    let _ = writeln!(
-        w,
-        "| CPU | cores | RAM | SIMD | kernel | 1-min load at start → end |"
-    );
-    let _ = writeln!(w, "|---|---|---|---|---|---|");
-    let _ = writeln!(
-        w,
-        "| {} | {} | {:.1} GiB | {} | {} | {load_start:.2} → {load_end:.2} |\n",
-        machine.cpu,
-        machine.cores,
-        machine.memory_kib as f64 / 1048576.0,
+    let mut table = Table::new([
+        "CPU",
+        "cores",
+        "RAM",
+        "SIMD",
+        "kernel",
+        "1-min load at start → end",
+    ]);
+    table.row([
+        machine.cpu.clone(),
+        machine.cores.to_string(),
+        format!("{:.1} GiB", machine.memory_kib as f64 / 1048576.0),
         machine.simd.join(" "),
-        machine.kernel
-    );
-    if !args.load_note.is_empty() {
-        let _ = writeln!(w, "{}\n", args.load_note);
+        machine.kernel.clone(),
+        format!("{:.2} → {:.2}", load[0], load[1]),
+    ]);
+    let _ = writeln!(w, "{table}");
+    if !note.is_empty() {
+        let _ = writeln!(w, "{note}\n");
     }
     let _ = writeln!(
         w,
         "whisper.cpp 1.8.3 (ggml 0.9.5), linked layout built with `GGML_NATIVE=ON` by \
          `scripts/build-artifacts.sh` (and `--openmp off` for the ggml-thread-pool rows). \
-         faster-whisper {} (CTranslate2, `compute_type=int8`, CPU) from PyPI.\n",
-        base_peer.0.faster_whisper
+         faster-whisper {faster_whisper} (CTranslate2, `compute_type=int8`, CPU) from PyPI.\n"
     );
+    w
+}
+
+/// Model, decoding, waiting; the clips (durations from base's default timings
+/// and the long run) and the variables commands use.
+fn measured_section(
+    threads: u32,
+    clips: &Clips,
+    timings: &[ClipTiming],
+    long: &InprocReport,
+    vars: &[(String, String)],
+) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## What was measured\n");
     let _ = writeln!(
         w,
@@ -835,12 +1184,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         w,
         "- **Decoding.** Greedy (whisper.cpp `best_of` 5 for temperature fallback, as \
          faster-whisper), temperature 0 with fallback, language given, timestamps on, \
-         {} threads per run, flash attention off, trimmed encoder context for clips under \
+         {threads} threads per run, flash attention off, trimmed encoder context for clips under \
          30 s (`audio_ctx = ceil(samples/320) + 100`) — the server's defaults — unless the row \
          says otherwise. faster-whisper: `beam_size=1`, no VAD, `cpu_threads` = same threads, \
          audio decoded before timing (ours too: in-process rows time `whisper_full_with_state` \
-         only; HTTP rows time the whole request as the client sees it).",
-        args.threads
+         only; HTTP rows time the whole request as the client sees it)."
     );
     let _ = writeln!(
         w,
@@ -851,85 +1199,70 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         w,
         "Clips (references: the fixtures' `.txt`; generated clips carry their own):\n"
     );
-    let _ = writeln!(w, "| clip | language | seconds | what |");
-    let _ = writeln!(w, "|---|---|---|---|");
-    let durations: BTreeMap<String, f64> = base_default
-        .report
-        .clips
+    let durations: BTreeMap<String, f64> = timings
         .iter()
         .map(|c| (c.clip.clone(), c.audio_seconds))
         .collect();
+    let mut table = Table::new(["clip", "language", "seconds", "what"]);
     for (c, what) in [
-        (&jfk, "fixture: J. F. Kennedy, inaugural address"),
-        (&fr, "fixture: French read speech"),
-        (&zh, "fixture: Mandarin, AISHELL-1 (scored by CER)"),
-        (&es_short, "espeak-ng, generated by scripts/bench.sh"),
-        (&es_medium, "espeak-ng, generated by scripts/bench.sh"),
+        (&clips.jfk, "fixture: J. F. Kennedy, inaugural address"),
+        (&clips.fr, "fixture: French read speech"),
+        (&clips.zh, "fixture: Mandarin, AISHELL-1 (scored by CER)"),
+        (&clips.es_short, "espeak-ng, generated by scripts/bench.sh"),
+        (&clips.es_medium, "espeak-ng, generated by scripts/bench.sh"),
     ] {
-        let _ = writeln!(
-            w,
-            "| {} | {} | {:.1} | {what} |",
+        table.row([
             c.name(),
-            c.language,
-            durations.get(&c.name()).copied().unwrap_or(0.0)
-        );
+            c.language.clone(),
+            format!("{:.1}", durations.get(&c.name()).copied().unwrap_or(0.0)),
+            what.to_owned(),
+        ]);
     }
-    let _ = writeln!(
-        w,
-        "| {} | en | {:.1} | jfk.wav and espeak-ng sentences concatenated (scripts/bench.sh) |\n",
-        long.name(),
-        long_ours.0.clips.first().map_or(0.0, |c| c.audio_seconds)
-    );
+    table.row([
+        clips.long.name(),
+        "en".to_owned(),
+        format!("{:.1}", long.clips.first().map_or(0.0, |c| c.audio_seconds)),
+        "jfk.wav and espeak-ng sentences concatenated (scripts/bench.sh)".to_owned(),
+    ]);
+    let _ = writeln!(w, "{table}");
     let _ = writeln!(w, "Commands below use these variables:\n");
-    let _ = writeln!(w, "| variable | value |");
-    let _ = writeln!(w, "|---|---|");
-    for (name, value) in &runner.vars {
-        let _ = writeln!(w, "| `${name}` | `{}` |", portable(value));
+    let mut table = Table::new(["variable", "value"]);
+    for (name, value) in vars {
+        table.row([format!("`${name}`"), format!("`{}`", portable(value))]);
     }
-    let _ = writeln!(w);
+    let _ = writeln!(w, "{table}");
+    w
+}
 
-    // Summary.
-    let (ov_trim, _) = &overheads[0];
-    let best_throughput = concurrency
-        .iter()
-        .map(|(r, _)| r)
-        .max_by(|a, b| a.throughput.total_cmp(&b.throughput));
-    let per_worker = startup[1].0.rss_ready_kib as i64 - startup[0].0.rss_ready_kib as i64;
-    let soak_growth = soak_growth(&soak.0);
-    let peer_ratio = ratio_sum(
-        &base_default.report.clips,
-        &base_peer.0.timings(&base_clips),
-    );
-    let levers = [
-        ("encoder context", vec![&base_default, &base_full]),
-        ("weights", vec![&base_default, &base_q5, &base_f16]),
-        ("flash attention", vec![&base_default, &base_flash]),
-        (
-            "threading (single stream)",
-            vec![&base_default, &base_noomp, &base_passive],
-        ),
-        (
-            "threads per run (single stream)",
-            vec![&base_default, &base_t1],
-        ),
-    ];
+/// The headline of every section.
+fn key_figures(m: &Measurements) -> String {
+    let mut w = String::new();
+    let (overhead, cold) = (&m.overheads[0].report, &m.cold.report);
+    let (startup, soak) = (&m.memory.startup, &m.memory.soak.report);
+    let (base, long) = (&m.levers.base, &m.long);
+    let loadtest = &m.loadtest.report;
     let _ = writeln!(w, "## Key figures\n");
     let _ = writeln!(
         w,
         "- HTTP overhead, jfk.wav, base-q8_0: **{:.3}×** in-process time (target ≤ 1.03); \
          {:.3} s vs {:.3} s.",
-        ov_trim.ratio, ov_trim.http.median, ov_trim.inproc.median
+        overhead.ratio, overhead.http.median, overhead.inproc.median
     );
     let _ = writeln!(
         w,
         "- Process per request (`stt-server transcribe`) {:.2} s vs warm server {:.2} s \
          (**{:.1}×**); model load alone {:.3} s + state {:.3} s.",
-        cold.0.cold.median,
-        cold.0.warm.median,
-        cold.0.cold.median / cold.0.warm.median,
-        cold.0.load_median,
-        cold.0.state_median
+        cold.cold.median,
+        cold.warm.median,
+        cold.cold.median / cold.warm.median,
+        cold.load_median,
+        cold.state_median
     );
+    let best_throughput = m
+        .concurrency
+        .iter()
+        .map(|r| &r.report)
+        .max_by(|a, b| a.throughput.total_cmp(&b.throughput));
     if let Some(best) = best_throughput {
         let _ = writeln!(
             w,
@@ -942,32 +1275,33 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         w,
         "- Memory: {} MiB ready with 1 worker, **+{} MiB per extra worker**; after {} \
          requests {}.",
-        mib(startup[0].0.rss_ready_kib),
-        mib(per_worker.max(0) as u64),
-        soak.0.requests,
-        soak_growth.1
+        mib(startup[0].report.rss_ready_kib),
+        mib(m.memory.per_worker_kib().max(0) as u64),
+        soak.requests,
+        soak_growth(soak).1
     );
     let _ = writeln!(
         w,
         "- Start-up to ready: {:.2} s (1 worker) vs raw model load {:.3} s.",
-        startup[0].0.ready_seconds, cold.0.load_median
+        startup[0].report.ready_seconds, cold.load_median
     );
-    if let Some(long_timing) = long_ours.0.clips.first() {
+    if let Some(long_timing) = long.ours.report.clips.first() {
         let _ = writeln!(
             w,
             "- 10-minute audio through the server: RTF **{:.3}** ({:.0} s for {:.0} s), \
              peak RSS {} MiB; in process {:.2}× faster-whisper's time (every 30-s window \
              is full, so trimming cannot help: long audio is where whisper.cpp still trails).",
-            long_server.0.p50 / long_timing.audio_seconds,
-            long_server.0.p50,
+            long.server.report.p50 / long_timing.audio_seconds,
+            long.server.report.p50,
             long_timing.audio_seconds,
-            mib(long_server.0.peak_rss_kib),
-            ratio_sum(
-                &long_ours.0.clips,
-                &long_peer.0.timings(std::slice::from_ref(&long))
-            )
+            mib(long.server.report.peak_rss_kib),
+            ratio_sum(&long.ours.report.clips, &long.peer_timings())
         );
     }
+    let peer_ratio = ratio_sum(
+        &base.default.report.clips,
+        &base.peer.report.timings(&base.clips),
+    );
     let _ = writeln!(
         w,
         "- vs faster-whisper (int8, same weights, greedy, same threads), base, 5 short clips: \
@@ -979,7 +1313,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
          {:.0} % faster than the default to beat it): {}; the server's defaults are the \
          first row.",
         TIE_MARGIN * 100.0,
-        levers
+        base.groups()
             .iter()
             .map(|(lever, group)| format!("{lever} → *{}*", group[winner(group)].label))
             .collect::<Vec<_>>()
@@ -988,48 +1322,57 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _ = writeln!(
         w,
         "- Load test: {} requests at concurrency {}: {}.\n",
-        loadtest.0.requests,
-        loadtest.0.concurrency,
-        if loadtest.0.failures.is_empty() {
+        loadtest.requests,
+        loadtest.concurrency,
+        if loadtest.failures.is_empty() {
             "every check held".to_owned()
         } else {
-            format!("**{} checks failed**", loadtest.0.failures.len())
+            format!("**{} checks failed**", loadtest.failures.len())
         }
     );
+    w
+}
 
-    // 1. overhead
+/// §1: HTTP against in process, trimmed then full context.
+fn overhead_section(threads: u32, overheads: &[Measured<OverheadReport>; 2]) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## 1. HTTP overhead\n");
     let _ = writeln!(
         w,
-        "jfk.wav, base-q8_0, one worker × {} threads; each HTTP request (multipart upload, \
+        "jfk.wav, base-q8_0, one worker × {threads} threads; each HTTP request (multipart upload, \
          decode, queue, inference, JSON) alternates with an in-process \
-         `whisper_full_with_state` of the same samples with the same parameters.\n",
-        args.threads
+         `whisper_full_with_state` of the same samples with the same parameters.\n"
     );
-    let _ = writeln!(
-        w,
-        "| encoder context | in-process | HTTP | ratio | WER in-process / HTTP | command |"
-    );
-    let _ = writeln!(w, "|---|---|---|---|---|---|");
-    for (i, ((report, _), context)) in overheads.iter().zip(["trimmed", "full"]).enumerate() {
-        let _ = writeln!(
-            w,
-            "| {context} | {:.3} | {:.3} | **{:.3}** | {:.3} / {:.3} | [o{}] |",
-            report.inproc.median,
-            report.http.median,
-            report.ratio,
-            report.inproc.error_rate,
-            report.http.error_rate,
-            i + 1
-        );
+    let mut table = Table::new([
+        "encoder context",
+        "in-process",
+        "HTTP",
+        "ratio",
+        "WER in-process / HTTP",
+        "command",
+    ]);
+    for (i, (m, context)) in overheads.iter().zip(["trimmed", "full"]).enumerate() {
+        let r = &m.report;
+        table.row([
+            context.to_owned(),
+            format!("{:.3}", r.inproc.median),
+            format!("{:.3}", r.http.median),
+            format!("**{:.3}**", r.ratio),
+            format!("{:.3} / {:.3}", r.inproc.error_rate, r.http.error_rate),
+            format!("[o{}]", i + 1),
+        ]);
     }
-    commands(w, "o", overheads.iter().map(|(_, c)| c));
+    let _ = write!(w, "{table}");
+    commands(&mut w, "o", overheads.iter().map(|m| &m.command));
+    w
+}
 
-    // 2. cold vs warm
+/// §2: process per request against a warm server.
+fn cold_section(cold: &Measured<ColdReport>) -> String {
+    let mut w = String::new();
+    let c = &cold.report;
     let _ = writeln!(w, "## 2. Cold vs warm\n");
-    let _ = writeln!(w, "| what | median s | runs |");
-    let _ = writeln!(w, "|---|---|---|");
-    let c = &cold.0;
+    let mut table = Table::new(["what", "median s", "runs"]);
     for (what, median, list) in [
         (
             "`stt-server transcribe jfk.wav` (process per request, the old architecture)",
@@ -1044,8 +1387,9 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         ),
         ("state creation alone", c.state_median, &c.state_runs),
     ] {
-        let _ = writeln!(w, "| {what} | {median:.3} | {} |", fmt_runs(list));
+        table.row([what.to_owned(), format!("{median:.3}"), fmt_runs(list)]);
     }
+    let _ = write!(w, "{table}");
     let _ = writeln!(
         w,
         "\nCold/warm ratio **{:.1}×**; transcripts WER {:.3} (cold) / {:.3} (warm).\n",
@@ -1053,9 +1397,13 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         c.cold.error_rate,
         c.warm.error_rate
     );
-    commands(w, "c", std::iter::once(&cold.1));
+    commands(&mut w, "c", std::iter::once(&cold.command));
+    w
+}
 
-    // 3. concurrency
+/// §3: throughput and latency by workers × threads and clients.
+fn concurrency_section(concurrency: &[Measured<ServeReport>]) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## 3. Concurrency\n");
     let _ = writeln!(
         w,
@@ -1064,48 +1412,58 @@ pub fn report(args: &ReportArgs) -> Result<()> {
          429 is counted, not retried). Throughput = audio seconds of the 200 answers per \
          wall second; latencies of 200 answers.\n"
     );
-    let _ = writeln!(w, "| workers×threads | clients | requests | throughput (audio s / s) | p50 s | p95 s | 200 | 429 | worst WER | command |");
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
-    for (i, (r, _)) in concurrency.iter().enumerate() {
-        let _ = writeln!(
-            w,
-            "| {}×{} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | [n{}] |",
-            r.workers,
-            r.threads,
-            r.concurrency,
-            r.requests,
-            r.throughput,
-            r.p50,
-            r.p95,
-            r.statuses.get(&200).unwrap_or(&0),
-            r.statuses.get(&429).unwrap_or(&0),
-            worst(&r.worst_error_rate),
-            i + 1
-        );
+    let mut table = Table::new([
+        "workers×threads",
+        "clients",
+        "requests",
+        "throughput (audio s / s)",
+        "p50 s",
+        "p95 s",
+        "200",
+        "429",
+        "worst WER",
+        "command",
+    ]);
+    for (i, m) in concurrency.iter().enumerate() {
+        let r = &m.report;
+        table.row([
+            format!("{}×{}", r.workers, r.threads),
+            r.concurrency.to_string(),
+            r.requests.to_string(),
+            format!("{:.2}", r.throughput),
+            format!("{:.2}", r.p50),
+            format!("{:.2}", r.p95),
+            r.statuses.get(&200).unwrap_or(&0).to_string(),
+            r.statuses.get(&429).unwrap_or(&0).to_string(),
+            format!("{:.3}", worst(&r.worst_error_rate)),
+            format!("[n{}]", i + 1),
+        ]);
     }
-    let _ = writeln!(w);
-    commands(w, "n", concurrency.iter().map(|(_, c)| c));
+    let _ = writeln!(w, "{table}");
+    commands(&mut w, "n", concurrency.iter().map(|m| &m.command));
+    w
+}
 
-    // 4. memory
+/// §4: RSS when ready per worker count, and over the soak.
+fn memory_section(memory: &Memory) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## 4. Memory\n");
-    let _ = writeln!(w, "| server | RSS when ready, MiB | command |");
-    let _ = writeln!(w, "|---|---|---|");
-    for (i, (r, _)) in startup.iter().enumerate() {
-        let _ = writeln!(
-            w,
-            "| {}×{} | {} | [m{}] |",
-            r.workers,
-            r.threads,
+    let mut table = Table::new(["server", "RSS when ready, MiB", "command"]);
+    for (i, m) in memory.startup.iter().enumerate() {
+        let r = &m.report;
+        table.row([
+            format!("{}×{}", r.workers, r.threads),
             mib(r.rss_ready_kib),
-            i + 1
-        );
+            format!("[m{}]", i + 1),
+        ]);
     }
+    let _ = write!(w, "{table}");
     let _ = writeln!(
         w,
         "\nPer extra worker (one more whisper state): **{} MiB**.\n",
-        mib(per_worker.max(0) as u64)
+        mib(memory.per_worker_kib().max(0) as u64)
     );
-    let s = &soak.0;
+    let s = &memory.soak.report;
     let _ = writeln!(
         w,
         "{} requests (fr_test_fr.wav and zh_BAC009S0724W0121.wav in turn), 2×1, 2 clients \
@@ -1120,177 +1478,211 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .join(", "),
         mib(s.rss_end_kib),
         mib(s.peak_rss_kib),
-        soak_growth.1,
+        soak_growth(s).1,
         s.requests,
         s.statuses,
         worst(&s.worst_error_rate)
     );
     commands(
-        w,
+        &mut w,
         "m",
-        startup
+        memory
+            .startup
             .iter()
-            .map(|(_, c)| c)
-            .chain(std::iter::once(&soak.1)),
+            .map(|m| &m.command)
+            .chain(std::iter::once(&memory.soak.command)),
     );
+    w
+}
 
-    // 5. start-up
+/// §5: spawn to ready, against the model load and the state alone.
+fn startup_section(startup: &[Measured<ServeReport>], cold: &ColdReport) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## 5. Start-up\n");
-    let _ = writeln!(w, "| what | seconds |");
-    let _ = writeln!(w, "|---|---|");
-    for (r, _) in &startup {
-        let _ = writeln!(
-            w,
-            "| spawn → `/ready` 200, {}×{} (libraries, model, states, warm-up) [m{}] | {:.3} |",
-            r.workers, r.threads, r.workers, r.ready_seconds
-        );
+    let mut table = Table::new(["what", "seconds"]);
+    for m in startup {
+        let r = &m.report;
+        table.row([
+            format!(
+                "spawn → `/ready` 200, {}×{} (libraries, model, states, warm-up) [m{}]",
+                r.workers, r.threads, r.workers
+            ),
+            format!("{:.3}", r.ready_seconds),
+        ]);
     }
-    let _ = writeln!(
-        w,
-        "| raw model load (`Context::new`, page cache warm) [c1] | {:.3} |",
-        cold.0.load_median
-    );
-    let _ = writeln!(
-        w,
-        "| one state (`create_state`) [c1] | {:.3} |\n",
-        cold.0.state_median
-    );
+    table.row([
+        "raw model load (`Context::new`, page cache warm) [c1]".to_owned(),
+        format!("{:.3}", cold.load_median),
+    ]);
+    table.row([
+        "one state (`create_state`) [c1]".to_owned(),
+        format!("{:.3}", cold.state_median),
+    ]);
+    let _ = writeln!(w, "{table}");
+    w
+}
 
-    // 6. long audio
+/// §6: the long clip through the server, in process and through faster-whisper.
+fn long_audio_section(threads: u32, long: &LongAudio) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## 6. Long audio\n");
-    let _ = writeln!(w, "| what | seconds | RTF | peak RSS MiB | WER | command |");
-    let _ = writeln!(w, "|---|---|---|---|---|---|");
-    let audio = long_ours.0.clips.first().map_or(1.0, |c| c.audio_seconds);
-    let _ = writeln!(
-        w,
-        "| server 1×{}, one request | {:.1} | {:.3} | {} | {:.3} | [l1] |",
-        args.threads,
-        long_server.0.p50,
-        long_server.0.p50 / audio,
-        mib(long_server.0.peak_rss_kib),
-        worst(&long_server.0.worst_error_rate)
-    );
+    let mut table = Table::new(["what", "seconds", "RTF", "peak RSS MiB", "WER", "command"]);
+    let audio = long
+        .ours
+        .report
+        .clips
+        .first()
+        .map_or(1.0, |c| c.audio_seconds);
+    let server = &long.server.report;
+    table.row([
+        format!("server 1×{threads}, one request"),
+        format!("{:.1}", server.p50),
+        format!("{:.3}", server.p50 / audio),
+        mib(server.peak_rss_kib),
+        format!("{:.3}", worst(&server.worst_error_rate)),
+        "[l1]".to_owned(),
+    ]);
     for (label, run, tag) in [
         (
             "in-process whisper.cpp, base-q8_0 (server defaults)",
-            &long_ours,
+            &long.ours,
             "l2",
         ),
-        ("in-process, base-q5_1", &long_q5, "l4"),
+        ("in-process, base-q5_1", &long.q5, "l4"),
         (
             "in-process, base-q8_0, flash attention on",
-            &long_flash,
+            &long.flash,
             "l5",
         ),
     ] {
-        if let Some(t) = run.0.clips.first() {
-            let _ = writeln!(
-                w,
-                "| {label} | {:.1} | {:.3} | {} | {:.3} | [{tag}] |",
-                t.median,
-                t.median / audio,
-                mib(run.0.peak_rss_kib),
-                t.error_rate
-            );
+        if let Some(t) = run.report.clips.first() {
+            table.row([
+                label.to_owned(),
+                format!("{:.1}", t.median),
+                format!("{:.3}", t.median / audio),
+                mib(run.report.peak_rss_kib),
+                format!("{:.3}", t.error_rate),
+                format!("[{tag}]"),
+            ]);
         }
     }
-    if let Some(t) = long_peer.0.timings(std::slice::from_ref(&long)).first() {
-        let _ = writeln!(
-            w,
-            "| faster-whisper int8, base | {:.1} | {:.3} | — | {:.3} | [l3] |",
-            t.median,
-            t.median / audio,
-            t.error_rate
-        );
+    if let Some(t) = long.peer_timings().first() {
+        table.row([
+            "faster-whisper int8, base".to_owned(),
+            format!("{:.1}", t.median),
+            format!("{:.3}", t.median / audio),
+            "—".to_owned(),
+            format!("{:.3}", t.error_rate),
+            "[l3]".to_owned(),
+        ]);
     }
-    let _ = writeln!(w);
+    let _ = writeln!(w, "{table}");
     commands(
-        w,
+        &mut w,
         "l",
         [
-            &long_server.1,
-            &long_ours.1,
-            &long_peer.1,
-            &long_q5.1,
-            &long_flash.1,
+            &long.server.command,
+            &long.ours.command,
+            &long.peer.command,
+            &long.q5.command,
+            &long.flash.command,
         ]
         .into_iter(),
     );
+    w
+}
 
-    // 7. peer
+/// §7: base and tiny.en beside faster-whisper.
+fn peer_section(threads: u32, levers: &Levers) -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## 7. Side by side with faster-whisper\n");
     let _ = writeln!(
         w,
-        "Same weights (the CTranslate2 checkpoint our model was imported from), greedy, {} \
+        "Same weights (the CTranslate2 checkpoint our model was imported from), greedy, {threads} \
          threads, warm, audio decoded beforehand. Ratio = whisper.cpp time / faster-whisper \
-         time (below 1: whisper.cpp is faster).\n",
-        args.threads
+         time (below 1: whisper.cpp is faster).\n"
     );
-    for (title, peer_result, settings, clips) in [
-        (
-            "base",
-            &base_peer,
-            vec![&base_default, &base_q5, &base_f16, &base_full],
-            &base_clips,
-        ),
-        (
-            "tiny.en",
-            &tiny_peer,
-            vec![&tiny_default, &tiny_q5, &tiny_f16, &tiny_full],
-            &tiny_clips,
-        ),
-    ] {
-        let peer_timings = peer_result.0.timings(clips);
-        let _ = write!(w, "**{title}** — faster-whisper load {:.2} s [p-{title}]\n\n| clip | faster-whisper s (WER) |", peer_result.0.load_seconds);
-        for s in &settings {
-            let _ = write!(w, " {} s (WER) | ratio |", s.label);
-        }
-        let _ = writeln!(w);
-        let _ = writeln!(w, "|---|---|{}", "---|---|".repeat(settings.len()));
-        for (i, p) in peer_timings.iter().enumerate() {
-            let _ = write!(w, "| {} | {:.3} ({:.3}) |", p.clip, p.median, p.error_rate);
-            for s in &settings {
-                match s.report.clips.get(i) {
-                    Some(o) => {
-                        let _ = write!(
-                            w,
-                            " {:.3} ({:.3}) | {:.2} |",
-                            o.median,
-                            o.error_rate,
-                            o.median / p.median
-                        );
-                    }
-                    None => {
-                        let _ = write!(w, " — | — |");
-                    }
-                }
+    let (base, tiny) = (&levers.base, &levers.tiny);
+    w.push_str(&peer_table(
+        "base",
+        &base.peer,
+        &base.beside_peer(),
+        &base.clips,
+    ));
+    w.push_str(&peer_table(
+        "tiny.en",
+        &tiny.peer,
+        &tiny.beside_peer(),
+        &tiny.clips,
+    ));
+    w
+}
+
+/// One model of §7: per clip faster-whisper's time and each setting's with its
+/// ratio, then all clips pooled, then the commands.
+fn peer_table(
+    title: &str,
+    peer: &Measured<PeerReport>,
+    settings: &[&Setting],
+    clips: &[Clip],
+) -> String {
+    let mut w = String::new();
+    let peer_timings = peer.report.timings(clips);
+    let _ = writeln!(
+        w,
+        "**{title}** — faster-whisper load {:.2} s [p-{title}]\n",
+        peer.report.load_seconds
+    );
+    let mut header = vec!["clip".to_owned(), "faster-whisper s (WER)".to_owned()];
+    for s in settings {
+        header.extend([format!("{} s (WER)", s.label), "ratio".to_owned()]);
+    }
+    let mut table = Table::new(header);
+    for (i, p) in peer_timings.iter().enumerate() {
+        let mut row = vec![
+            p.clip.clone(),
+            format!("{:.3} ({:.3})", p.median, p.error_rate),
+        ];
+        for s in settings {
+            match s.report.clips.get(i) {
+                Some(o) => row.extend([
+                    format!("{:.3} ({:.3})", o.median, o.error_rate),
+                    format!("{:.2}", o.median / p.median),
+                ]),
+                None => row.extend(["—".to_owned(), "—".to_owned()]),
             }
-            let _ = writeln!(w);
         }
-        let _ = write!(
-            w,
-            "| **all** | {:.3} ({:.3}) |",
+        table.row(row);
+    }
+    let mut all = vec![
+        "**all**".to_owned(),
+        format!(
+            "{:.3} ({:.3})",
             peer_timings.iter().map(|p| p.median).sum::<f64>(),
             pooled_error(&peer_timings, clips)
-        );
-        for s in &settings {
-            let _ = write!(
-                w,
-                " {:.3} ({:.3}) | **{:.2}** |",
-                s.total(),
-                s.error(),
-                ratio_sum(&s.report.clips, &peer_timings)
-            );
-        }
-        let _ = writeln!(w, "\n");
-        let _ = writeln!(w, "- [p-{title}] `{}`", peer_result.1);
-        for s in &settings {
-            let _ = writeln!(w, "- {}: `{}`", s.label, s.command);
-        }
-        let _ = writeln!(w);
+        ),
+    ];
+    for s in settings {
+        all.extend([
+            format!("{:.3} ({:.3})", s.total(), s.error()),
+            format!("**{:.2}**", ratio_sum(&s.report.clips, &peer_timings)),
+        ]);
     }
+    table.row(all);
+    let _ = writeln!(w, "{table}");
+    let _ = writeln!(w, "- [p-{title}] `{}`", peer.command);
+    for s in settings {
+        let _ = writeln!(w, "- {}: `{}`", s.label, s.command);
+    }
+    let _ = writeln!(w);
+    w
+}
 
-    // 8. levers
+/// §8: base's settings on every clip, each lever's winner, tiny.en's, the
+/// commands, then the ways of waiting under concurrent load.
+fn levers_section(levers: &Levers, waiting: &Waiting) -> String {
+    let mut w = String::new();
+    let (base, tiny) = (&levers.base, &levers.tiny);
     let _ = writeln!(w, "## 8. Levers\n");
     let _ = writeln!(
         w,
@@ -1302,58 +1694,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
          (less is within the spread of one row between two full runs).\n",
         TIE_MARGIN * 100.0
     );
-    let all_base = [
-        &base_default,
-        &base_full,
-        &base_q5,
-        &base_f16,
-        &base_flash,
-        &base_noomp,
-        &base_passive,
-        &base_t1,
-    ];
-    let _ = write!(w, "| setting | total s | vs first | pooled error |");
-    for c in &base_clips {
-        let _ = write!(w, " {} s ({}) |", c.name(), c.metric());
+    let _ = writeln!(w, "{}", lever_table(&base.all(), &base.clips));
+    for (lever, group) in &base.groups() {
+        let _ = writeln!(w, "{}", lever_verdict(lever, group));
     }
-    let _ = writeln!(w, "\n|---|---|---|---|{}", "---|".repeat(base_clips.len()));
-    for s in &all_base {
-        let _ = write!(
-            w,
-            "| {} | {:.3} | {:.2}× | {:.3} |",
-            s.label,
-            s.total(),
-            s.total() / base_default.total(),
-            s.error()
-        );
-        for c in &s.report.clips {
-            let _ = write!(w, " {:.3} ({:.3}) |", c.median, c.error_rate);
-        }
-        let _ = writeln!(w);
-    }
-    let _ = writeln!(w);
-    for (lever, group) in &levers {
-        let i = winner(group);
-        let _ = writeln!(
-            w,
-            "- **{lever}**: winner *{}* ({:.3} s, error {:.3}){}.",
-            group[i].label,
-            group[i].total(),
-            group[i].error(),
-            group
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, s)| format!(
-                    "; {} {:.2}× its time, error {:.3}",
-                    s.label,
-                    s.total() / group[i].total(),
-                    s.error()
-                ))
-                .collect::<String>()
-        );
-    }
-    let tiny_group = [&tiny_default, &tiny_full, &tiny_q5, &tiny_f16];
+    let tiny_group = tiny.all();
     let ti = winner(&tiny_group);
     let _ = writeln!(
         w,
@@ -1365,33 +1710,96 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             .collect::<String>()
     );
     let _ = writeln!(w, "Commands:\n");
-    for s in all_base.iter().chain(tiny_group.iter()) {
+    for s in base.all().iter().chain(tiny_group.iter()) {
         let _ = writeln!(w, "- {}: `{}`", s.label, s.command);
     }
     let _ = writeln!(w);
-    let _ = writeln!(w, "**Threading under concurrent load** (server, jfk.wav, 2 clients, {concurrent_requests} requests):\n");
     let _ = writeln!(
         w,
-        "| waiting | workers×threads | throughput | p50 s | p95 s | command |"
+        "**Threading under concurrent load** (server, jfk.wav, 2 clients, {} requests):\n",
+        waiting.requests
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|");
-    for (i, (label, (r, _))) in waiting.iter().enumerate() {
-        let _ = writeln!(
-            w,
-            "| {label} | {}×{} | {:.2} | {:.2} | {:.2} | [t{}] |",
-            r.workers,
-            r.threads,
-            r.throughput,
-            r.p50,
-            r.p95,
-            i + 1
-        );
+    let mut table = Table::new([
+        "waiting",
+        "workers×threads",
+        "throughput",
+        "p50 s",
+        "p95 s",
+        "command",
+    ]);
+    for (i, (label, m)) in waiting.runs.iter().enumerate() {
+        let r = &m.report;
+        table.row([
+            (*label).to_owned(),
+            format!("{}×{}", r.workers, r.threads),
+            format!("{:.2}", r.throughput),
+            format!("{:.2}", r.p50),
+            format!("{:.2}", r.p95),
+            format!("[t{}]", i + 1),
+        ]);
     }
-    let _ = writeln!(w);
-    commands(w, "t", waiting.iter().map(|(_, (_, c))| c));
+    let _ = writeln!(w, "{table}");
+    commands(&mut w, "t", waiting.runs.iter().map(|(_, m)| &m.command));
+    w
+}
 
-    // 9. load test
-    let l = &loadtest.0;
+/// Settings as rows (total, against the first, pooled error, then per clip).
+fn lever_table(settings: &[&Setting], clips: &[Clip]) -> Table {
+    let mut table = Table::new(
+        ["setting", "total s", "vs first", "pooled error"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(
+                clips
+                    .iter()
+                    .map(|c| format!("{} s ({})", c.name(), c.metric())),
+            ),
+    );
+    let first = settings[0].total();
+    for s in settings {
+        let mut row = vec![
+            s.label.clone(),
+            format!("{:.3}", s.total()),
+            format!("{:.2}×", s.total() / first),
+            format!("{:.3}", s.error()),
+        ];
+        row.extend(
+            s.report
+                .clips
+                .iter()
+                .map(|c| format!("{:.3} ({:.3})", c.median, c.error_rate)),
+        );
+        table.row(row);
+    }
+    table
+}
+
+/// One lever's list item: the winner, then each other setting against it.
+fn lever_verdict(lever: &str, group: &[&Setting]) -> String {
+    let i = winner(group);
+    format!(
+        "- **{lever}**: winner *{}* ({:.3} s, error {:.3}){}.",
+        group[i].label,
+        group[i].total(),
+        group[i].error(),
+        group
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, s)| format!(
+                "; {} {:.2}× its time, error {:.3}",
+                s.label,
+                s.total() / group[i].total(),
+                s.error()
+            ))
+            .collect::<String>()
+    )
+}
+
+/// §9: what the load test sent, every answer by input and status, the verdict.
+fn loadtest_section(loadtest: &Measured<LoadReport>) -> String {
+    let mut w = String::new();
+    let l = &loadtest.report;
     let _ = writeln!(w, "## 9. Load test\n");
     let _ = writeln!(
         w,
@@ -1414,11 +1822,11 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         crate::loadtest::PAUSE_AFTER_429.as_millis(),
         l.error_rate_bound
     );
-    let _ = writeln!(w, "| input | answers by status |");
-    let _ = writeln!(w, "|---|---|");
+    let mut table = Table::new(["input", "answers by status"]);
     for (kind, statuses) in &l.statuses {
-        let _ = writeln!(w, "| {kind} | {statuses:?} |");
+        table.row([kind.clone(), format!("{statuses:?}")]);
     }
+    let _ = write!(w, "{table}");
     let _ = writeln!(
         w,
         "\nWall {:.0} s; p50 of 200 answers {:.2} s; worst error per clip {:?}. Memory: ready {} \
@@ -1441,13 +1849,25 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         }
         let _ = writeln!(w);
     }
-    commands(w, "L", std::iter::once(&loadtest.1));
+    commands(&mut w, "L", std::iter::once(&loadtest.command));
+    w
+}
 
-    if !longform.is_empty() {
-        let passes: Vec<(&LongformReport, &str)> =
-            longform.iter().map(|(r, c)| (r, c.as_str())).collect();
-        w.push_str(&crate::longform::markdown(&passes));
+/// The long-form section ([`crate::longform::markdown`]); nothing without a set.
+fn longform_section(passes: &[Measured<LongformReport>]) -> String {
+    if passes.is_empty() {
+        return String::new();
     }
+    let passes: Vec<(&LongformReport, &str)> = passes
+        .iter()
+        .map(|m| (&m.report, m.command.as_str()))
+        .collect();
+    crate::longform::markdown(&passes)
+}
+
+/// How to regenerate the document.
+fn reproduce_section() -> String {
+    let mut w = String::new();
     let _ = writeln!(w, "## Reproduce\n");
     let _ = writeln!(
         w,
@@ -1455,14 +1875,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
          file; `scripts/bench.sh --quick` checks the harness in a few minutes. Each command \
          above reproduces its row alone (it prints JSON)."
     );
-    std::fs::write(&args.out, md).map_err(BenchError::io(&args.out))?;
-    eprintln!("wrote {}", args.out.display());
-    if !loadtest.0.failures.is_empty() {
-        return Err(BenchError::Checks(loadtest.0.failures.clone()));
-    }
-    Ok(())
+    w
 }
-
 /// Lists commands as `- [prefixN] command`.
 fn commands<'a>(w: &mut String, prefix: &str, commands: impl Iterator<Item = &'a String>) {
     for (i, command) in commands.enumerate() {
@@ -1522,7 +1936,76 @@ fn soak_growth(report: &ServeReport) -> (f64, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{portable, winner_of};
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn clip(name: &str, reference: &str) -> Clip {
+        Clip {
+            path: name.into(),
+            language: "en".into(),
+            reference: reference.into(),
+        }
+    }
+
+    fn timing(clip: &str, median: f64, error_rate: f64) -> ClipTiming {
+        ClipTiming {
+            clip: clip.into(),
+            audio_seconds: 10.0,
+            runs: vec![median],
+            median,
+            text: String::new(),
+            error_rate,
+            metric: "WER".into(),
+        }
+    }
+
+    fn measured<T>(report: T, command: &str) -> Measured<T> {
+        Measured {
+            report,
+            command: command.into(),
+        }
+    }
+
+    /// A setting timed on `clips`, one `(median, error rate)` per clip.
+    fn setting(label: &str, clips: &[Clip], timings: &[(f64, f64)]) -> Setting {
+        Setting {
+            label: label.into(),
+            report: InprocReport {
+                load_seconds: 0.1,
+                state_seconds: 0.01,
+                clips: clips
+                    .iter()
+                    .zip(timings)
+                    .map(|(c, &(median, error))| timing(&c.name(), median, error))
+                    .collect(),
+                peak_rss_kib: 0,
+            },
+            clips: clips.to_vec(),
+            command: format!("{label} cmd"),
+        }
+    }
+
+    fn serve_report(workers: u32, threads: u32, rss_ready_kib: u64) -> ServeReport {
+        ServeReport {
+            workers,
+            threads,
+            concurrency: 4,
+            requests: 16,
+            ready_seconds: 0.7,
+            rss_ready_kib,
+            rss_trace: Vec::new(),
+            rss_end_kib: rss_ready_kib,
+            peak_rss_kib: rss_ready_kib,
+            wall_seconds: 20.0,
+            audio_seconds_ok: 60.0,
+            throughput: 3.457,
+            p50: 1.234,
+            p95: 2.0,
+            statuses: BTreeMap::from([(200, 15), (429, 1)]),
+            worst_error_rate: BTreeMap::from([("a.wav".into(), 0.1), ("b.wav".into(), 0.2)]),
+        }
+    }
 
     #[test]
     fn paths_in_the_report_carry_nothing_of_this_machine() {
@@ -1545,5 +2028,197 @@ mod tests {
         assert_eq!(winner_of(&[(5.0, 0.08), (3.0, 0.15)]), 0);
         // The default itself too inaccurate: the fastest accurate one wins.
         assert_eq!(winner_of(&[(4.0, 0.20), (4.1, 0.08), (6.0, 0.07)]), 1);
+    }
+
+    #[test]
+    fn overhead_rows_carry_the_ratio_in_bold_and_the_commands_follow() {
+        let report = |inproc: f64, http: f64| OverheadReport {
+            inproc: timing("jfk.wav", inproc, 0.0),
+            http: timing("jfk.wav", http, 0.05),
+            ratio: http / inproc,
+        };
+        let md = overhead_section(
+            2,
+            &[
+                measured(report(2.0, 2.06), "overhead trimmed"),
+                measured(report(3.0, 3.3), "overhead full"),
+            ],
+        );
+        assert!(md.contains("one worker × 2 threads"), "{md}");
+        assert!(
+            md.contains(
+                "| encoder context | in-process | HTTP | ratio | WER in-process / HTTP | command |\n\
+                 |---|---|---|---|---|---|\n\
+                 | trimmed | 2.000 | 2.060 | **1.030** | 0.000 / 0.050 | [o1] |\n\
+                 | full | 3.000 | 3.300 | **1.100** | 0.000 / 0.050 | [o2] |\n\
+                 - [o1] `overhead trimmed`\n- [o2] `overhead full`\n\n"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn cold_rows_list_every_run_and_the_ratio_is_cold_over_warm() {
+        let mut cold = timing("jfk.wav", 4.0, 0.1);
+        cold.runs = vec![4.2, 4.0, 3.9];
+        let md = cold_section(&measured(
+            ColdReport {
+                cold,
+                warm: timing("jfk.wav", 1.0, 0.0),
+                load_runs: vec![0.25, 0.35],
+                load_median: 0.3,
+                state_runs: vec![0.01],
+                state_median: 0.01,
+                ready_seconds: 0.9,
+            },
+            "cold cmd",
+        ));
+        assert!(
+            md.contains("| `stt-server transcribe jfk.wav` (process per request, the old architecture) | 4.000 | 4.200, 4.000, 3.900 |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| model load alone (`Context::new`) | 0.300 | 0.250, 0.350 |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "\nCold/warm ratio **4.0×**; transcripts WER 0.100 (cold) / 0.000 (warm).\n"
+            ),
+            "{md}"
+        );
+        assert!(md.ends_with("- [c1] `cold cmd`\n\n"), "{md}");
+    }
+
+    #[test]
+    fn a_concurrency_row_counts_200_and_429_and_takes_the_worst_error() {
+        let md = concurrency_section(&[measured(serve_report(2, 1, 0), "serve cmd")]);
+        assert!(
+            md.contains("| 2×1 | 4 | 16 | 3.46 | 1.23 | 2.00 | 15 | 1 | 0.200 | [n1] |\n\n- [n1] `serve cmd`\n"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn memory_gives_the_cost_of_a_worker_and_the_growth_over_the_soak() {
+        let mut soak = serve_report(2, 1, 150_000);
+        soak.rss_trace = vec![(100, 160_000)];
+        soak.rss_end_kib = 163_200;
+        let md = memory_section(&Memory {
+            startup: vec![
+                measured(serve_report(1, 1, 102_400), "one"),
+                measured(serve_report(2, 1, 153_600), "two"),
+            ],
+            soak: measured(soak, "soak"),
+        });
+        assert!(
+            md.contains("| 1×1 | 100 | [m1] |\n| 2×1 | 150 | [m2] |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Per extra worker (one more whisper state): **50 MiB**."),
+            "{md}"
+        );
+        assert!(
+            md.contains("RSS grew **+2.0 %** from answer 100 to the end (< 5 %: bounded; +8.8 % from ready)"),
+            "{md}"
+        );
+        assert!(
+            md.ends_with("- [m1] `one`\n- [m2] `two`\n- [m3] `soak`\n\n"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_peer_table_gives_per_clip_ratios_dashes_for_missing_clips_and_pooled_totals() {
+        let clips = [
+            clip("a.wav", "one two three four"),
+            clip("b.wav", "five six"),
+        ];
+        let peer = PeerReport {
+            faster_whisper: "1.2.0".into(),
+            load_seconds: 0.5,
+            clips: [
+                ("a.wav", 2.0, "one two three four"),
+                ("b.wav", 1.0, "five six"),
+            ]
+            .into_iter()
+            .map(|(name, median, text)| PeerClip {
+                clip: name.into(),
+                audio_seconds: 10.0,
+                runs: vec![median],
+                text: text.into(),
+            })
+            .collect(),
+        };
+        let fast = setting("fast", &clips, &[(1.0, 0.25), (1.0, 0.0)]);
+        let short = setting("short", &clips[..1], &[(3.0, 0.0)]);
+        let md = peer_table(
+            "base",
+            &measured(peer, "peer cmd"),
+            &[&fast, &short],
+            &clips,
+        );
+        assert_eq!(
+            md,
+            "**base** — faster-whisper load 0.50 s [p-base]\n\n\
+             | clip | faster-whisper s (WER) | fast s (WER) | ratio | short s (WER) | ratio |\n\
+             |---|---|---|---|---|---|\n\
+             | a.wav | 2.000 (0.000) | 1.000 (0.250) | 0.50 | 3.000 (0.000) | 1.50 |\n\
+             | b.wav | 1.000 (0.000) | 1.000 (0.000) | 1.00 | — | — |\n\
+             | **all** | 3.000 (0.000) | 2.000 (0.167) | **0.67** | 3.000 (0.000) | **1.50** |\n\n\
+             - [p-base] `peer cmd`\n- fast: `fast cmd`\n- short: `short cmd`\n\n"
+        );
+    }
+
+    #[test]
+    fn lever_rows_compare_with_the_first_and_the_verdict_names_a_clear_winner() {
+        let clips = [clip("a.wav", "one two three four five")];
+        let default = setting("server defaults", &clips, &[(5.0, 0.2)]);
+        let q5 = setting("q5_1", &clips, &[(4.0, 0.2)]);
+        let table = lever_table(&[&default, &q5], &clips).to_string();
+        assert_eq!(
+            table,
+            "| setting | total s | vs first | pooled error | a.wav s (WER) |\n\
+             |---|---|---|---|---|\n\
+             | server defaults | 5.000 | 1.00× | 0.200 | 5.000 (0.200) |\n\
+             | q5_1 | 4.000 | 0.80× | 0.200 | 4.000 (0.200) |\n"
+        );
+        assert_eq!(
+            lever_verdict("weights", &[&default, &q5]),
+            "- **weights**: winner *q5_1* (4.000 s, error 0.200); server defaults 1.25× its \
+             time, error 0.200."
+        );
+    }
+
+    #[test]
+    fn the_load_test_lists_answers_by_input_and_every_failed_check() {
+        let report = LoadReport {
+            requests: 110,
+            concurrency: 16,
+            workers: 2,
+            threads: 1,
+            wall_seconds: 60.0,
+            statuses: BTreeMap::from([("valid".into(), BTreeMap::from([(200, 7), (429, 1)]))]),
+            worst_error_rate: BTreeMap::new(),
+            error_rate_bound: 0.35,
+            p50_ok: 1.0,
+            rss_ready_kib: 0,
+            rss_warm_kib: 0,
+            rss_half_kib: 0,
+            rss_max_kib: 0,
+            rss_end_kib: 0,
+            server_counts: BTreeMap::new(),
+            failures: vec!["x failed".into(), "y failed".into()],
+        };
+        let md = loadtest_section(&measured(report, "loadtest cmd"));
+        assert!(
+            md.contains("| input | answers by status |\n|---|---|\n| valid | {200: 7, 429: 1} |\n\nWall 60 s;"),
+            "{md}"
+        );
+        assert!(
+            md.ends_with("Result: **2 checks failed**:\n\n- x failed\n- y failed\n\n- [L1] `loadtest cmd`\n\n"),
+            "{md}"
+        );
     }
 }

@@ -116,6 +116,9 @@ pub(crate) struct LongForm<'a> {
     pub guard: Guard,
     /// Prompt each piece with the text before it (sequential runs only).
     pub condition_on_previous_text: bool,
+    /// Every piece is speech (cut by voice-activity detection), so a decode
+    /// that ends early or says nothing has skipped words.
+    pub speech_only: bool,
     /// Stops every piece.
     pub cancel: &'a CancelToken,
     /// Receives each segment, in order, as soon as its piece is stitched.
@@ -289,11 +292,12 @@ impl<'a> LongForm<'a> {
     ///
     /// whisper.cpp ends a window early when the model closes its last
     /// segment with a single timestamp (taken as "no speech after this"), and
-    /// a prompt can make the model answer a piece with nothing at all. A
-    /// piece is speech, or audio of which only the rest is left, so an empty
-    /// answer is decoded once more without the prompt, and the rest after the
-    /// last segment (when at least [`REMAINDER_MIN_SECONDS`]) is decoded
-    /// again, prompted with what came before it.
+    /// a prompt can make the model answer a piece with nothing at all. When
+    /// the pieces are [`speech_only`](Self::speech_only), neither can be
+    /// right: an empty answer is decoded once more without the prompt, and
+    /// the rest after the last segment (when at least
+    /// [`REMAINDER_MIN_SECONDS`]) is decoded again, prompted with what came
+    /// before it.
     fn decode(
         &self,
         decoder: &mut dyn Decoder,
@@ -318,7 +322,7 @@ impl<'a> LongForm<'a> {
         };
         let mut guarded = window(piece, prompt)?;
         let mut decoded = Decoded::default();
-        if !guarded.stats.has_text && !prompt.is_empty() {
+        if self.speech_only && !guarded.stats.has_text && !prompt.is_empty() {
             decoded.unprompted_retries += 1;
             guarded = window(piece, &[])?;
         }
@@ -328,7 +332,8 @@ impl<'a> LongForm<'a> {
         piece.map_times(&mut guarded.transcript);
         decoded.fallbacks += guarded.fallbacks();
         let mut all = guarded;
-        while !all.silence
+        while self.speech_only
+            && !all.silence
             && decoded.remainders < MAX_REMAINDERS
             && rest.len() >= samples_of(REMAINDER_MIN_SECONDS)
         {
@@ -676,6 +681,7 @@ mod tests {
             params,
             guard: Guard::default(),
             condition_on_previous_text: true,
+            speech_only: true,
             cancel,
             on_segment: None,
             on_progress: None,
@@ -746,6 +752,18 @@ mod tests {
         assert_eq!(transcript.text(), "One. Two. Three. Four.");
         assert_eq!(stats.remainders, 2);
         assert_eq!(stats.fallbacks, 0);
+        // Pieces not known to be speech (no VAD) may end in silence: an early
+        // end stands, as in whisper.cpp.
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |_, _: &Call| vec![(0.0, 10.0, " One.")],
+        };
+        let mut unknown = job(&audio, Params::greedy(), &cancel);
+        unknown.speech_only = false;
+        let (transcript, stats) = unknown.run(&mut decoder, &NoLender).unwrap();
+        assert_eq!(decoder.calls.len(), 1);
+        assert_eq!(transcript.segments.len(), 1);
+        assert_eq!(stats.remainders, 0);
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
         params,
         guard: options.guard(),
         condition_on_previous_text: options.condition_on_previous_text != Some(false),
+        speech_only: speech.is_some(),
         cancel: &job.cancel,
         on_segment: job
             .spec

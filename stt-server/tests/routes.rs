@@ -282,34 +282,22 @@ impl Drop for Harness {
     }
 }
 
-/// A 16 kHz mono 16-bit WAV of `seconds` of a 440 Hz tone.
+/// A 16 kHz mono 16-bit WAV of `seconds` of a 440 Hz tone, written by `hound`.
 fn wav(seconds: f64) -> Vec<u8> {
-    let n = (seconds * 16_000.0) as usize;
-    let data: Vec<u8> = (0..n)
-        .flat_map(|i| {
-            let v = ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16;
-            v.to_le_bytes()
-        })
-        .collect();
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    for v in [
-        16u32.to_le_bytes().as_slice(),
-        &1u16.to_le_bytes(),
-        &1u16.to_le_bytes(),
-    ] {
-        out.extend_from_slice(v);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut out, spec).expect("WAV header");
+    for i in 0..(seconds * 16_000.0) as usize {
+        let v = ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16;
+        writer.write_sample(v).expect("write to memory");
     }
-    out.extend_from_slice(&16_000u32.to_le_bytes());
-    out.extend_from_slice(&32_000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
+    writer.finalize().expect("finish the WAV");
+    out.into_inner()
 }
 
 const BOUNDARY: &str = "----stt-test-boundary";

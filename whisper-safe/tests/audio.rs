@@ -72,23 +72,15 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// `jfk.wav` (16 kHz mono s16le) parsed here, independently of the code under test.
+/// `jfk.wav` (16 kHz mono s16le) read by `hound`, independently of the code under test.
 fn reference() -> &'static [f32] {
     static REFERENCE: OnceLock<Vec<f32>> = OnceLock::new();
     REFERENCE.get_or_init(|| {
-        let bytes = read(&fixture("jfk.wav"));
-        let mut pos = 12;
-        loop {
-            let id = &bytes[pos..pos + 4];
-            let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-            if id == b"data" {
-                return bytes[pos + 8..pos + 8 + size]
-                    .chunks_exact(2)
-                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0)
-                    .collect();
-            }
-            pos += 8 + size + size % 2;
-        }
+        let reader = hound::WavReader::open(fixture("jfk.wav")).expect("hound reads jfk.wav");
+        reader
+            .into_samples::<i16>()
+            .map(|s| f32::from(s.expect("jfk.wav sample")) / 32768.0)
+            .collect()
     })
 }
 
@@ -387,33 +379,44 @@ fn wav_192k() {
     check_variant("wav 192 kHz", bytes, &lossless("pcm_s16le", 192_000, 1));
 }
 
-/// A canonical 44-byte PCM WAV header.
-fn wav_header(rate: u32, channels: u16, bits: u16, data_len: u32) -> Vec<u8> {
-    let block_align = channels * bits / 8;
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes());
-    h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
-    h.extend_from_slice(&block_align.to_le_bytes());
-    h.extend_from_slice(&bits.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data_len.to_le_bytes());
-    h
+/// A 16-bit PCM WAV file written by `hound`: `samples` interleaved over `channels` channels.
+fn wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut out, spec).expect("WAV header");
+    for &sample in samples {
+        writer.write_sample(sample).expect("write to memory");
+    }
+    writer.finalize().expect("finish the WAV");
+    out.into_inner()
 }
 
-/// `seconds` of a 440 Hz tone as 16-bit PCM frames of `channels` channels.
-fn tone(rate: u32, channels: u16, seconds: f64) -> Vec<u8> {
+/// Rewrites the RIFF and data sizes of a [`wav`] file to declare `data_len` bytes of audio,
+/// whatever follows the header.
+fn declare_data_len(bytes: &mut [u8], data_len: u32) {
+    let data = chunk_size_offset(bytes, b"data");
+    let header_after_riff_size = data as u32 - 4;
+    bytes[4..8].copy_from_slice(
+        &data_len
+            .saturating_add(header_after_riff_size)
+            .to_le_bytes(),
+    );
+    bytes[data..data + 4].copy_from_slice(&data_len.to_le_bytes());
+}
+
+/// `seconds` of a 440 Hz tone as 16-bit samples, each repeated over `channels` channels.
+fn tone(rate: u32, channels: u16, seconds: f64) -> Vec<i16> {
     let frames = (f64::from(rate) * seconds) as usize;
     (0..frames)
         .flat_map(|i| {
             let t = i as f64 / f64::from(rate);
             let s = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
-            std::iter::repeat_n(s.to_le_bytes(), channels.into()).flatten()
+            std::iter::repeat_n(s, channels.into())
         })
         .collect()
 }
@@ -449,10 +452,9 @@ fn empty_input() {
 
 #[test]
 fn header_declaring_audio_without_data_is_truncated() {
-    let error = decode_err(
-        wav_header(16_000, 1, 16, 352_000),
-        &DecodeOptions::default(),
-    );
+    let mut bytes = wav(16_000, 1, &[]);
+    declare_data_len(&mut bytes, 352_000);
+    let error = decode_err(bytes, &DecodeOptions::default());
     match error {
         AudioError::Truncated {
             declared_seconds: Some(declared),
@@ -474,7 +476,7 @@ fn header_cut_short_is_corrupt() {
 
 #[test]
 fn header_declaring_no_data_is_empty() {
-    let error = decode_err(wav_header(16_000, 1, 16, 0), &DecodeOptions::default());
+    let error = decode_err(wav(16_000, 1, &[]), &DecodeOptions::default());
     assert!(matches!(error, AudioError::Empty { .. }), "{error:?}");
 }
 
@@ -615,8 +617,7 @@ fn video_without_audio_has_no_audio_track() {
 #[test]
 fn sample_rates_out_of_range_are_refused() {
     for rate in [1_000, 768_000] {
-        let mut bytes = wav_header(rate, 1, 16, 2 * rate);
-        bytes.extend(tone(rate, 1, 1.0));
+        let bytes = wav(rate, 1, &tone(rate, 1, 1.0));
         let error = decode_err(bytes, &DecodeOptions::default());
         assert!(
             matches!(error, AudioError::UnsupportedSampleRate { rate: r } if r == rate),
@@ -628,8 +629,8 @@ fn sample_rates_out_of_range_are_refused() {
 #[test]
 fn placeholder_length_header_decodes_the_data_present() {
     // As written by recorders streaming to a pipe: the data length is left at its maximum.
-    let mut bytes = wav_header(48_000, 2, 16, u32::MAX - 36);
-    bytes.extend(tone(48_000, 2, 1.0));
+    let mut bytes = wav(48_000, 2, &tone(48_000, 2, 1.0));
+    declare_data_len(&mut bytes, u32::MAX - 36);
     let (audio, peak) = peak_heap_growth(|| decode_ok(bytes, &DecodeOptions::default()));
     assert!(
         (audio.duration_seconds - 1.0).abs() < 1e-9,
@@ -652,9 +653,11 @@ struct EndlessWav {
 impl EndlessWav {
     fn new(seconds: u32) -> Self {
         let data_len = seconds * 48_000 * 4;
+        let mut header = wav(48_000, 2, &[]);
+        declare_data_len(&mut header, data_len);
         Self {
-            header: wav_header(48_000, 2, 16, data_len),
-            len: 44 + u64::from(data_len),
+            len: header.len() as u64 + u64::from(data_len),
+            header,
             pos: 0,
             bytes_read: Default::default(),
         }
@@ -670,7 +673,7 @@ impl Read for EndlessWav {
                 Some(&h) => h,
                 None => {
                     // Frame of two identical 16-bit samples of a 440 Hz tone.
-                    let offset = at - 44;
+                    let offset = at - self.header.len() as u64;
                     let t = (offset / 4) as f64 / 48_000.0;
                     let s = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
                     s.to_le_bytes()[(offset % 2) as usize]

@@ -1,9 +1,16 @@
 //! Configuration from environment variables and command-line flags (flags win).
 //!
+//! Each setting is declared once, as a field of [`ModelArgs`] or [`ServeArgs`]:
+//! flag, variable, help, a literal default (a constant that the checks below use
+//! too) or a computed one stated as `[default: …]`, and a range stated as `(a–b)`.
+//! `--help` shows these declarations, and the tables of docs/configuration.md are
+//! rendered from them (a unit test fails when the document differs).
+//!
 //! Every value is read as text and validated here, so an invalid value stops the
 //! start with a message naming both the variable and the flag.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,54 +20,110 @@ use whisper_safe::AudioContext;
 use crate::engine::ModelSource;
 use crate::models::catalog::{self, ModelRequest, Quant};
 
-/// Default upload limit: 25 MiB, as OpenAI's API.
-pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
-/// Default longest audio accepted, in seconds.
-pub const DEFAULT_MAX_AUDIO_SECONDS: f64 = 3600.0;
-/// Default time a request may take from arrival to answer.
-pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 600.0;
-/// Default grace period for in-flight requests at shutdown.
-pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
-/// Default time a client has to send a request's head (line and headers).
-pub const DEFAULT_HEADER_TIMEOUT_SECONDS: f64 = 5.0;
-/// Default time an idle keep-alive connection stays open.
-pub const DEFAULT_KEEP_ALIVE_SECONDS: f64 = 5.0;
-/// Default time a client has to send an upload, unless half the request timeout is shorter.
+/// Default `WHISPER_FLASH_ATTN`.
+pub const DEFAULT_FLASH_ATTN: &str = "off";
+/// Default `STT_HOST`: every interface.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+/// Default `STT_PORT`.
+pub const DEFAULT_PORT: &str = "8080";
+/// Default `STT_MAX_UPLOAD_BYTES`: 25 MiB, as OpenAI's API.
+pub const DEFAULT_MAX_UPLOAD_BYTES: &str = "25M";
+/// Default `STT_MAX_AUDIO_SECONDS`.
+pub const DEFAULT_MAX_AUDIO_SECONDS: &str = "3600";
+/// Default `STT_REQUEST_TIMEOUT_SECONDS`.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: &str = "600";
+/// Default `STT_SHUTDOWN_TIMEOUT_SECONDS`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: &str = "30";
+/// Default `STT_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: &str = "1024";
+/// Default `STT_HEADER_TIMEOUT_SECONDS`.
+pub const DEFAULT_HEADER_TIMEOUT_SECONDS: &str = "5";
+/// Default `STT_KEEP_ALIVE_SECONDS`.
+pub const DEFAULT_KEEP_ALIVE_SECONDS: &str = "5";
+/// Default `STT_AUDIO_CONTEXT`.
+pub const DEFAULT_AUDIO_CONTEXT: &str = "trimmed";
+/// Time a client has to send an upload by default, unless half the request timeout is shorter.
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 120.0;
-/// Default most open connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Requests that may wait per worker by default.
+pub const DEFAULT_QUEUE_PER_WORKER: usize = 4;
 /// Bytes of decoded audio per second: 16 kHz mono `f32`.
 pub const SAMPLE_BYTES_PER_SECOND: u64 = 16_000 * 4;
 /// whisper.cpp gains little beyond this many threads per run.
-const MAX_DEFAULT_THREADS_PER_WORKER: usize = 4;
+pub const MAX_DEFAULT_THREADS_PER_WORKER: usize = 4;
+
+/// `STT_WORKERS` and `STT_HTTP_WORKERS`.
+const WORKERS: RangeInclusive<usize> = 1..=256;
+/// `STT_THREADS_PER_WORKER`.
+const THREADS_PER_WORKER: RangeInclusive<usize> = 1..=512;
+/// `STT_QUEUE_LIMIT`.
+const QUEUE_LIMIT: RangeInclusive<usize> = 0..=100_000;
+/// `STT_SHUTDOWN_TIMEOUT_SECONDS`.
+const SHUTDOWN_TIMEOUT_SECONDS: RangeInclusive<usize> = 0..=3600;
+/// `STT_MAX_CONNECTIONS`.
+const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
 
 /// Which model and libraries to load; shared by `serve` and `transcribe`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ModelArgs {
-    /// Model size from the catalog: tiny, tiny.en, base, base.en, small, medium, large-v3, … [default: small]
-    #[arg(long, env = "WHISPER_MODEL_SIZE", value_name = "SIZE")]
+    /// Model size from the catalog: `tiny`, `tiny.en`, `base`, `base.en`, `small`,
+    /// `small.en`, `medium`, `medium.en`, `large-v3`, `large-v3-turbo`.
+    #[arg(
+        long,
+        env = "WHISPER_MODEL_SIZE",
+        value_name = "SIZE",
+        default_value = whisper_safe::DEFAULT_MODEL_SIZE
+    )]
     pub model_size: Option<String>,
-    /// Weight type of the model file: f16, q8_0, q5_1, q5_0, q4_0, iq4_nl [default: q8_0]
+    /// Weight type of the model file: `f16`, `q8_0`, `q5_1`, `q5_0`, `q4_0`, `iq4_nl`
+    /// [default: the file of the size already present, in the order q8_0, q5_1, f16,
+    /// q5_0, q4_0, iq4_nl, else q8_0 (docs/models.md)].
     #[arg(long, env = "WHISPER_MODEL_QUANT", value_name = "QUANT")]
     pub model_quant: Option<String>,
-    /// Artifact directory: `<dir>/whisper_<size>_xeon/ggml-<size>-<quant>.bin` and the libraries [default: artifacts]
-    #[arg(long, env = "WHISPER_ARTIFACTS_DIR", value_name = "DIR")]
+    /// Artifact directory.
+    ///
+    /// The model is `<dir>/whisper_<size>_xeon/ggml-<size>[-<quant>].bin` (f16 files
+    /// have no suffix), the libraries `<dir>/whisper_<size>_xeon/lib` or `<dir>/lib`.
+    /// Run-time switches (`POST /v1/models/{id}/load`) and `GET /v1/models` look here.
+    #[arg(
+        long,
+        env = "WHISPER_ARTIFACTS_DIR",
+        value_name = "DIR",
+        default_value = whisper_safe::DEFAULT_ARTIFACTS_DIR
+    )]
     pub artifacts_dir: Option<PathBuf>,
-    /// Directory of the whisper.cpp shared libraries (overrides the artifact layout).
+    /// Directory of the whisper.cpp shared libraries; must exist [default: from the
+    /// artifact layout].
     #[arg(long, env = "WHISPER_LIB_DIR", value_name = "DIR")]
     pub lib_dir: Option<PathBuf>,
-    /// An explicit model file (overrides size and quantization).
+    /// An explicit model file (must exist); overrides size and quantization [default:
+    /// from size and quant].
+    ///
+    /// Its API id comes from its name (`ggml-base.en-q5_1.bin` → `base.en-q5_1`, else
+    /// the file stem).
     #[arg(long, env = "WHISPER_MODEL_PATH", value_name = "FILE")]
     pub model_path: Option<PathBuf>,
-    /// CPU backend variant (`haswell`, …) or file, for the dynamic-backend layout.
+    /// Dynamic-backend layout only: pin one CPU variant (`haswell`, …) or a backend
+    /// file [default: all variants].
     #[arg(long, env = "WHISPER_CPU_BACKEND", value_name = "VARIANT")]
     pub cpu_backend: Option<String>,
-    /// Flash attention: `on` (less memory per state) or `off` (faster on the CPUs
-    /// measured in docs/benchmarks.md) [default: off]
-    #[arg(long, env = "WHISPER_FLASH_ATTN", value_name = "on|off")]
+    /// whisper.cpp's flash attention: `on` or `off`.
+    ///
+    /// `off` was 1.3–1.6× faster on the AVX2 machine of docs/benchmarks.md and costs
+    /// more memory per worker (measured there); `on` saves that memory and may win on
+    /// AVX-512 CPUs.
+    #[arg(
+        long,
+        env = "WHISPER_FLASH_ATTN",
+        value_name = "on|off",
+        default_value = DEFAULT_FLASH_ATTN
+    )]
     pub flash_attn: Option<String>,
-    /// Silero VAD model file, or `off`; audio longer than 30 s is then cut at
-    /// speech [default: `<artifacts>/silero-vad/ggml-silero-v6.bin` when present]
+    /// Silero VAD model file for long audio, or `off` [default:
+    /// silero-vad/ggml-silero-v6.bin in the artifact directory, when present].
+    ///
+    /// A file named here must load, or the server does not start; the default file is
+    /// used when present (its absence is a warning: long audio is then cut at quiet
+    /// moments and silence is decoded). See docs/api.md, Long audio.
     #[arg(long, env = "WHISPER_VAD_MODEL", value_name = "FILE|off")]
     pub vad_model: Option<String>,
 }
@@ -71,59 +134,107 @@ pub struct ServeArgs {
     /// Model and libraries.
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Address to listen on [default: 0.0.0.0]
-    #[arg(long, env = "STT_HOST")]
+    /// Listening address (IP or host name).
+    #[arg(long, env = "STT_HOST", default_value = DEFAULT_HOST)]
     pub host: Option<String>,
-    /// Port to listen on [default: 8080]
-    #[arg(long, env = "STT_PORT")]
+    /// Listening port.
+    #[arg(long, env = "STT_PORT", default_value = DEFAULT_PORT)]
     pub port: Option<String>,
-    /// Parallel decoding states (one thread each) [default: cores / threads per worker]
+    /// Decoding states over the one loaded model (1–256) [default: cores ÷ threads per
+    /// worker].
+    ///
+    /// Each runs one request at a time on its own thread.
     #[arg(long, env = "STT_WORKERS")]
     pub workers: Option<String>,
-    /// Compute threads of each run [default: min(4, cores / workers)]
+    /// Compute threads of each run (1–512) [default: min(4, cores ÷ workers)].
     #[arg(long, env = "STT_THREADS_PER_WORKER")]
     pub threads_per_worker: Option<String>,
-    /// Requests that may wait for a worker; beyond it, 429 [default: 4 × workers]
+    /// Requests that may be admitted beyond the workers (0–100,000) [default: 4 ×
+    /// workers].
+    ///
+    /// They are being read, decoded or waiting; beyond, 429 at once, before the body is
+    /// read. `0`: no waiting.
     #[arg(long, env = "STT_QUEUE_LIMIT")]
     pub queue_limit: Option<String>,
-    /// Largest upload, bytes; suffixes K, M, G (×1024) or KB, MB, GB (×1000) [default: 25M]
-    #[arg(long, env = "STT_MAX_UPLOAD_BYTES")]
+    /// Largest `file` part, bytes: `K`, `M`, `G` are ×1024 (`25M` is 26,214,400),
+    /// `KB`, `MB`, `GB` ×1000.
+    #[arg(long, env = "STT_MAX_UPLOAD_BYTES", default_value = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: Option<String>,
-    /// Longest audio accepted, seconds [default: 3600]
-    #[arg(long, env = "STT_MAX_AUDIO_SECONDS")]
+    /// Longest audio accepted, seconds (413 beyond; checked while decoding).
+    #[arg(long, env = "STT_MAX_AUDIO_SECONDS", default_value = DEFAULT_MAX_AUDIO_SECONDS)]
     pub max_audio_seconds: Option<String>,
-    /// Longest a request may take, seconds, queueing included [default: 600]
-    #[arg(long, env = "STT_REQUEST_TIMEOUT_SECONDS")]
+    /// Longest a request may take, seconds, upload and queueing included (504 beyond;
+    /// the run is stopped).
+    #[arg(
+        long,
+        env = "STT_REQUEST_TIMEOUT_SECONDS",
+        default_value = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    )]
     pub request_timeout_seconds: Option<String>,
-    /// Grace period for in-flight requests after SIGTERM/SIGINT, seconds [default: 30]
-    #[arg(long, env = "STT_SHUTDOWN_TIMEOUT_SECONDS")]
+    /// After SIGTERM/SIGINT, how long requests in flight may still run, seconds
+    /// (0–3600).
+    #[arg(
+        long,
+        env = "STT_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
+    )]
     pub shutdown_timeout_seconds: Option<String>,
-    /// Comma-separated bearer keys; when set, every endpoint except /health and /ready needs one.
+    /// Comma-separated bearer keys; when set, every endpoint but `/health` and
+    /// `/ready` needs `Authorization: Bearer <key>`.
     #[arg(long, env = "STT_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
-    /// Comma-separated bearer keys that may also load models; with any key configured, loads need one of these.
+    /// Comma-separated bearer keys that may also load models
+    /// (`POST /v1/models/{id}/load`).
+    ///
+    /// When any key (of either list) is set, a load needs one of these: other keys get
+    /// 403, and with `STT_API_KEYS` alone nobody can load.
     #[arg(long, env = "STT_ADMIN_KEYS", hide_env_values = true)]
     pub admin_keys: Option<String>,
-    /// Bytes the admitted requests' uploads and decoded audio may hold together [default: (workers + queue limit) × (max upload + 1 MiB + max audio × 64000)]
+    /// The audio memory budget: bytes the admitted requests' uploads and decoded
+    /// samples may hold together, at least one request's worst case [default:
+    /// (workers + queue limit) × (max upload + 1 MiB + max audio seconds × 64000)].
+    ///
+    /// Lower it to let fewer hour-long uploads in at once while short ones still queue
+    /// (docs/configuration.md, Memory bound).
     #[arg(long, env = "STT_AUDIO_MEMORY_BYTES")]
     pub audio_memory_bytes: Option<String>,
-    /// HTTP worker threads [default: cores]
+    /// HTTP event-loop threads (1–256) [default: cores].
+    ///
+    /// They parse and route; decoding and inference run elsewhere.
     #[arg(long, env = "STT_HTTP_WORKERS")]
     pub http_workers: Option<String>,
-    /// Most open connections; beyond it, new ones wait in the listen backlog [default: 1024]
-    #[arg(long, env = "STT_MAX_CONNECTIONS")]
+    /// Open connections at most (1–1,000,000); beyond, new ones wait in the listen
+    /// backlog until one closes (each costs up to ~64 KiB of buffers).
+    #[arg(long, env = "STT_MAX_CONNECTIONS", default_value = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: Option<String>,
-    /// Time a client has to send a request's line and headers, seconds [default: 5]
-    #[arg(long, env = "STT_HEADER_TIMEOUT_SECONDS")]
+    /// Seconds a connection's first request line and headers may take to arrive,
+    /// else 408 and close.
+    #[arg(
+        long,
+        env = "STT_HEADER_TIMEOUT_SECONDS",
+        default_value = DEFAULT_HEADER_TIMEOUT_SECONDS
+    )]
     pub header_timeout_seconds: Option<String>,
-    /// Time an idle keep-alive connection stays open, seconds [default: 5]
-    #[arg(long, env = "STT_KEEP_ALIVE_SECONDS")]
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(
+        long,
+        env = "STT_KEEP_ALIVE_SECONDS",
+        default_value = DEFAULT_KEEP_ALIVE_SECONDS
+    )]
     pub keep_alive_seconds: Option<String>,
-    /// Time a client has to send an upload, seconds; below the request timeout [default: min(120, request timeout ÷ 2)]
+    /// Seconds the upload may take to arrive, below the request timeout [default:
+    /// min(120, request timeout ÷ 2)].
+    ///
+    /// Beyond, 408 `body_timeout` and the connection is closed; being below the
+    /// request timeout, a stalled upload never holds its place until then.
     #[arg(long, env = "STT_BODY_TIMEOUT_SECONDS")]
     pub body_timeout_seconds: Option<String>,
-    /// Encoder context for audio under 30 s: `trimmed` (faster) or `full` [default: trimmed]
-    #[arg(long, env = "STT_AUDIO_CONTEXT")]
+    /// Encoder context for audio under 30 s: `trimmed` or `full`.
+    ///
+    /// `trimmed`: the encoder computes only the audio plus 2 s of margin (about 2×
+    /// faster on short clips, same words in the measurements); `full`: always 30 s
+    /// windows.
+    #[arg(long, env = "STT_AUDIO_CONTEXT", default_value = DEFAULT_AUDIO_CONTEXT)]
     pub audio_context: Option<String>,
 }
 
@@ -178,12 +289,11 @@ impl ModelConfig {
     /// # Errors
     /// [`ConfigError`] naming the variable.
     pub fn from_args(args: ModelArgs) -> Result<Self, ConfigError> {
-        let size = text(args.model_size);
-        let size = size.as_deref().unwrap_or(whisper_safe::DEFAULT_MODEL_SIZE);
-        let model = catalog::lookup(size).map_err(|e| ConfigError {
+        let size = or_default(args.model_size, whisper_safe::DEFAULT_MODEL_SIZE);
+        let model = catalog::lookup(&size).map_err(|e| ConfigError {
             variable: "WHISPER_MODEL_SIZE",
             flag: "model-size",
-            value: size.to_owned(),
+            value: size.clone(),
             reason: e.to_string(),
         })?;
         let quant = text(args.model_quant)
@@ -207,10 +317,10 @@ impl ModelConfig {
                 });
             }
         }
-        let flash_attn = match text(args.flash_attn).as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
+        let flash_attn = match or_default(args.flash_attn, DEFAULT_FLASH_ATTN).as_str() {
+            "off" => false,
+            "on" => true,
+            other => {
                 return Err(ConfigError {
                     variable: "WHISPER_FLASH_ATTN",
                     flag: "flash-attn",
@@ -385,8 +495,8 @@ impl Config {
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let model = ModelConfig::from_args(args.model)?;
-        let host = text(args.host).unwrap_or_else(|| "0.0.0.0".into());
-        let port: u16 = parse(args.port, "STT_PORT", "port")?.unwrap_or(8080);
+        let host = or_default(args.host, DEFAULT_HOST);
+        let port: u16 = parse(or_default(args.port, DEFAULT_PORT), "STT_PORT", "port")?;
         let listen = (host.as_str(), port)
             .to_socket_addrs()
             .ok()
@@ -397,13 +507,19 @@ impl Config {
                 value: host.clone(),
                 reason: "not an address or a resolvable host name".into(),
             })?;
-        let workers = parse_range(args.workers, "STT_WORKERS", "workers", 1..=256)?;
-        let threads = parse_range(
-            args.threads_per_worker,
-            "STT_THREADS_PER_WORKER",
-            "threads-per-worker",
-            1..=512,
-        )?;
+        let workers = text(args.workers)
+            .map(|v| parse_range(v, "STT_WORKERS", "workers", &WORKERS))
+            .transpose()?;
+        let threads = text(args.threads_per_worker)
+            .map(|v| {
+                parse_range(
+                    v,
+                    "STT_THREADS_PER_WORKER",
+                    "threads-per-worker",
+                    &THREADS_PER_WORKER,
+                )
+            })
+            .transpose()?;
         let (workers, threads_per_worker) = pool_shape(cores, workers, threads);
         if workers * threads_per_worker > cores {
             log::warn!(
@@ -411,49 +527,47 @@ impl Config {
                  concurrent runs will compete for them"
             );
         }
-        let queue_limit = parse_range(
-            args.queue_limit,
-            "STT_QUEUE_LIMIT",
-            "queue-limit",
-            0..=100_000,
-        )?
-        .unwrap_or(4 * workers);
-        let max_upload_bytes = match text(args.max_upload_bytes) {
-            None => DEFAULT_MAX_UPLOAD_BYTES,
-            Some(v) => parse_bytes(&v)
-                .filter(|&n| n > 0)
-                .ok_or_else(|| ConfigError {
-                    variable: "STT_MAX_UPLOAD_BYTES",
-                    flag: "max-upload-bytes",
-                    value: v.clone(),
-                    reason: "expected a positive byte count such as 26214400, 25M or 25MB".into(),
-                })?,
-        };
+        let queue_limit = text(args.queue_limit)
+            .map(|v| parse_range(v, "STT_QUEUE_LIMIT", "queue-limit", &QUEUE_LIMIT))
+            .transpose()?
+            .unwrap_or(DEFAULT_QUEUE_PER_WORKER * workers);
+        let max_upload_bytes = or_default(args.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        let max_upload_bytes = parse_bytes(&max_upload_bytes)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ConfigError {
+                variable: "STT_MAX_UPLOAD_BYTES",
+                flag: "max-upload-bytes",
+                value: max_upload_bytes.clone(),
+                reason: "expected a positive byte count such as 26214400, 25M or 25MB".into(),
+            })?;
         let max_audio_seconds = seconds(
-            args.max_audio_seconds,
+            or_default(args.max_audio_seconds, DEFAULT_MAX_AUDIO_SECONDS),
             "STT_MAX_AUDIO_SECONDS",
             "max-audio-seconds",
-        )?
-        .unwrap_or(DEFAULT_MAX_AUDIO_SECONDS);
+        )?;
         let request_timeout = seconds(
-            args.request_timeout_seconds,
+            or_default(
+                args.request_timeout_seconds,
+                DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            ),
             "STT_REQUEST_TIMEOUT_SECONDS",
             "request-timeout-seconds",
-        )?
-        .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS);
+        )?;
         let shutdown_timeout = parse_range(
-            args.shutdown_timeout_seconds,
+            or_default(
+                args.shutdown_timeout_seconds,
+                DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
+            ),
             "STT_SHUTDOWN_TIMEOUT_SECONDS",
             "shutdown-timeout-seconds",
-            0..=3600,
-        )?
-        .map_or(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, |s| s as u64);
+            &SHUTDOWN_TIMEOUT_SECONDS,
+        )?;
         let api_keys = keys(args.api_keys, "STT_API_KEYS", "api-keys")?;
         let admin_keys = keys(args.admin_keys, "STT_ADMIN_KEYS", "admin-keys")?;
-        let audio_context = match text(args.audio_context).as_deref() {
-            None | Some("trimmed") => AudioContext::Trimmed,
-            Some("full") => AudioContext::Full,
-            Some(other) => {
+        let audio_context = match or_default(args.audio_context, DEFAULT_AUDIO_CONTEXT).as_str() {
+            "trimmed" => AudioContext::Trimmed,
+            "full" => AudioContext::Full,
+            other => {
                 return Err(ConfigError {
                     variable: "STT_AUDIO_CONTEXT",
                     flag: "audio-context",
@@ -477,37 +591,30 @@ impl Config {
                     ),
                 })?,
         };
-        let http_workers = parse_range(
-            args.http_workers,
-            "STT_HTTP_WORKERS",
-            "http-workers",
-            1..=256,
-        )?
-        .unwrap_or(cores);
+        let http_workers = text(args.http_workers)
+            .map(|v| parse_range(v, "STT_HTTP_WORKERS", "http-workers", &WORKERS))
+            .transpose()?
+            .unwrap_or(cores);
         let max_connections = parse_range(
-            args.max_connections,
+            or_default(args.max_connections, DEFAULT_MAX_CONNECTIONS),
             "STT_MAX_CONNECTIONS",
             "max-connections",
-            1..=1_000_000,
-        )?
-        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+            &MAX_CONNECTIONS,
+        )?;
         let header_timeout = seconds(
-            args.header_timeout_seconds,
+            or_default(args.header_timeout_seconds, DEFAULT_HEADER_TIMEOUT_SECONDS),
             "STT_HEADER_TIMEOUT_SECONDS",
             "header-timeout-seconds",
-        )?
-        .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECONDS);
+        )?;
         let keep_alive = seconds(
-            args.keep_alive_seconds,
+            or_default(args.keep_alive_seconds, DEFAULT_KEEP_ALIVE_SECONDS),
             "STT_KEEP_ALIVE_SECONDS",
             "keep-alive-seconds",
-        )?
-        .unwrap_or(DEFAULT_KEEP_ALIVE_SECONDS);
-        let body_timeout = match seconds(
-            args.body_timeout_seconds.clone(),
-            "STT_BODY_TIMEOUT_SECONDS",
-            "body-timeout-seconds",
-        )? {
+        )?;
+        let body_timeout = match text(args.body_timeout_seconds)
+            .map(|v| seconds(v, "STT_BODY_TIMEOUT_SECONDS", "body-timeout-seconds"))
+            .transpose()?
+        {
             None => DEFAULT_BODY_TIMEOUT_SECONDS.min(request_timeout / 2.0),
             Some(s) if s < request_timeout => s,
             Some(s) => {
@@ -530,7 +637,7 @@ impl Config {
             max_upload_bytes,
             max_audio_seconds,
             request_timeout: Duration::from_secs_f64(request_timeout),
-            shutdown_timeout: Duration::from_secs(shutdown_timeout),
+            shutdown_timeout: Duration::from_secs(shutdown_timeout as u64),
             api_keys,
             admin_keys,
             audio_context,
@@ -669,64 +776,60 @@ fn text(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// The value given, else the declared default, which then passes the same checks.
+fn or_default(value: Option<String>, default: &str) -> String {
+    text(value).unwrap_or_else(|| default.to_owned())
+}
+
 fn parse<T: FromStr>(
-    value: Option<String>,
+    value: String,
     variable: &'static str,
     flag: &'static str,
-) -> Result<Option<T>, ConfigError>
+) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    text(value)
-        .map(|v| {
-            v.parse::<T>().map_err(|e| ConfigError {
-                variable,
-                flag,
-                value: v.clone(),
-                reason: e.to_string(),
-            })
-        })
-        .transpose()
+    value.parse::<T>().map_err(|e| ConfigError {
+        variable,
+        flag,
+        reason: e.to_string(),
+        value,
+    })
 }
 
 fn parse_range(
-    value: Option<String>,
+    value: String,
     variable: &'static str,
     flag: &'static str,
-    range: std::ops::RangeInclusive<usize>,
-) -> Result<Option<usize>, ConfigError> {
-    let parsed: Option<usize> = parse(value, variable, flag)?;
-    match parsed {
-        Some(n) if !range.contains(&n) => Err(ConfigError {
+    range: &RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    match parse::<usize>(value, variable, flag)? {
+        n if !range.contains(&n) => Err(ConfigError {
             variable,
             flag,
             value: n.to_string(),
             reason: format!("must be in {}..={}", range.start(), range.end()),
         }),
-        other => Ok(other),
+        n => Ok(n),
     }
 }
 
-fn seconds(
-    value: Option<String>,
-    variable: &'static str,
-    flag: &'static str,
-) -> Result<Option<f64>, ConfigError> {
-    let parsed: Option<f64> = parse(value, variable, flag)?;
-    match parsed {
-        Some(s) if !(s.is_finite() && s > 0.0 && s <= 1e7) => Err(ConfigError {
+fn seconds(value: String, variable: &'static str, flag: &'static str) -> Result<f64, ConfigError> {
+    match parse::<f64>(value, variable, flag)? {
+        s if !(s.is_finite() && s > 0.0 && s <= 1e7) => Err(ConfigError {
             variable,
             flag,
             value: s.to_string(),
             reason: "must be a positive number of seconds".into(),
         }),
-        other => Ok(other),
+        s => Ok(s),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{Args, FromArgMatches};
 
     fn serve(set: impl FnOnce(&mut ServeArgs)) -> Result<Config, ConfigError> {
         let mut args = ServeArgs::default();
@@ -889,5 +992,228 @@ mod tests {
         assert_eq!(parse_bytes("123"), Some(123));
         assert_eq!(parse_bytes("M"), None);
         assert_eq!(parse_bytes("99999999999999999999G"), None);
+    }
+
+    /// Marks the start of the generated block in docs/configuration.md (the line goes on
+    /// to say how to regenerate it).
+    const GENERATED: &str = "<!-- generated from stt-server/src/config.rs";
+    /// Marks its end.
+    const END_GENERATED: &str = "<!-- end generated -->";
+
+    /// `serve`'s settings as clap declares them, without their variables, so that the
+    /// tests' own environment stays out.
+    fn serve_command() -> clap::Command {
+        ServeArgs::augment_args(clap::Command::new("serve"))
+            .mut_args(|a| a.env(None::<&'static str>))
+    }
+
+    /// `serve`'s settings from these flags, clap's declared defaults filled in.
+    fn parse_flags(flags: &[&str]) -> ServeArgs {
+        let matches = serve_command()
+            .try_get_matches_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        ServeArgs::from_arg_matches(&matches).unwrap()
+    }
+
+    /// A setting's help, all paragraphs on one line.
+    fn help(arg: &clap::Arg) -> String {
+        arg.get_long_help()
+            .or(arg.get_help())
+            .map_or_else(String::new, |h| h.to_string().replace("\n\n", " "))
+    }
+
+    /// The help without its `[default: …]`, and that default.
+    fn stated_default(help: &str) -> (String, Option<&str>) {
+        match help.split_once(" [default: ") {
+            Some((before, rest)) => {
+                let (default, after) = rest.split_once(']').expect("`[default: …]` closed");
+                (format!("{before}{after}"), Some(default))
+            }
+            None => (help.to_owned(), None),
+        }
+    }
+
+    /// The first `(a–b)` a help states.
+    fn stated_range(help: &str) -> Option<(usize, usize)> {
+        let number = |s: &str| s.replace(',', "").parse::<usize>().ok();
+        help.split('(').skip(1).find_map(|s| {
+            let (low, high) = s.split_once(')')?.0.split_once('–')?;
+            Some((number(low)?, number(high)?))
+        })
+    }
+
+    /// One table row: variable, flag, default (declared, else stated), help.
+    fn row(arg: &clap::Arg) -> String {
+        let id = arg.get_id();
+        let variable = arg.get_env().unwrap_or_else(|| panic!("{id}: no variable"));
+        let flag = arg.get_long().unwrap_or_else(|| panic!("{id}: no flag"));
+        let help = help(arg);
+        let (meaning, stated) = stated_default(&help);
+        let default = match (arg.get_default_values(), stated) {
+            ([], None) => "unset".to_owned(),
+            ([], Some(stated)) => stated.to_owned(),
+            (declared, None) => declared
+                .iter()
+                .map(|v| format!("`{}`", v.to_string_lossy()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (_, Some(_)) => panic!("{id}: a declared default and a stated one"),
+        };
+        let cell = |s: &str| s.trim_end_matches('.').replace('|', "\\|");
+        format!(
+            "| `{}` | `--{flag}` | {} | {} |\n",
+            variable.to_string_lossy(),
+            cell(&default),
+            cell(&meaning)
+        )
+    }
+
+    /// The reference tables of docs/configuration.md, one row per setting.
+    fn reference_markdown() -> String {
+        let model = ModelArgs::augment_args(clap::Command::new("model"));
+        let serve = ServeArgs::augment_args(clap::Command::new("serve"));
+        let is_model = |arg: &clap::Arg| model.get_arguments().any(|m| m.get_id() == arg.get_id());
+        let sections: [(&str, Vec<&clap::Arg>); 2] = [
+            ("Model and libraries", model.get_arguments().collect()),
+            (
+                "HTTP and workers",
+                serve.get_arguments().filter(|a| !is_model(a)).collect(),
+            ),
+        ];
+        let mut markdown = String::new();
+        for (heading, args) in sections {
+            markdown += &format!(
+                "\n## {heading}\n\n| variable | flag | default | meaning |\n|---|---|---|---|\n"
+            );
+            markdown.extend(args.into_iter().map(row));
+        }
+        markdown + "\n"
+    }
+
+    /// `doc` with the generated block's content replaced by `block`.
+    fn splice(doc: &str, block: &str) -> Option<String> {
+        let start = doc.find(GENERATED)?;
+        let start = start + doc[start..].find("-->\n")? + "-->\n".len();
+        let end = start + doc[start..].find(END_GENERATED)?;
+        Some(format!("{}{block}{}", &doc[..start], &doc[end..]))
+    }
+
+    /// With `WHISPER_STT_BLESS` set, rewrites the block instead.
+    #[test]
+    fn configuration_doc_matches_the_declarations() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let doc =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let declared = splice(&doc, &reference_markdown()).unwrap_or_else(|| {
+            panic!(
+                "{}: no `{GENERATED} … -->` … `{END_GENERATED}`",
+                path.display()
+            )
+        });
+        if std::env::var_os("WHISPER_STT_BLESS").is_some() {
+            std::fs::write(&path, &declared).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            return;
+        }
+        let differs = doc.lines().zip(declared.lines()).position(|(a, b)| a != b);
+        let line = differs.unwrap_or(doc.lines().count().min(declared.lines().count()));
+        assert!(
+            doc == declared,
+            "docs/configuration.md differs from the declarations in stt-server/src/config.rs \
+             from line {}:\n  doc:      {}\n  declared: {}\nregenerate with \
+             WHISPER_STT_BLESS=1 cargo test --release -p stt-server --lib configuration_doc",
+            line + 1,
+            doc.lines().nth(line).unwrap_or("(end)"),
+            declared.lines().nth(line).unwrap_or("(end)"),
+        );
+    }
+
+    #[test]
+    fn declared_defaults_are_the_checked_ones() {
+        // clap fills in the declared defaults; unset fields fall back to the same constants.
+        assert_eq!(
+            Config::from_args(parse_flags(&[])).unwrap(),
+            Config::from_args(ServeArgs::default()).unwrap()
+        );
+        // Defaults computed at start state the constants they use.
+        let command = serve_command();
+        let stated = [
+            (
+                "threads-per-worker",
+                format!("min({MAX_DEFAULT_THREADS_PER_WORKER}, "),
+            ),
+            (
+                "queue-limit",
+                format!("{DEFAULT_QUEUE_PER_WORKER} × workers"),
+            ),
+            (
+                "body-timeout-seconds",
+                format!("min({DEFAULT_BODY_TIMEOUT_SECONDS}, "),
+            ),
+            (
+                "audio-memory-bytes",
+                format!(
+                    "+ {} MiB + max audio seconds × {SAMPLE_BYTES_PER_SECOND})",
+                    crate::server::form::FORM_OVERHEAD_BYTES >> 20
+                ),
+            ),
+        ];
+        for (flag, text) in stated {
+            let arg = command.get_arguments().find(|a| a.get_long() == Some(flag));
+            let help = help(arg.unwrap_or_else(|| panic!("no --{flag}")));
+            let default = stated_default(&help)
+                .1
+                .unwrap_or_else(|| panic!("{flag}: {help}"));
+            assert!(
+                default.contains(&text),
+                "--{flag}: {default:?} lacks {text:?}"
+            );
+        }
+        let model = ModelArgs::augment_args(clap::Command::new("model"));
+        let sizes = model
+            .get_arguments()
+            .find(|a| a.get_long() == Some("model-size"));
+        let sizes = help(sizes.unwrap());
+        for known in catalog::models() {
+            assert!(
+                sizes.contains(&format!("`{}`", known.id)),
+                "{sizes} lacks {}",
+                known.id
+            );
+        }
+    }
+
+    #[test]
+    fn stated_ranges_are_the_checked_ones() {
+        let mut checked = Vec::new();
+        for arg in serve_command().get_arguments() {
+            let Some((low, high)) = stated_range(&help(arg)) else {
+                continue;
+            };
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let check = |n: usize| Config::from_args(parse_flags(&[&flag, &n.to_string()]));
+            for n in [low, high] {
+                check(n).unwrap_or_else(|e| panic!("{flag} {n}: {e}"));
+            }
+            for n in low.checked_sub(1).into_iter().chain([high + 1]) {
+                let Err(err) = check(n) else {
+                    panic!("{flag} {n}: accepted outside the stated {low}–{high}");
+                };
+                let err = err.to_string();
+                assert!(err.contains(&format!("({flag})")), "{flag} {n}: {err}");
+            }
+            checked.push(flag);
+        }
+        assert_eq!(
+            checked,
+            [
+                "--workers",
+                "--threads-per-worker",
+                "--queue-limit",
+                "--shutdown-timeout-seconds",
+                "--http-workers",
+                "--max-connections",
+            ]
+        );
     }
 }

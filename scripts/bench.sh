@@ -203,4 +203,5 @@ step "bench report → $out"
   --server-bin "$server_bin" --lib-dir "$lib" --lib-dir-noomp "$lib_noomp" \
   --models "$models" --ct2-tiny "$ct2_tiny" --ct2-base "$ct2_base" \
   --python "$venv/bin/python" --peer-script "$root/tests/bench/faster_whisper_bench.py" \
-  --fixtures "$fixtures" --clips "$clips" --longform-set "$longform" --out "$out"
+  --fixtures "$fixtures" --clips "$clips" --longform-set "$longform" --vad-model "$vad_model" \
+  --out "$out"

@@ -78,6 +78,9 @@ pub struct ReportArgs {
     /// The long-form set (`scripts/longform-set.sh`): longform_*.wav with .json times.
     #[arg(long)]
     pub longform_set: Option<PathBuf>,
+    /// The Silero VAD model the server's long-form rows use (`models pull silero-vad`).
+    #[arg(long)]
+    pub vad_model: Option<PathBuf>,
     /// The Markdown file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -949,6 +952,11 @@ impl<'a> Session<'a> {
                 .arg("--model")
                 .arg(self.model("base", DEFAULT_QUANT))
                 .args(["--threads", &self.threads]);
+            if let Some(vad) = &self.args.vad_model {
+                cmd = cmd
+                    .arg("--server-env")
+                    .arg(format!("WHISPER_VAD_MODEL={}", vad.display()));
+            }
             for name in recordings {
                 cmd = cmd.arg("--recording").arg(set.join(name));
             }

@@ -50,8 +50,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/check-deps.sh
 scripts/fetch-whisper-cpp.sh >/dev/null
 cargo test --locked --release -p whisper-stt-tests --features regenerate-bindings --test bindings
-# The library crates as they would be published: self-contained, docs without warnings.
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p whisper-sys -p whisper-safe
+# The library crates as they would be published: self-contained, docs without warnings
+# (the server's crate docs too: they are its maintainers' map).
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p whisper-sys -p whisper-safe -p stt-server
 cargo package --locked --allow-dirty -p whisper-sys -p whisper-safe
 
 step "Python test tools (venv, cached)"

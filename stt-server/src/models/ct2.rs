@@ -2,7 +2,7 @@
 //! into parts that are concatenated.
 //!
 //! Layout (little-endian): u32 version; spec name; u32 spec revision; u32 variable
-//! count; per variable: name, u8 rank, u32 dims[rank], u8 dtype, u32 byte count,
+//! count; per variable: name, u8 rank, `u32 dims[rank]`, u8 dtype, u32 byte count,
 //! data; then u32 alias count and (alias, target) name pairs. Strings are a u16
 //! length (including a trailing NUL) and the bytes. Opening walks the whole index
 //! (seeking over the data), so a truncated file is reported at once, naming the

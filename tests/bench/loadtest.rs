@@ -33,7 +33,7 @@ pub enum Kind {
     /// A text file: 415, no known audio format (or 429). Random bytes are not used:
     /// they often hold an MPEG frame sync and are then refused as corrupt (422).
     Garbage,
-    /// A WAV header with 61 ms of audio: 422, shorter than 0.1 s (or 429).
+    /// A WAV of 61 ms of silence: 422, shorter than 0.1 s (or 429).
     Truncated,
     /// A declared body larger than the limit + 1 MiB: 413 before the body is read.
     OversizedDeclared,
@@ -122,12 +122,7 @@ pub fn loadtest(
         .iter()
         .map(|c| Ok((c.clone(), c.bytes()?)))
         .collect::<Result<_>>()?;
-    let truncated = {
-        // 44-byte header declaring 1956 bytes of data: 978 samples (61 ms).
-        let mut wav = pcm_wav_header(1956);
-        wav.extend(std::iter::repeat_n(0u8, 1956));
-        wav
-    };
+    let truncated = short_wav();
     let garbage = |i: usize| -> Vec<u8> {
         format!("request {i}: this is a text file, not audio.\n")
             .repeat(200 + i % 7)
@@ -370,22 +365,9 @@ fn post_file(server: &Server, bytes: &[u8]) -> Result<http::Response> {
     )?)
 }
 
-/// A 44-byte header of 16 kHz mono s16le PCM with `data_bytes` of data.
-fn pcm_wav_header(data_bytes: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    h.extend_from_slice(&1u16.to_le_bytes()); // mono
-    h.extend_from_slice(&16_000u32.to_le_bytes());
-    h.extend_from_slice(&32_000u32.to_le_bytes()); // byte rate
-    h.extend_from_slice(&2u16.to_le_bytes()); // block align
-    h.extend_from_slice(&16u16.to_le_bytes()); // bits
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data_bytes.to_le_bytes());
-    h
+/// The [`Kind::Truncated`] upload: 978 samples (61 ms) of silence, 16 kHz mono 16-bit.
+fn short_wav() -> Vec<u8> {
+    whisper_stt_tests::speech::wav_bytes(&[0.0; 978])
 }
 
 /// Fails with every failed check of `report`.
@@ -421,10 +403,9 @@ mod tests {
     }
 
     #[test]
-    fn truncated_wav_header_is_well_formed() {
-        let h = pcm_wav_header(1956);
-        assert_eq!(h.len(), 44);
-        assert_eq!(&h[0..4], b"RIFF");
-        assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), 1956);
+    fn the_short_wav_decodes_to_less_than_the_shortest_audio_transcribed() {
+        let audio = whisper_safe::audio::decode(short_wav(), &Default::default()).unwrap();
+        assert_eq!(audio.samples.len(), 978);
+        assert!(audio.samples.len() < whisper_safe::MIN_SAMPLES);
     }
 }

@@ -14,41 +14,12 @@
 //!   and transcribes with (tiny.en on jfk.wav: WER ≤ 0.2; 4-bit weights cost
 //!   accuracy, the bound is twice the f16 bound of safe_api.rs).
 
-use std::path::Path;
-use std::sync::OnceLock;
-
-use whisper_safe::audio::{decode, DecodeOptions};
-use whisper_safe::{Context, ContextOptions, LoaderConfig, Params, State, Transcript};
+use whisper_safe::{Context, ContextOptions, Params, State, Transcript};
+use whisper_stt_tests::speech::{samples_of, white_noise};
 use whisper_stt_tests::{
-    base_model, fixture, linked_artifacts, reference, run_stt_server, tiny_en_f16_model,
-    word_error_rate,
+    base_model, fixture, init_linked, linked_artifacts, reference, run_stt_server,
+    tiny_en_f16_model, word_error_rate,
 };
-
-fn init() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib")))
-            .expect("load libraries");
-    });
-}
-
-fn samples_of(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    decode(bytes, &DecodeOptions::default())
-        .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()))
-        .samples
-}
-
-/// `seconds` of uniform white noise at `amplitude`, from a fixed seed.
-fn white_noise(seconds: usize, amplitude: f32) -> Vec<f32> {
-    let mut x: u32 = 12_345;
-    (0..seconds * 16_000)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((x >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amplitude
-        })
-        .collect()
-}
 
 fn run(state: &mut State, samples: &[f32]) -> Transcript {
     state
@@ -66,7 +37,7 @@ fn no_speech_probs(transcript: &Transcript) -> Vec<f32> {
 
 #[test]
 fn no_speech_prob_is_high_on_silence_and_noise_and_low_on_speech() {
-    init();
+    init_linked();
     let base = Context::new(base_model(), &ContextOptions::default()).expect("load base");
     let mut state = base.create_state().unwrap();
     let silence = vec![0.0f32; 10 * 16_000];
@@ -82,7 +53,7 @@ fn no_speech_prob_is_high_on_silence_and_noise_and_low_on_speech() {
     assert!(!silent.is_empty(), "silence gave no segment to read");
     assert!(silent.iter().all(|&p| p > 0.6), "silence: {silent:?}");
 
-    let hiss = run(&mut state, &white_noise(10, 0.1));
+    let hiss = run(&mut state, &white_noise(10.0, 0.1));
     let noisy = no_speech_probs(&hiss);
     assert!(
         noisy.iter().all(|&p| p > 0.6),
@@ -101,7 +72,7 @@ fn no_speech_prob_is_high_on_silence_and_noise_and_low_on_speech() {
 
 #[test]
 fn a_second_window_prompted_with_the_first_keeps_the_words() {
-    init();
+    init_linked();
     let base = Context::new(base_model(), &ContextOptions::default()).expect("load base");
     let jfk = samples_of(&fixture("jfk.wav"));
     let gap = vec![0.0f32; 16_000];
@@ -119,7 +90,7 @@ fn a_second_window_prompted_with_the_first_keeps_the_words() {
 
 #[test]
 fn four_bit_types_quantize_load_and_transcribe() {
-    init();
+    init_linked();
     let dir = tempfile::tempdir().unwrap();
     let samples = samples_of(&fixture("jfk.wav"));
     for quant in ["q4_0", "iq4_nl"] {

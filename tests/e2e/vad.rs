@@ -21,12 +21,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
-use whisper_safe::audio::{decode, DecodeOptions};
-use whisper_safe::{Error, LoaderConfig, SpeechSpan, Vad, VadOptions, VadParams};
-use whisper_stt_tests::{fixture, linked_artifacts, required_path, stt_server_bin, tiny_en_model};
+use whisper_safe::{Error, SpeechSpan, Vad, VadOptions, VadParams};
+use whisper_stt_tests::speech::{espeak, samples_of, white_noise};
+use whisper_stt_tests::{fixture, init_linked, required_path, stt_server_bin, tiny_en_model};
 
 /// SHA-256 of the converted model (the conversion is deterministic; stt-server's
 /// catalog records the same value).
@@ -44,28 +44,9 @@ fn wheel() -> PathBuf {
     required_path("WHISPER_STT_TEST_VAD_WHEEL")
 }
 
-fn init() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib")))
-            .expect("load libraries");
-    });
-}
-
 fn vad() -> Vad {
-    init();
+    init_linked();
     Vad::new(vad_model(), &VadOptions::default()).expect("load the VAD model")
-}
-
-fn samples_of(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let options = DecodeOptions {
-        extension_hint: path.extension().map(|e| e.to_string_lossy().into_owned()),
-        ..DecodeOptions::default()
-    };
-    decode(bytes, &options)
-        .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()))
-        .samples
 }
 
 fn speech(vad: &mut Vad, samples: &[f32]) -> Vec<SpeechSpan> {
@@ -122,31 +103,15 @@ fn finds_no_speech_in_silence_or_low_noise() {
     let mut vad = vad();
     let silence = vec![0.0f32; 160_000];
     assert_eq!(speech(&mut vad, &silence), []);
-    // White noise, uniform in ±0.0087 (RMS 0.005, −46 dBFS), from a fixed LCG.
-    let mut x = 12345u32;
-    let noise: Vec<f32> = (0..160_000)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (f64::from(x) / f64::from(u32::MAX) * 2.0 - 1.0) as f32 * 0.0087
-        })
-        .collect();
-    assert_eq!(speech(&mut vad, &noise), []);
+    // White noise, uniform in ±0.0087 (RMS 0.005, −46 dBFS).
+    assert_eq!(speech(&mut vad, &white_noise(10.0, 0.0087)), []);
     assert_eq!(speech(&mut vad, &[]), []);
 }
 
 #[test]
 fn finds_the_silence_between_two_utterances() {
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("sentence.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg("Please call me back tomorrow morning at nine.")
-        .status()
-        .expect("espeak-ng is needed (apt-get install espeak-ng)");
-    assert!(status.success());
     let mut vad = vad();
-    let sentence = samples_of(&wav);
+    let sentence = espeak("Please call me back tomorrow morning at nine.");
     let jfk = samples_of(&fixture("jfk.wav"));
     let sentence_spans = speech(&mut vad, &sentence);
     let jfk_start = speech(&mut vad, &jfk)[0].start;
@@ -254,7 +219,7 @@ fn a_vad_moves_to_another_thread() {
 
 #[test]
 fn malformed_vad_files_are_errors_not_aborts() {
-    init();
+    init_linked();
     let good = std::fs::read(vad_model()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut cases: Vec<(String, Vec<u8>)> = [

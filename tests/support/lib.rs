@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use whisper_safe::LoaderConfig;
 
 pub mod http;
 pub mod leak_check;
@@ -42,6 +45,18 @@ pub fn generic_artifacts() -> PathBuf {
 /// Artifact directory of the dynamic layout (x64 and haswell variants).
 pub fn dynamic_artifacts() -> PathBuf {
     required_path("WHISPER_STT_TEST_DYNAMIC")
+}
+
+/// Loads the linked artifacts' libraries into this process, once.
+///
+/// # Panics
+/// When they do not load.
+pub fn init_linked() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib")))
+            .expect("load the linked libraries");
+    });
 }
 
 /// tiny.en imported from the registry package and quantized to q5_1.

@@ -1,5 +1,6 @@
-//! Speech recordings assembled for tests: espeak-ng sentences, fixtures and
-//! silences laid end to end, with the time of every part known exactly.
+//! Audio for tests: fixtures decoded, espeak-ng sentences, white noise, recordings
+//! laid end to end with the time of every part known exactly, and WAV files of
+//! samples (written by `hound`).
 
 use std::process::Command;
 
@@ -8,12 +9,28 @@ use whisper_safe::SAMPLE_RATE;
 
 use crate::fixture;
 
-/// 16 kHz mono samples of `path` (any format the server reads).
+/// 16 kHz mono samples of `path` (any format the server reads; its extension is the hint).
 pub fn samples_of(path: &std::path::Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    decode(bytes, &DecodeOptions::default())
+    let options = DecodeOptions {
+        extension_hint: path.extension().map(|e| e.to_string_lossy().into_owned()),
+        ..DecodeOptions::default()
+    };
+    decode(bytes, &options)
         .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()))
         .samples
+}
+
+/// `seconds` of uniform white noise in ±`amplitude` at 16 kHz, from a fixed seed
+/// (RMS `amplitude / √3`).
+pub fn white_noise(seconds: f64, amplitude: f32) -> Vec<f32> {
+    let mut x: u32 = 12_345;
+    (0..(seconds * f64::from(SAMPLE_RATE)) as usize)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amplitude
+        })
+        .collect()
 }
 
 /// `text` spoken by espeak-ng (American English, 150 words per minute).

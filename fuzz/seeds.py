@@ -12,12 +12,14 @@ files that parse all the way through:
 - request_form: form fields as `name=value` lines (byte 0 picks the endpoint).
 """
 
+import io
 import math
 import os
 import struct
 import subprocess
 import sys
 import tempfile
+import wave
 
 # --- audio ---------------------------------------------------------------------
 
@@ -51,15 +53,15 @@ FFMPEG_VARIANTS = [
 ]
 
 
-def wav(rate, channels, bits, frames, fmt_tag=1, data=None):
-    """A canonical RIFF/WAVE file; `data=None` fills it with a quiet ramp."""
-    block = channels * bits // 8
-    if data is None:
-        data = bytes((i * 7) & 0x3F for i in range(frames * block))
-    fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, rate * block, block, bits)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"data" + struct.pack("<I", len(data)) + data
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+def wav(rate, channels, bits, frames):
+    """A PCM WAV file (written by Python's wave module) holding a quiet ramp."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(bits // 8)
+        w.setframerate(rate)
+        w.writeframes(bytes((i * 7) & 0x3F for i in range(frames * channels * bits // 8)))
+    return out.getvalue()
 
 
 def audio_seeds(out, fixtures):
@@ -67,7 +69,6 @@ def audio_seeds(out, fixtures):
         "hand-16k-mono.wav": wav(16000, 1, 16, 800),
         "hand-4k-3ch-8bit.wav": wav(4000, 3, 8, 400),
         "hand-384k-mono.wav": wav(384000, 1, 16, 2000),
-        "hand-float.wav": wav(16000, 1, 32, 400, fmt_tag=3),
         "hand-no-data.wav": wav(16000, 1, 16, 0),
         "hand-placeholder-length.wav": wav(16000, 2, 16, 500)[:4]
         + b"\xff\xff\xff\xff"

@@ -19,8 +19,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use whisper_safe::audio::{decode, AudioError, DecodeOptions};
-use whisper_safe::{AudioContext, Context, ContextOptions, LoaderConfig, Params, State};
-use whisper_stt_tests::{fixture, linked_artifacts, reference, tiny_en_model, word_error_rate};
+use whisper_safe::{AudioContext, Context, ContextOptions, Params, State};
+use whisper_stt_tests::{fixture, init_linked, reference, tiny_en_model, word_error_rate};
 
 /// The allowed WER above the WAV's.
 const WER_MARGIN: f64 = 0.02;
@@ -203,8 +203,7 @@ impl Transcripts {
 
 #[test]
 fn every_format_gives_the_wavs_words_or_a_clear_415() {
-    whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib")))
-        .expect("load libraries");
+    init_linked();
     let context = Context::new(tiny_en_model(), &ContextOptions::default()).expect("tiny.en");
     let mut state = context.create_state().expect("state");
     let expected = reference("jfk.wav");

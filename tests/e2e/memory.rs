@@ -4,9 +4,9 @@
 
 use std::sync::Mutex;
 use whisper_safe::audio::{decode, DecodeOptions};
-use whisper_safe::{AudioContext, Context, ContextOptions, LoaderConfig, Params, State};
+use whisper_safe::{AudioContext, Context, ContextOptions, Params, State};
 use whisper_stt_tests::leak_check::{LeakCheck, BLOCK_CYCLES};
-use whisper_stt_tests::{fixture, linked_artifacts, tiny_en_model};
+use whisper_stt_tests::{fixture, init_linked, tiny_en_model};
 
 /// The tests of this binary take turns: each judges the whole process's heap.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -14,7 +14,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Runs `keep` on a state that has transcribed 1.5 s of speech, once per cycle, under
 /// the leak check (a fresh state each cycle, trimmed encoder context).
 fn judge_cycles(mut keep: impl FnMut(State)) -> Result<Vec<u64>, String> {
-    whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib"))).unwrap();
+    init_linked();
     let context = Context::new(tiny_en_model(), &ContextOptions::default()).unwrap();
     let jfk = decode(
         std::fs::read(fixture("jfk.wav")).unwrap(),

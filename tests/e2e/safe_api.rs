@@ -11,28 +11,18 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use whisper_safe::audio::{decode, DecodeOptions};
 use whisper_safe::{
-    AudioContext, CancelToken, Context, ContextOptions, Error, LoaderConfig, Params, RunOptions,
-    State,
+    AudioContext, CancelToken, Context, ContextOptions, Error, Params, RunOptions, State,
 };
+use whisper_stt_tests::speech::samples_of;
 use whisper_stt_tests::{
-    base_model, fixture, linked_artifacts, reference, tiny_en_f16_model, tiny_en_model,
-    word_error_rate,
+    base_model, fixture, init_linked, reference, tiny_en_f16_model, tiny_en_model, word_error_rate,
 };
-
-fn init() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        whisper_safe::init_with(&LoaderConfig::new(linked_artifacts().join("lib")))
-            .expect("load libraries");
-    });
-}
 
 fn tiny() -> &'static Context {
     static CONTEXT: OnceLock<Context> = OnceLock::new();
     CONTEXT.get_or_init(|| {
-        init();
+        init_linked();
         Context::new(tiny_en_model(), &ContextOptions::default()).expect("load tiny.en")
     })
 }
@@ -40,20 +30,9 @@ fn tiny() -> &'static Context {
 fn base() -> &'static Context {
     static CONTEXT: OnceLock<Context> = OnceLock::new();
     CONTEXT.get_or_init(|| {
-        init();
+        init_linked();
         Context::new(base_model(), &ContextOptions::default()).expect("load base")
     })
-}
-
-fn samples_of(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let options = DecodeOptions {
-        extension_hint: path.extension().map(|e| e.to_string_lossy().into_owned()),
-        ..DecodeOptions::default()
-    };
-    decode(bytes, &options)
-        .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()))
-        .samples
 }
 
 fn params() -> Params {
@@ -66,7 +45,7 @@ fn transcribe(state: &mut State, samples: &[f32]) -> String {
 
 #[test]
 fn jfk_is_transcribed_by_q5_1_and_f16() {
-    init();
+    init_linked();
     let samples = samples_of(&fixture("jfk.wav"));
     let f16 = Context::new(tiny_en_f16_model(), &ContextOptions::default()).expect("load f16");
     for context in [tiny(), &f16] {

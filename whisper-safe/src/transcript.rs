@@ -109,6 +109,97 @@ pub struct Segment {
     pub temperature: f32,
 }
 
+impl Segment {
+    /// The segment cut at each sentence end (a text token ending in `.`, `?`,
+    /// `!` or `。`, followed by a token that starts a new word) where both
+    /// sides last at least `min_seconds`, each part starting at its first
+    /// token's time: whisper often writes several sentences, up to a whole
+    /// window, as one segment. Needs token times
+    /// ([`Params::token_timestamps`](crate::Params::token_timestamps)); a
+    /// segment without them, or whose token texts do not spell its text,
+    /// comes back whole.
+    pub fn split_at_sentences(self, min_seconds: f64) -> Vec<Segment> {
+        let spelled: String = self
+            .tokens
+            .iter()
+            .filter(|t| !t.special)
+            .map(|t| t.text.as_str())
+            .collect();
+        let timed = self.tokens.iter().all(|t| t.special || t.start.is_some());
+        if spelled != self.text || !timed {
+            return vec![self];
+        }
+        let is_end = |t: &Token| {
+            !t.special && {
+                let text = t.text.trim_end();
+                text.ends_with(['.', '?', '!', '。'])
+            }
+        };
+        let mut cuts = Vec::new(); // token indexes that start a new part
+        let mut part_start = self.start;
+        for (i, pair) in self.tokens.windows(2).enumerate() {
+            let (last, next) = (&pair[0], &pair[1]);
+            let Some(at) = next.start.filter(|_| is_end(last) && !next.special) else {
+                continue;
+            };
+            if next.text.starts_with(' ')
+                && at - part_start >= min_seconds
+                && self.end - at >= min_seconds
+            {
+                cuts.push(i + 1);
+                part_start = at;
+            }
+        }
+        if cuts.is_empty() {
+            return vec![self];
+        }
+        let meta = self.clone_meta();
+        let (start, end) = (self.start, self.end);
+        let mut parts = Vec::with_capacity(cuts.len() + 1);
+        let mut tokens = self.tokens;
+        let mut words = self.words;
+        for &cut in cuts.iter().rev() {
+            let tail_tokens = tokens.split_off(cut);
+            let at = tail_tokens[0].start.unwrap_or(start);
+            let split = words.partition_point(|w| w.start < at);
+            let tail_words = words.split_off(split);
+            parts.push((at, tail_tokens, tail_words));
+        }
+        parts.push((start, tokens, words));
+        parts.reverse();
+        let starts: Vec<f64> = parts.iter().map(|p| p.0).collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        for (k, (part_start, tokens, words)) in parts.into_iter().enumerate() {
+            let part_end = starts.get(k + 1).copied().unwrap_or(end);
+            let text = tokens
+                .iter()
+                .filter(|t| !t.special)
+                .map(|t| t.text.as_str())
+                .collect();
+            segments.push(Segment {
+                start: part_start,
+                end: part_end.max(part_start),
+                text,
+                tokens,
+                words,
+                ..meta.clone()
+            });
+        }
+        segments
+    }
+
+    /// A segment with this one's index, scores and temperature, and nothing else.
+    fn clone_meta(&self) -> Segment {
+        Segment {
+            index: self.index,
+            avg_logprob: self.avg_logprob,
+            no_speech_prob: self.no_speech_prob,
+            temperature: self.temperature,
+            ..Segment::default()
+        }
+    }
+}
+
 /// One decoded token.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Token {
@@ -220,6 +311,64 @@ mod tests {
             },
             text.as_bytes().to_vec(),
         )
+    }
+
+    #[test]
+    fn long_segments_split_at_sentence_ends_with_their_tokens_and_words() {
+        let timestamp = |id| Token {
+            id,
+            special: true,
+            ..Token::default()
+        };
+        let text = |text: &str, start: f64| token(text, start, start + 0.4).0;
+        let word = |text: &str, start: f64| Word {
+            text: text.into(),
+            start,
+            end: start + 0.4,
+            probability: 0.5,
+        };
+        let segment = Segment {
+            index: 3,
+            start: 10.0,
+            end: 19.0,
+            text: " One two. Three? Four. Five".into(),
+            tokens: vec![
+                timestamp(50364),
+                text(" One", 10.1),
+                text(" two.", 12.0),
+                text(" Three?", 14.2),
+                text(" Four.", 14.8),
+                text(" Five", 17.5),
+                timestamp(50814),
+            ],
+            words: vec![
+                word("One", 10.1),
+                word("two.", 12.0),
+                word("Three?", 14.2),
+                word("Four.", 14.8),
+                word("Five", 17.5),
+            ],
+            avg_logprob: -0.2,
+            ..Segment::default()
+        };
+        let parts = segment.clone().split_at_sentences(1.0);
+        // "Three?" lasts 0.6 s before "Four." starts: no cut there.
+        let spans: Vec<_> = parts.iter().map(|p| (p.start, p.end)).collect();
+        assert_eq!(spans, [(10.0, 14.2), (14.2, 17.5), (17.5, 19.0)]);
+        let texts: Vec<_> = parts.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, [" One two.", " Three? Four.", " Five"]);
+        assert_eq!(parts[0].tokens.first(), Some(&timestamp(50364)));
+        assert_eq!(parts[2].tokens.last(), Some(&timestamp(50814)));
+        let words: Vec<usize> = parts.iter().map(|p| p.words.len()).collect();
+        assert_eq!(words, [2, 2, 1]);
+        assert!(parts.iter().all(|p| p.index == 3 && p.avg_logprob == -0.2));
+        // Without token times, or with text the tokens do not spell, it stays whole.
+        let mut untimed = segment.clone();
+        untimed.tokens[2].start = None;
+        assert_eq!(untimed.clone().split_at_sentences(1.0), [untimed]);
+        let mut respelled = segment;
+        respelled.text = " One two! Three? Four. Five".into();
+        assert_eq!(respelled.clone().split_at_sentences(1.0), [respelled]);
     }
 
     #[test]

@@ -33,6 +33,8 @@ const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
 const REMAINDER_MIN_SECONDS: f64 = 2.0;
 /// At most this many rests are decoded per piece.
 const MAX_REMAINDERS: u32 = 3;
+/// Segments are cut at sentence ends where both sides last at least this long.
+const MIN_SENTENCE_SECONDS: f64 = 1.0;
 
 /// Cuts `region` of `audio` into pieces: the `speech` spans the VAD found in
 /// it, joined up to 30 s, or (without VAD) the whole region; longer stretches
@@ -395,7 +397,8 @@ impl<'a> LongForm<'a> {
             padded.resize(whisper_safe::MIN_SAMPLES, 0.0);
             samples = Cow::Owned(padded);
         }
-        let mut params = params.clone();
+        // Token times let segments be cut at sentence ends (Stitcher::emit).
+        let mut params = params.clone().token_timestamps(true);
         if !initial_prompt {
             params = params.initial_prompt(None);
         }
@@ -548,7 +551,12 @@ impl<'a> Stitcher<'a> {
         let still_loops = self
             .loop_threshold
             .is_some_and(|threshold| guarded.stats.compression_ratio > threshold);
-        for mut segment in guarded.transcript.segments {
+        let sentences = guarded
+            .transcript
+            .segments
+            .into_iter()
+            .flat_map(|segment| segment.split_at_sentences(MIN_SENTENCE_SECONDS));
+        for mut segment in sentences {
             if still_loops && self.repeats_twice(&segment) {
                 self.stats.looped_segments += 1;
                 continue;

@@ -10,11 +10,18 @@
 //!   the start-of-transcript row and the last one, gathered with `ggml_get_rows`); a
 //!   second 30 s window, whose prompt carries the first window's text, still gives
 //!   the words (WER ≤ 0.1, jfk.wav's bound).
+//! - 0003: a window whose encoder input equals the last one encoded on the state (a
+//!   temperature fallback; the first window after a language detection) reuses the
+//!   encoder output. Seen through the run's encoder time (encoder start to the first
+//!   token): base on jfk.wav spends 0.5-1.4 s encoding and about 0.03 s when the
+//!   output is reused; the bound, a quarter of the first run's, leaves a wide margin
+//!   for a busy machine. Another clip or another encoder context is encoded afresh
+//!   (its own words come out).
 //! - `stt-server models quantize --type q4_0|iq4_nl` writes files whisper.cpp loads
 //!   and transcribes with (tiny.en on jfk.wav: WER ≤ 0.2; 4-bit weights cost
 //!   accuracy, the bound is twice the f16 bound of safe_api.rs).
 
-use whisper_safe::{Context, ContextOptions, Params, State, Transcript};
+use whisper_safe::{AudioContext, Context, ContextOptions, Params, State, Transcript};
 use whisper_stt_tests::speech::{samples_of, white_noise};
 use whisper_stt_tests::{
     base_model, fixture, init_linked, linked_artifacts, reference, run_stt_server,
@@ -86,6 +93,66 @@ fn a_second_window_prompted_with_the_first_keeps_the_words() {
     let expected = vec![reference("jfk.wav"); 3].join(" ");
     let wer = word_error_rate(&expected, &transcript.text());
     assert!(wer <= 0.1, "WER {wer:.3} for {:?}", transcript.text());
+}
+
+#[test]
+fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
+    init_linked();
+    let base = Context::new(base_model(), &ContextOptions::default()).expect("load base");
+    let mut state = base.create_state().unwrap();
+    let jfk = samples_of(&fixture("jfk.wav"));
+    let french = samples_of(&fixture("fr_test_fr.wav"));
+    let english = Params::greedy()
+        .threads(2)
+        .language(Some("en"))
+        .audio_context(AudioContext::Trimmed);
+    let words = |transcript: &Transcript, name: &str, bound: f64| {
+        let wer = word_error_rate(&reference(name), &transcript.text());
+        assert!(wer <= bound, "{name}: WER {wer:.3} for {:?}", transcript.text());
+    };
+
+    let first = state.full(&english, &jfk).expect("transcribe");
+    words(&first, "jfk.wav", 0.1);
+    let encoded = first.timings.encoder_seconds;
+
+    // A fallback: the same window again, at a higher temperature.
+    let fallback = state
+        .full(&english.clone().temperature(0.4), &jfk)
+        .expect("transcribe");
+    words(&fallback, "jfk.wav", 0.2);
+    let reused = fallback.timings.encoder_seconds;
+    assert!(
+        reused < encoded / 4.0,
+        "the fallback spent {reused:.3} s in the encoder, the first run {encoded:.3} s"
+    );
+
+    // Other audio, then the same audio with another encoder context: both encoded.
+    let other = state
+        .full(&english.clone().language(Some("fr")), &french)
+        .expect("transcribe");
+    words(&other, "fr_test_fr.wav", 0.25);
+    let full = state
+        .full(&english.clone().audio_context(AudioContext::Full), &jfk)
+        .expect("transcribe");
+    words(&full, "jfk.wav", 0.1);
+    assert!(
+        full.timings.encoder_seconds >= reused * 4.0,
+        "a full-context window after a trimmed one took {:.3} s to encode",
+        full.timings.encoder_seconds
+    );
+
+    // Language detection encodes the first window as it is then decoded.
+    let mut fresh = base.create_state().unwrap();
+    let detected = fresh
+        .full(&english.clone().language(None), &jfk)
+        .expect("transcribe");
+    assert_eq!(detected.language.as_deref(), Some("en"));
+    words(&detected, "jfk.wav", 0.1);
+    assert!(
+        detected.timings.encoder_seconds < encoded / 4.0,
+        "after detection the window spent {:.3} s in the encoder",
+        detected.timings.encoder_seconds
+    );
 }
 
 #[test]

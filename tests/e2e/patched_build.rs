@@ -108,7 +108,11 @@ fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
         .audio_context(AudioContext::Trimmed);
     let words = |transcript: &Transcript, name: &str, bound: f64| {
         let wer = word_error_rate(&reference(name), &transcript.text());
-        assert!(wer <= bound, "{name}: WER {wer:.3} for {:?}", transcript.text());
+        assert!(
+            wer <= bound,
+            "{name}: WER {wer:.3} for {:?}",
+            transcript.text()
+        );
     };
 
     let first = state.full(&english, &jfk).expect("transcribe");

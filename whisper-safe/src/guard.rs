@@ -10,6 +10,14 @@
 //! which is dropped. When every temperature fails, the attempt with the best
 //! mean log-probability among those that do not loop is kept.
 //!
+//! One departure from that rule saves the rest of the ladder: text that is
+//! repetitive because the audio is (a litany, parallel sentences) compresses
+//! above the threshold at every temperature, and the higher ones only sample
+//! worse words. When a window failed on its compression ratio alone and an
+//! attempt at a higher temperature gives the words of an earlier attempt
+//! again, word for word, without a loop in them (a phrase said
+//! [`LOOP_REPEATS`] times or more back to back), that earlier attempt is kept.
+//!
 //! whisper.cpp's own fallback (token entropy over the last 32 tokens) lets
 //! loops of long sentences through; runs made here turn it off.
 
@@ -19,6 +27,10 @@ use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
 use crate::{Params, Result, RunTimings, Transcript};
+
+/// A phrase said this many times back to back or more is a decoding loop, not
+/// repetition in the audio (a question asked three times is not a loop).
+pub const LOOP_REPEATS: usize = 4;
 
 /// Thresholds and temperatures of the fallback rule; the defaults are
 /// faster-whisper's.
@@ -79,6 +91,25 @@ impl Guard {
         }
     }
 
+    /// Whether `later`, sampled at a higher temperature, confirms the `earlier`
+    /// attempt: both failed only on their compression ratio, with the same
+    /// words, and those words hold no loop.
+    fn confirms(
+        &self,
+        earlier: &(Transcript, WindowStats),
+        later: (&Transcript, &WindowStats),
+    ) -> bool {
+        let probable = |stats: &WindowStats| {
+            self.log_prob_threshold
+                .is_none_or(|threshold| stats.avg_logprob >= threshold)
+        };
+        if !probable(&earlier.1) || !probable(later.1) {
+            return false;
+        }
+        let words = normalized_words(&earlier.0.text());
+        words == normalized_words(&later.0.text()) && !has_loop(&words)
+    }
+
     /// Decodes one window with `run`, once per temperature until the verdict
     /// is not [`Verdict::Retry`]. `run` gets `params` with the temperature set
     /// and whisper.cpp's own fallback off. The transcript kept carries the
@@ -107,7 +138,33 @@ impl Guard {
             timings.add(&transcript.timings);
             let stats = WindowStats::of(&transcript, temperature);
             match self.verdict(&stats) {
-                Verdict::Retry => attempts.push((transcript, stats)),
+                Verdict::Retry => {
+                    if let Some(earlier) = attempts
+                        .iter()
+                        .find(|earlier| self.confirms(earlier, (&transcript, &stats)))
+                    {
+                        log::debug!(
+                            "temperature {temperature} gave the words of temperature {} \
+                             again: repetition in the audio, that attempt kept",
+                            earlier.1.temperature
+                        );
+                        let (mut transcript, stats) = earlier.clone();
+                        transcript.timings = timings;
+                        return Ok(Guarded {
+                            transcript,
+                            stats,
+                            decodes: attempts.len() as u32 + 1,
+                            silence: false,
+                        });
+                    }
+                    log::debug!(
+                        "temperature {temperature}: compression {:.2}, log-prob {:.2}, decoding again: {:?}",
+                        stats.compression_ratio,
+                        stats.avg_logprob,
+                        transcript.text()
+                    );
+                    attempts.push((transcript, stats));
+                }
                 verdict => {
                     transcript.timings = timings;
                     return Ok(Guarded {
@@ -207,6 +264,27 @@ impl Guarded {
     pub fn fallbacks(&self) -> u32 {
         self.decodes.saturating_sub(1)
     }
+}
+
+/// The words of `text`, lower-cased, without punctuation: what two transcripts
+/// are compared by.
+pub fn normalized_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether some phrase of `words` is said [`LOOP_REPEATS`] times or more back to
+/// back.
+pub fn has_loop(words: &[String]) -> bool {
+    let longest = words.len() / LOOP_REPEATS;
+    (1..=longest).any(|n| {
+        (0..=words.len() - n * LOOP_REPEATS).any(|start| {
+            let phrase = &words[start..start + n];
+            (1..LOOP_REPEATS).all(|k| &words[start + k * n..start + (k + 1) * n] == phrase)
+        })
+    })
 }
 
 /// UTF-8 bytes of `text` over the bytes of its zlib stream at the default
@@ -338,6 +416,87 @@ mod tests {
         assert_eq!(guarded.decodes, 6);
         assert_eq!(guarded.transcript.text(), "the best guess");
         assert!(!guarded.silence);
+    }
+
+    /// Parallel sentences as in the long-form set: above the threshold, no loop.
+    const LITANY: &str = "A time to be born, and a time to die. A time to plant, and a time \
+        to pluck up. A time to cast away stones, and a time to gather stones together. \
+        A time to embrace, and a time to refrain from embracing. A time to get, and a time \
+        to lose. A time to keep, and a time to cast away. A time to keep silence, and a time \
+        to speak. A time to love, and a time to hate. A time of war, and a time of peace.";
+
+    #[test]
+    fn a_phrase_said_four_times_back_to_back_is_a_loop() {
+        let words = |text: &str| normalized_words(text);
+        assert!(has_loop(&words(LOOP)));
+        assert!(has_loop(&words("judiciary powers ours, ours, ours, ours")));
+        assert!(!has_loop(&words("ours, ours, ours")));
+        assert!(!has_loop(&words(LITANY)));
+        assert!(!has_loop(&words(PROSE)));
+        assert!(!has_loop(&[]));
+        assert_eq!(
+            words("A time, to cast-away."),
+            ["a", "time", "to", "cast", "away"]
+        );
+    }
+
+    #[test]
+    fn repetition_in_the_audio_confirmed_at_a_higher_temperature_keeps_the_greedy_words() {
+        assert!(
+            compression_ratio(LITANY) > 2.4,
+            "{}",
+            compression_ratio(LITANY)
+        );
+        let mut seen = Vec::new();
+        let guarded = Guard::default()
+            .decode(&Params::greedy(), |params| {
+                let t = params.initial_temperature().unwrap();
+                seen.push(t);
+                // The sampled attempt differs in punctuation and case only.
+                Ok(if t == 0.0 {
+                    window(LITANY, -0.08, 0.0)
+                } else {
+                    window(&LITANY.replace('.', ",").to_uppercase(), -0.01, 0.0)
+                })
+            })
+            .unwrap();
+        assert_eq!(seen, [0.0, 0.2]);
+        assert_eq!(guarded.decodes, 2);
+        assert_eq!(guarded.stats.temperature, 0.0);
+        assert_eq!(guarded.transcript.text(), LITANY);
+    }
+
+    #[test]
+    fn two_sampled_attempts_that_agree_keep_the_first_of_them() {
+        let mut seen = Vec::new();
+        let guarded = Guard::default()
+            .decode(&Params::greedy(), |params| {
+                let t = params.initial_temperature().unwrap();
+                seen.push(t);
+                Ok(if t == 0.0 {
+                    window(&LITANY.replace("of war", "on war"), -0.07, 0.0)
+                } else {
+                    window(LITANY, -0.02, 0.0)
+                })
+            })
+            .unwrap();
+        assert_eq!(seen, [0.0, 0.2, 0.4]);
+        assert_eq!(guarded.stats.temperature, 0.2);
+        assert_eq!(guarded.transcript.text(), LITANY);
+    }
+
+    #[test]
+    fn a_confirmed_loop_or_improbable_text_is_still_decoded_again() {
+        for (text, logprob) in [(LOOP, -0.1), (LITANY, -1.4)] {
+            let mut calls = 0;
+            Guard::default()
+                .decode(&Params::greedy(), |_| {
+                    calls += 1;
+                    Ok(window(text, logprob, 0.0))
+                })
+                .unwrap();
+            assert_eq!(calls, 6, "{text:?} at log-prob {logprob}");
+        }
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub enum AudioContext {
     Full,
     /// For audio shorter than 30 s: the audio's frames plus about 2 s of margin
     /// (`ceil(samples / 320) + 100`); a shorter margin makes models invent endings.
-    /// Audio of 30 s or more uses the full context.
+    /// When the decoder stops early and the run goes on with a later window, that
+    /// window encodes the audio left plus the same margin (vendor patch 0004).
+    /// Audio whose margin would pass the full context (about 28 s or more) uses
+    /// the full context in every window.
     Trimmed,
     /// A fixed number of frames (1 frame = 20 ms), at most the model's context.
     Frames(u32),

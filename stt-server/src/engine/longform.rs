@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use whisper_safe::guard::{Guard, Guarded};
+use whisper_safe::guard::{normalized_words, Guard, Guarded};
 use whisper_safe::pieces::{self, Piece, Span, MAX_PIECE_SAMPLES};
 use whisper_safe::{CancelToken, Params, RunOptions, RunTimings, Segment, Transcript};
 
@@ -594,11 +594,7 @@ impl<'a> Stitcher<'a> {
 
 /// Lower-case words of letters and digits, one space apart.
 fn normalize(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+    normalized_words(text).join(" ")
 }
 
 #[cfg(test)]

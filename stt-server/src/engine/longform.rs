@@ -358,8 +358,8 @@ impl<'a> LongForm<'a> {
         }
         log::debug!(
             "piece {index} ({:.2}-{:.2} s, {:.1} s of audio): temperature {}, compression {:.2}, \
-             log-prob {:.2}, no-speech {:.2}, silence {}, {} fallback(s), {} rest(s) decoded, \
-             {} retried without prompt, {} segment(s) ending at {:.2} s",
+             log-prob {:.2}, no-speech {:.2}, silence {}, {} window(s), {} fallback(s), \
+             {} rest(s) decoded, {} retried without prompt, {} segment(s) ending at {:.2} s",
             piece.start_seconds(),
             piece.end_seconds(),
             seconds_of(piece.len()),
@@ -368,6 +368,7 @@ impl<'a> LongForm<'a> {
             all.stats.avg_logprob,
             all.stats.no_speech_prob,
             all.silence,
+            all.transcript.timings.windows,
             decoded.fallbacks,
             decoded.remainders,
             decoded.unprompted_retries,

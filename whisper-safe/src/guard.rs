@@ -440,6 +440,20 @@ mod tests {
         );
     }
 
+    /// Decodes with `greedy` at temperature 0 and `sampled` above it; returns
+    /// the temperatures tried and the result.
+    fn decode_litany(greedy: Transcript, sampled: Transcript) -> (Vec<f32>, Guarded) {
+        let mut seen = Vec::new();
+        let guarded = Guard::default()
+            .decode(&Params::greedy(), |params| {
+                let t = params.initial_temperature().unwrap();
+                seen.push(t);
+                Ok(if t == 0.0 { &greedy } else { &sampled }.clone())
+            })
+            .unwrap();
+        (seen, guarded)
+    }
+
     #[test]
     fn repetition_in_the_audio_confirmed_at_a_higher_temperature_keeps_the_greedy_words() {
         assert!(
@@ -447,19 +461,11 @@ mod tests {
             "{}",
             compression_ratio(LITANY)
         );
-        let mut seen = Vec::new();
-        let guarded = Guard::default()
-            .decode(&Params::greedy(), |params| {
-                let t = params.initial_temperature().unwrap();
-                seen.push(t);
-                // The sampled attempt differs in punctuation and case only.
-                Ok(if t == 0.0 {
-                    window(LITANY, -0.08, 0.0)
-                } else {
-                    window(&LITANY.replace('.', ",").to_uppercase(), -0.01, 0.0)
-                })
-            })
-            .unwrap();
+        // The sampled attempt differs in punctuation and case only.
+        let (seen, guarded) = decode_litany(
+            window(LITANY, -0.08, 0.0),
+            window(&LITANY.replace('.', ",").to_uppercase(), -0.01, 0.0),
+        );
         assert_eq!(seen, [0.0, 0.2]);
         assert_eq!(guarded.decodes, 2);
         assert_eq!(guarded.stats.temperature, 0.0);
@@ -468,18 +474,10 @@ mod tests {
 
     #[test]
     fn two_sampled_attempts_that_agree_keep_the_first_of_them() {
-        let mut seen = Vec::new();
-        let guarded = Guard::default()
-            .decode(&Params::greedy(), |params| {
-                let t = params.initial_temperature().unwrap();
-                seen.push(t);
-                Ok(if t == 0.0 {
-                    window(&LITANY.replace("of war", "on war"), -0.07, 0.0)
-                } else {
-                    window(LITANY, -0.02, 0.0)
-                })
-            })
-            .unwrap();
+        let (seen, guarded) = decode_litany(
+            window(&LITANY.replace("of war", "on war"), -0.07, 0.0),
+            window(LITANY, -0.02, 0.0),
+        );
         assert_eq!(seen, [0.0, 0.2, 0.4]);
         assert_eq!(guarded.stats.temperature, 0.2);
         assert_eq!(guarded.transcript.text(), LITANY);

@@ -134,47 +134,40 @@ impl Guard {
                 .clone()
                 .temperature(temperature)
                 .temperature_fallback(false);
-            let mut transcript = run(&attempt)?;
+            let transcript = run(&attempt)?;
             timings.add(&transcript.timings);
             let stats = WindowStats::of(&transcript, temperature);
-            match self.verdict(&stats) {
-                Verdict::Retry => {
-                    if let Some(earlier) = attempts
-                        .iter()
-                        .find(|earlier| self.confirms(earlier, (&transcript, &stats)))
-                    {
-                        log::debug!(
-                            "temperature {temperature} gave the words of temperature {} \
-                             again: repetition in the audio, that attempt kept",
-                            earlier.1.temperature
-                        );
-                        let (mut transcript, stats) = earlier.clone();
-                        transcript.timings = timings;
-                        return Ok(Guarded {
-                            transcript,
-                            stats,
-                            decodes: attempts.len() as u32 + 1,
-                            silence: false,
-                        });
-                    }
-                    log::debug!(
-                        "temperature {temperature}: compression {:.2}, log-prob {:.2}, decoding again: {:?}",
-                        stats.compression_ratio,
-                        stats.avg_logprob,
-                        transcript.text()
-                    );
-                    attempts.push((transcript, stats));
-                }
-                verdict => {
-                    transcript.timings = timings;
-                    return Ok(Guarded {
-                        transcript,
-                        stats,
-                        decodes: attempts.len() as u32 + 1,
-                        silence: verdict == Verdict::Silence,
-                    });
-                }
-            }
+            let verdict = self.verdict(&stats);
+            let kept = if verdict != Verdict::Retry {
+                (transcript, stats)
+            } else if let Some(earlier) = attempts
+                .iter()
+                .find(|earlier| self.confirms(earlier, (&transcript, &stats)))
+            {
+                log::debug!(
+                    "temperature {temperature} gave the words of temperature {} \
+                     again: repetition in the audio, that attempt kept",
+                    earlier.1.temperature
+                );
+                earlier.clone()
+            } else {
+                log::debug!(
+                    "temperature {temperature}: compression {:.2}, log-prob {:.2}, decoding again: {:?}",
+                    stats.compression_ratio,
+                    stats.avg_logprob,
+                    transcript.text()
+                );
+                attempts.push((transcript, stats));
+                continue;
+            };
+            let (mut transcript, stats) = kept;
+            transcript.timings = timings;
+            return Ok(Guarded {
+                transcript,
+                stats,
+                decodes: attempts.len() as u32 + 1,
+                silence: verdict == Verdict::Silence,
+            });
         }
         let decodes = attempts.len() as u32;
         let threshold = self.compression_ratio_threshold.unwrap_or(f32::INFINITY);

@@ -48,6 +48,8 @@ pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 120.0;
 pub const DEFAULT_QUEUE_PER_WORKER: usize = 4;
 /// Bytes of decoded audio per second: 16 kHz mono `f32`.
 pub const SAMPLE_BYTES_PER_SECOND: u64 = 16_000 * 4;
+/// Default `STT_THREADS_PER_PIECE`.
+pub const DEFAULT_THREADS_PER_PIECE: &str = "1";
 /// whisper.cpp gains little beyond this many threads per run.
 pub const MAX_DEFAULT_THREADS_PER_WORKER: usize = 4;
 
@@ -149,6 +151,13 @@ pub struct ServeArgs {
     /// Compute threads of each run (1–512) [default: min(4, cores ÷ workers)].
     #[arg(long, env = "STT_THREADS_PER_WORKER")]
     pub threads_per_worker: Option<String>,
+    /// Compute threads of each piece of a long recording (1–512).
+    ///
+    /// A worker decodes threads per worker ÷ this many pieces at once, each on a decoding
+    /// state of its own (created when first needed); set it to the threads per worker to
+    /// decode one piece at a time.
+    #[arg(long, env = "STT_THREADS_PER_PIECE", default_value = DEFAULT_THREADS_PER_PIECE)]
+    pub threads_per_piece: Option<String>,
     /// Requests that may be admitted beyond the workers (0–100,000) [default: 4 ×
     /// workers].
     ///
@@ -457,6 +466,8 @@ pub struct Config {
     pub workers: usize,
     /// Compute threads per run.
     pub threads_per_worker: usize,
+    /// Compute threads per piece of a long recording.
+    pub threads_per_piece: usize,
     /// Requests that may wait for a worker.
     pub queue_limit: usize,
     /// Largest upload in bytes.
@@ -527,6 +538,12 @@ impl Config {
                  concurrent runs will compete for them"
             );
         }
+        let threads_per_piece = parse_range(
+            or_default(args.threads_per_piece, DEFAULT_THREADS_PER_PIECE),
+            "STT_THREADS_PER_PIECE",
+            "threads-per-piece",
+            &THREADS_PER_WORKER,
+        )?;
         let queue_limit = text(args.queue_limit)
             .map(|v| parse_range(v, "STT_QUEUE_LIMIT", "queue-limit", &QUEUE_LIMIT))
             .transpose()?
@@ -633,6 +650,7 @@ impl Config {
             listen,
             workers,
             threads_per_worker,
+            threads_per_piece,
             queue_limit,
             max_upload_bytes,
             max_audio_seconds,
@@ -667,7 +685,8 @@ impl Config {
             ),
         };
         format!(
-            "listen {}, model {model}, lib dir {}, {} workers × {} threads, queue limit {}, \
+            "listen {}, model {model}, lib dir {}, {} workers × {} threads ({} per piece), \
+             queue limit {}, \
              max upload {} bytes, max audio {} s, audio memory budget {} bytes, \
              request timeout {} s, body timeout {} s, header timeout {} s, keep-alive {} s, \
              {} HTTP workers, max {} connections, shutdown grace {} s, audio context {:?}, \
@@ -679,6 +698,7 @@ impl Config {
                 .map_or_else(|| "(from artifacts)".into(), |d| d.display().to_string()),
             self.workers,
             self.threads_per_worker,
+            self.threads_per_piece,
             self.queue_limit,
             self.max_upload_bytes,
             self.max_audio_seconds,
@@ -1209,6 +1229,7 @@ mod tests {
             [
                 "--workers",
                 "--threads-per-worker",
+                "--threads-per-piece",
                 "--queue-limit",
                 "--shutdown-timeout-seconds",
                 "--http-workers",

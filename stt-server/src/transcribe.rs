@@ -45,6 +45,10 @@ pub struct TranscribeArgs {
     /// Compute threads [default: every core]
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
+    /// Compute threads of each piece of a long recording: threads ÷ this many
+    /// pieces are decoded at once
+    #[arg(long, default_value_t = 1)]
+    pub threads_per_piece: usize,
     /// Decode with the model's full 30 s encoder context even for short audio.
     #[arg(long)]
     pub full_context: bool,
@@ -145,6 +149,7 @@ pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(),
         EngineConfig {
             workers: 1,
             threads_per_worker: args.threads.unwrap_or(cores).clamp(1, 512),
+            threads_per_piece: args.threads_per_piece.clamp(1, 512),
             queue_limit: 0,
             audio_context: if args.full_context {
                 AudioContext::Full

@@ -1,8 +1,8 @@
 //! Long recordings through `stt-server serve` with tiny.en and the Silero VAD
 //! model: pieces cut at speech with silence left out and times mapped back,
 //! the cut at quiet moments without VAD, the fallback guard re-decoding a
-//! window, one request's pieces spread over idle workers, streamed in order,
-//! and `stt-server transcribe --live` printing segments as pieces finish.
+//! window, one request's pieces spread over idle workers and over one
+//! worker's threads, streamed in order, and `stt-server transcribe --live` printing segments as pieces finish.
 //!
 //! The recording (about 80 s) is built from jfk.wav, espeak-ng sentences
 //! (one of them a passage of parallel clauses) and silences of 6–20 s, so
@@ -180,7 +180,7 @@ fn vad_pieces_leave_silence_out_and_keep_the_recordings_times() {
     assert_no_words_in_silence(&answer);
     assert_sentences_start_on_time(&answer);
     let log = server.log_text();
-    assert!(log.contains("of speech on 1 state(s)"), "{log}");
+    assert!(log.contains(" of speech on "), "{log}");
     let stage = metric(&server, "stt_stage_seconds_total{stage=\"vad\"}");
     assert!(stage > 0.0, "VAD time is counted");
 }
@@ -265,6 +265,31 @@ fn pieces_spread_over_idle_workers_and_stream_in_order() {
     assert_eq!(deltas.trim(), done["text"].as_str().unwrap().trim());
     let wer = word_error_rate(&recording().reference(), &deltas);
     assert!(wer <= MAX_WER, "streamed: WER {wer:.3}: {deltas:?}");
+}
+
+#[test]
+fn a_worker_decodes_pieces_side_by_side_on_its_threads() {
+    // One worker with two threads: two pieces at once, one thread each (the
+    // default one thread per piece), on its own state and a spare one.
+    let lanes = server(&[("STT_WORKERS", "1"), ("STT_THREADS_PER_WORKER", "2")]);
+    let answer = transcribe(&lanes, &[("language", "en")]);
+    assert_words_match(&answer, "two lanes of one worker");
+    assert_times_in_order(&answer);
+    assert_no_words_in_silence(&answer);
+    assert_sentences_start_on_time(&answer);
+    let log = lanes.log_text();
+    assert!(log.contains("on 2 state(s)"), "{log}");
+
+    // Two threads per piece: one piece at a time on the worker's state.
+    let one_lane = server(&[
+        ("STT_WORKERS", "1"),
+        ("STT_THREADS_PER_WORKER", "2"),
+        ("STT_THREADS_PER_PIECE", "2"),
+    ]);
+    let answer = transcribe(&one_lane, &[("language", "en")]);
+    assert_words_match(&answer, "one lane");
+    let log = one_lane.log_text();
+    assert!(log.contains("on 1 state(s)"), "{log}");
 }
 
 #[test]

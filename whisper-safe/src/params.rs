@@ -239,6 +239,11 @@ impl Params {
         self.temperature
     }
 
+    /// The compute threads set with [`threads`](Self::threads), if any.
+    pub fn thread_count(&self) -> Option<u32> {
+        self.threads
+    }
+
     /// The language asked for (`None`: detect).
     pub fn requested_language(&self) -> Option<&str> {
         self.language.as_deref()

@@ -3,15 +3,19 @@
 //! piece decoded under the fallback [`Guard`], its times mapped back onto the
 //! recording, and the pieces stitched in order.
 //!
-//! On one decoding state the pieces run in order, each prompted with the text
-//! before it (dropped after a piece that needed a temperature above 0.5). When
-//! other workers are idle and no job waits, their states decode pieces too
-//! (without the previous-text prompt, as faster-whisper's batched mode); a
-//! borrowed state goes back as soon as a job is waiting.
+//! Pieces are decoded in lanes, one decoding state each: a worker with more
+//! threads than [`LongForm::threads_per_piece`] decodes that many pieces at
+//! once on spare states, and idle workers join in while no job waits (a lent
+//! state goes back as soon as one does). Each lane works through a run of
+//! consecutive pieces, each prompted with the text before it (dropped after a
+//! piece that needed a temperature above 0.5); a lane done early takes the
+//! back half of the longest run left ([`Runs`]). The stitcher puts the pieces
+//! back in order.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use whisper_safe::guard::{normalized_words, Guard, Guarded};
@@ -87,6 +91,18 @@ impl<'a> Borrowed<'a> {
     }
 }
 
+impl Borrowed<'_> {
+    /// Runs `work` on the state, and drops the state when `work` says a
+    /// failure left it unusable.
+    fn work(&mut self, work: impl FnOnce(&mut dyn Decoder) -> bool) {
+        if let Some(decoder) = self.decoder.as_mut() {
+            if !work(decoder.as_mut()) {
+                self.decoder = None;
+            }
+        }
+    }
+}
+
 impl Drop for Borrowed<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -102,6 +118,8 @@ impl Drop for Borrowed<'_> {
 pub(crate) trait Lender: Sync {
     /// An idle worker's state, if one is idle and no job waits.
     fn borrow(&self) -> Option<Borrowed<'_>>;
+    /// One more state of the job's model, for a worker's spare threads.
+    fn spare(&self) -> Option<Borrowed<'_>>;
     /// Whether a job is waiting, so borrowed states should go back.
     fn wanted_back(&self) -> bool;
 }
@@ -116,8 +134,12 @@ pub(crate) struct LongForm<'a> {
     pub params: Params,
     /// The fallback rule.
     pub guard: Guard,
-    /// Prompt each piece with the text before it (sequential runs only).
+    /// Prompt each piece with the text before it (when the same state
+    /// decoded that text).
     pub condition_on_previous_text: bool,
+    /// Threads each piece runs with when a worker's threads decode several
+    /// pieces at once (one state each).
+    pub threads_per_piece: u32,
     /// Every piece is speech (cut by voice-activity detection), so a decode
     /// that ends early or says nothing has skipped words.
     pub speech_only: bool,
@@ -156,8 +178,9 @@ pub(crate) struct LongFormStats {
 }
 
 impl<'a> LongForm<'a> {
-    /// Decodes every piece on `decoder`, and on states from `lender` while
-    /// it has them, and returns the stitched transcript.
+    /// Decodes every piece on `decoder`, on spare states for the worker's
+    /// other threads, and on idle workers' states from `lender` while it has
+    /// them, and returns the stitched transcript.
     ///
     /// When no language was asked for, the first piece is decoded alone and
     /// the language found in it is kept for the others (whisper.cpp would run
@@ -186,20 +209,89 @@ impl<'a> LongForm<'a> {
             stitcher.add(0, &self.pieces[0], first);
             start = 1;
         }
-        let mut borrowed = Vec::new();
-        while start + borrowed.len() + 1 < self.pieces.len() {
-            match lender.borrow() {
-                Some(state) => borrowed.push(state),
-                None => break,
+        let (own_spares, crews) = self.gather(self.pieces.len() - start, lender);
+        let lanes = 1 + own_spares.len() + crews.iter().map(|c| 1 + c.1.len()).sum::<usize>();
+        stitcher.stats.states = lanes;
+        let team = Team {
+            job: self,
+            params: &params,
+            lender,
+            runs: Runs::new(start..self.pieces.len(), lanes),
+            in_order: lanes == 1,
+            stitcher: Mutex::new(stitcher),
+            failed: AtomicBool::new(false),
+            first_error: Mutex::new(None),
+        };
+        std::thread::scope(|scope| {
+            let mut first_lane = 1 + own_spares.len();
+            for (mut state, mut spares) in crews {
+                let lanes = first_lane..first_lane + 1 + spares.len();
+                first_lane = lanes.end;
+                let team = &team;
+                scope.spawn(move || {
+                    // The worker's turn goes back (with `state`) only once
+                    // every lane of its crew is done.
+                    team.crew(lanes, Lead::Lent(&mut state), &mut spares);
+                });
             }
+            let mut own_spares = own_spares;
+            team.crew(
+                0..1 + own_spares.len(),
+                Lead::Own {
+                    decoder,
+                    prompt,
+                    last: start.checked_sub(1),
+                },
+                &mut own_spares,
+            );
+        });
+        let stitcher = team
+            .stitcher
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        match team
+            .first_error
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            Some(error) => Err(error),
+            None => Ok(stitcher.finish()),
         }
-        stitcher.stats.states = borrowed.len() + 1;
-        if borrowed.is_empty() {
-            self.run_in_order(decoder, &params, start, prompt, &mut stitcher)?;
-        } else {
-            self.run_spread(decoder, &params, start, borrowed, lender, &mut stitcher)?;
+    }
+
+    /// States for `pieces` pieces: spare states for the job's own worker's
+    /// other lanes, and idle workers' states, each with its spares, while
+    /// there are pieces for them.
+    fn gather<'l>(
+        &self,
+        pieces: usize,
+        lender: &'l dyn Lender,
+    ) -> (Vec<Borrowed<'l>>, Vec<Crew<'l>>) {
+        let per_state = self.lanes_per_state();
+        let mut left = pieces.saturating_sub(1);
+        let spares = |wanted: usize, left: &mut usize| {
+            let mut taken = Vec::new();
+            while taken.len() < wanted && *left > 0 {
+                let Some(spare) = lender.spare() else { break };
+                taken.push(spare);
+                *left -= 1;
+            }
+            taken
+        };
+        let own = spares(per_state - 1, &mut left);
+        let mut crews = Vec::new();
+        while left > 0 {
+            let Some(state) = lender.borrow() else { break };
+            left -= 1;
+            crews.push((state, spares(per_state - 1, &mut left)));
         }
-        Ok(stitcher.finish())
+        (own, crews)
+    }
+
+    /// How many pieces one worker decodes at once: its threads ÷ threads per piece.
+    fn lanes_per_state(&self) -> usize {
+        let threads = self.params.thread_count().unwrap_or(1);
+        (threads / self.threads_per_piece.max(1)).max(1) as usize
     }
 
     /// Adds what `decoded` said to the previous-text `prompt`, or clears it
@@ -214,78 +306,6 @@ impl<'a> LongForm<'a> {
         } else if !guarded.silence {
             prompt.extend(guarded.transcript.prompt_token_ids());
             keep_last(prompt, MAX_PROMPT_TOKENS);
-        }
-    }
-
-    /// Pieces from `start` on, one after another on `decoder`.
-    fn run_in_order(
-        &self,
-        decoder: &mut dyn Decoder,
-        params: &Params,
-        start: usize,
-        mut prompt: Vec<i32>,
-        stitcher: &mut Stitcher<'a>,
-    ) -> whisper_safe::Result<()> {
-        for (index, piece) in self.pieces.iter().enumerate().skip(start) {
-            let decoded = self.decode(decoder, params, index, &prompt, true)?;
-            self.carry_prompt(&mut prompt, &decoded);
-            stitcher.add(index, piece, decoded);
-        }
-        Ok(())
-    }
-
-    /// Pieces from `start` on, spread over `decoder` and the `borrowed`
-    /// states, without the previous-text prompt.
-    fn run_spread(
-        &self,
-        decoder: &mut dyn Decoder,
-        params: &Params,
-        start: usize,
-        borrowed: Vec<Borrowed<'_>>,
-        lender: &dyn Lender,
-        stitcher: &mut Stitcher<'a>,
-    ) -> whisper_safe::Result<()> {
-        let next = AtomicUsize::new(start);
-        let failed = AtomicBool::new(false);
-        let first_error = Mutex::new(None);
-        let shared = Mutex::new(std::mem::replace(stitcher, Stitcher::new(self)));
-        let work = |decoder: &mut dyn Decoder, lent: bool| -> bool {
-            loop {
-                if failed.load(Ordering::SeqCst) || (lent && lender.wanted_back()) {
-                    return true;
-                }
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(piece) = self.pieces.get(index) else {
-                    return true;
-                };
-                match self.decode(decoder, params, index, &[], false) {
-                    Ok(decoded) => lock(&shared).add(index, piece, decoded),
-                    Err(error) => {
-                        let healthy = !poisons(&error);
-                        failed.store(true, Ordering::SeqCst);
-                        lock(&first_error).get_or_insert(error);
-                        return healthy;
-                    }
-                }
-            }
-        };
-        let work = &work;
-        std::thread::scope(|scope| {
-            for mut state in borrowed {
-                scope.spawn(move || {
-                    if let Some(decoder) = state.decoder.as_mut() {
-                        if !work(decoder.as_mut(), true) {
-                            drop(state.decoder.take());
-                        }
-                    }
-                });
-            }
-            work(decoder, false);
-        });
-        *stitcher = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-        match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(error) => Err(error),
-            None => Ok(()),
         }
     }
 
@@ -425,6 +445,176 @@ impl<'a> LongForm<'a> {
                 },
             )
         })
+    }
+}
+
+/// An idle worker's state, and spare states for its other threads.
+type Crew<'l> = (Borrowed<'l>, Vec<Borrowed<'l>>);
+
+/// The first lane of a worker's crew.
+enum Lead<'d, 'l> {
+    /// The job's own state, going on from the piece decoded `last` (with
+    /// its `prompt`).
+    Own {
+        decoder: &'d mut dyn Decoder,
+        prompt: Vec<i32>,
+        last: Option<usize>,
+    },
+    /// An idle worker's state; the lanes of its crew stop when a job waits.
+    Lent(&'d mut Borrowed<'l>),
+}
+
+/// The lanes (a decoding state each) of one job, and what they share.
+struct Team<'j, 'a> {
+    job: &'j LongForm<'a>,
+    params: &'j Params,
+    lender: &'j dyn Lender,
+    runs: Runs,
+    /// One lane only: progress is reported within each piece.
+    in_order: bool,
+    stitcher: Mutex<Stitcher<'a>>,
+    failed: AtomicBool,
+    first_error: Mutex<Option<whisper_safe::Error>>,
+}
+
+impl Team<'_, '_> {
+    /// Runs one worker's `lanes`: `lead` on this thread and each of
+    /// `spares` on a thread of its own, the worker's threads split between
+    /// them. A spare or lent state that a failure left unusable is dropped.
+    fn crew(&self, lanes: Range<usize>, lead: Lead<'_, '_>, spares: &mut [Borrowed<'_>]) {
+        let threads = self.params.thread_count().unwrap_or(1);
+        let n = lanes.len() as u32;
+        let share = |i: usize| (threads / n + u32::from((i as u32) < threads % n)).max(1);
+        std::thread::scope(|scope| {
+            for (i, spare) in spares.iter_mut().enumerate() {
+                let lane = lanes.start + 1 + i;
+                let lent = matches!(lead, Lead::Lent(_));
+                scope.spawn(move || {
+                    spare.work(|decoder| {
+                        self.lane(lane, decoder, share(1 + i), lent, Vec::new(), None)
+                    });
+                });
+            }
+            match lead {
+                Lead::Own {
+                    decoder,
+                    prompt,
+                    last,
+                } => {
+                    // The job's own state goes back (or not) in `worker`.
+                    self.lane(lanes.start, decoder, share(0), false, prompt, last);
+                }
+                Lead::Lent(state) => state.work(|decoder| {
+                    self.lane(lanes.start, decoder, share(0), true, Vec::new(), None)
+                }),
+            }
+        });
+    }
+
+    /// Decodes pieces of `lane`'s runs on `decoder` with `threads` threads,
+    /// each prompted with the text before it when this lane decoded that
+    /// (`last`, `prompt`), until no piece is left, a piece fails, or (when
+    /// `lent`) a job waits. Returns whether the state is still usable.
+    fn lane(
+        &self,
+        lane: usize,
+        decoder: &mut dyn Decoder,
+        threads: u32,
+        lent: bool,
+        mut prompt: Vec<i32>,
+        mut last: Option<usize>,
+    ) -> bool {
+        let params = self.params.clone().threads(threads);
+        loop {
+            if self.failed.load(Ordering::SeqCst) {
+                return true;
+            }
+            if lent && self.lender.wanted_back() {
+                self.runs.stop(lane);
+                return true;
+            }
+            let Some(index) = self.runs.next(lane) else {
+                return true;
+            };
+            if last.map(|l| l + 1) != Some(index) {
+                prompt.clear();
+            }
+            match self
+                .job
+                .decode(decoder, &params, index, &prompt, self.in_order)
+            {
+                Ok(decoded) => {
+                    self.job.carry_prompt(&mut prompt, &decoded);
+                    lock(&self.stitcher).add(index, &self.job.pieces[index], decoded);
+                    last = Some(index);
+                }
+                Err(error) => {
+                    self.failed.store(true, Ordering::SeqCst);
+                    let healthy = !poisons(&error);
+                    lock(&self.first_error).get_or_insert(error);
+                    return healthy;
+                }
+            }
+        }
+    }
+}
+
+/// Which piece each lane decodes next. Every lane works through a run of
+/// consecutive pieces, so each piece but a run's first is prompted with the
+/// text before it. All pieces start as lane 0's run; a lane with nothing
+/// left takes over the run of a lane that stopped, else the back half of the
+/// longest run (all of it when one piece is left).
+struct Runs(Mutex<Vec<Run>>);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run {
+    next: usize,
+    end: usize,
+    stopped: bool,
+}
+
+impl Runs {
+    fn new(pieces: Range<usize>, lanes: usize) -> Self {
+        let empty = Run {
+            next: pieces.end,
+            end: pieces.end,
+            stopped: false,
+        };
+        let mut runs = vec![empty; lanes.max(1)];
+        runs[0].next = pieces.start;
+        Self(Mutex::new(runs))
+    }
+
+    /// The next piece for `lane`, if any is left.
+    fn next(&self, lane: usize) -> Option<usize> {
+        let mut runs = lock(&self.0);
+        if runs[lane].next == runs[lane].end {
+            let (donor, run) = runs
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, r)| r.next < r.end)
+                .max_by_key(|(_, r)| (r.stopped, r.end - r.next))?;
+            let from = if run.stopped {
+                run.next
+            } else {
+                run.next + (run.end - run.next) / 2
+            };
+            runs[donor].end = from;
+            runs[lane] = Run {
+                next: from,
+                end: run.end,
+                stopped: false,
+            };
+        }
+        let run = &mut runs[lane];
+        run.next += 1;
+        Some(run.next - 1)
+    }
+
+    /// `lane` decodes no more; its pieces left go to the others.
+    fn stop(&self, lane: usize) {
+        lock(&self.0)[lane].stopped = true;
     }
 }
 
@@ -601,6 +791,8 @@ fn normalize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
     use whisper_safe::{Token, Transcript};
 
     /// What a scripted decoder was asked: the language, the prompt and the
@@ -686,6 +878,7 @@ mod tests {
             params,
             guard: Guard::default(),
             condition_on_previous_text: true,
+            threads_per_piece: 1,
             speech_only: true,
             cancel,
             on_segment: None,
@@ -799,9 +992,247 @@ mod tests {
         fn borrow(&self) -> Option<Borrowed<'_>> {
             None
         }
+        fn spare(&self) -> Option<Borrowed<'_>> {
+            None
+        }
         fn wanted_back(&self) -> bool {
             false
         }
+    }
+
+    #[test]
+    fn runs_split_in_halves_and_a_stopped_run_is_taken_whole() {
+        let runs = Runs::new(0..10, 3);
+        assert_eq!(runs.next(0), Some(0));
+        // Lane 1 takes the back half of lane 0's run, lane 2 the back half
+        // of the longest run then left (lane 1's).
+        assert_eq!(runs.next(1), Some(5));
+        assert_eq!(runs.next(2), Some(8));
+        assert_eq!(
+            (runs.next(0), runs.next(1), runs.next(2)),
+            (Some(1), Some(6), Some(9))
+        );
+        // Lane 1 stops with piece 7 left: lane 2, out of pieces, takes it
+        // before the back half of lane 0's 2..5.
+        runs.stop(1);
+        assert_eq!(runs.next(2), Some(7));
+        assert_eq!(runs.next(2), Some(3));
+        assert_eq!(runs.next(0), Some(2));
+        // One piece left in a run: the lane out of pieces takes it.
+        assert_eq!(runs.next(2), Some(4));
+        assert_eq!(runs.next(0), None);
+        assert_eq!(runs.next(2), None);
+    }
+
+    /// Per call: the piece, the prompt's text tokens, the threads, the decoder.
+    type EchoLog = Arc<Mutex<Vec<(usize, Vec<i32>, u32, &'static str)>>>;
+
+    /// A decoder that answers the piece whose samples are `index / 100`
+    /// with one segment " P{index}." (text token `1000 + index`), and logs
+    /// per call the index, the prompt's text tokens, the threads and its
+    /// own name.
+    struct PieceEcho {
+        name: &'static str,
+        log: EchoLog,
+        /// Waited on at the first call (every call when `lockstep`), so that
+        /// every state starts a piece before any finishes one.
+        start: Option<Arc<std::sync::Barrier>>,
+        lockstep: bool,
+        /// Set at the first call (a job starts waiting).
+        waiting: Option<Arc<AtomicBool>>,
+    }
+
+    impl Decoder for PieceEcho {
+        fn run(
+            &mut self,
+            params: &Params,
+            samples: &[f32],
+            _: RunOptions<'_>,
+        ) -> whisper_safe::Result<Transcript> {
+            if let Some(start) = &self.start {
+                start.wait();
+            }
+            if !self.lockstep {
+                self.start = None;
+            }
+            if let Some(waiting) = &self.waiting {
+                waiting.store(true, Ordering::SeqCst);
+            }
+            let index = (samples[0] * 100.0).round() as usize;
+            let prompt = params
+                .prompt_token_list()
+                .iter()
+                .copied()
+                .filter(|&id| id < 50364)
+                .collect();
+            let threads = params.thread_count().unwrap_or(0);
+            lock(&self.log).push((index, prompt, threads, self.name));
+            let end = samples.len() as f64 / 16_000.0;
+            Ok(Transcript {
+                segments: vec![Segment {
+                    start: 0.0,
+                    end,
+                    text: format!(" P{index}."),
+                    tokens: vec![
+                        timestamp(0.0),
+                        Token {
+                            id: 1000 + index as i32,
+                            logprob: -0.1,
+                            ..Token::default()
+                        },
+                        timestamp(end),
+                    ],
+                    ..Segment::default()
+                }],
+                language: Some("en".into()),
+                ..Transcript::default()
+            })
+        }
+    }
+
+    /// `n` pieces of 5 s, piece `i`'s samples all `i / 100`.
+    fn numbered_pieces(n: usize) -> (Vec<f32>, Vec<Piece>) {
+        let len = 16_000 * 5;
+        let audio = (0..n * len).map(|s| (s / len) as f32 / 100.0).collect();
+        let pieces = (0..n)
+            .map(|i| {
+                Piece::new(vec![Span {
+                    start: i * len,
+                    end: (i + 1) * len,
+                }])
+            })
+            .collect();
+        (audio, pieces)
+    }
+
+    /// Lends `spares` and `lent` states (each [`PieceEcho`]s on `log`);
+    /// counts the states given back.
+    struct Lending {
+        spares: Mutex<Vec<PieceEcho>>,
+        lent: Mutex<Vec<PieceEcho>>,
+        waiting: Arc<AtomicBool>,
+        given_back: AtomicUsize,
+    }
+
+    impl Lending {
+        fn hand_out<'a>(&'a self, from: &Mutex<Vec<PieceEcho>>) -> Option<Borrowed<'a>> {
+            let decoder = lock(from).pop()?;
+            Some(Borrowed::new(Box::new(decoder), move |back| {
+                assert!(back.is_some(), "a healthy state is given back");
+                self.given_back.fetch_add(1, Ordering::SeqCst);
+            }))
+        }
+    }
+
+    impl Lender for Lending {
+        fn borrow(&self) -> Option<Borrowed<'_>> {
+            self.hand_out(&self.lent)
+        }
+        fn spare(&self) -> Option<Borrowed<'_>> {
+            self.hand_out(&self.spares)
+        }
+        fn wanted_back(&self) -> bool {
+            self.waiting.load(Ordering::SeqCst)
+        }
+    }
+
+    fn echo(name: &'static str, log: &EchoLog) -> PieceEcho {
+        PieceEcho {
+            name,
+            log: Arc::clone(log),
+            start: None,
+            lockstep: false,
+            waiting: None,
+        }
+    }
+
+    #[test]
+    fn a_worker_with_two_threads_decodes_two_runs_of_pieces_at_once_each_prompted_in_turn() {
+        let (audio, pieces) = numbered_pieces(10);
+        let cancel = CancelToken::new();
+        let mut job = job(
+            &audio,
+            Params::greedy().threads(2).language(Some("en")),
+            &cancel,
+        );
+        job.pieces = pieces;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let mut own = echo("own", &log);
+        own.start = Some(Arc::clone(&start));
+        own.lockstep = true;
+        let mut spare = echo("spare", &log);
+        spare.start = Some(start);
+        spare.lockstep = true;
+        let lending = Lending {
+            spares: Mutex::new(vec![spare]),
+            lent: Mutex::new(Vec::new()),
+            waiting: Arc::new(AtomicBool::new(false)),
+            given_back: AtomicUsize::new(0),
+        };
+        let (transcript, stats) = job.run(&mut own, &lending).unwrap();
+        let expected: Vec<String> = (0..10).map(|i| format!("P{i}.")).collect();
+        assert_eq!(transcript.text(), expected.join(" "));
+        assert_eq!(stats.states, 2);
+        assert_eq!(lending.given_back.load(Ordering::SeqCst), 1);
+        let log = lock(&log).clone();
+        assert_eq!(log.len(), 10);
+        assert!(
+            log.iter().all(|(_, _, threads, _)| *threads == 1),
+            "{log:?}"
+        );
+        // Decoding in step, each state keeps to its half, every piece
+        // prompted with the one before it but the first of each half.
+        for (index, prompt, _, name) in &log {
+            assert_eq!(*name, if *index < 5 { "own" } else { "spare" }, "{log:?}");
+            match index {
+                0 | 5 => assert!(prompt.is_empty(), "{log:?}"),
+                _ => assert_eq!(prompt.last(), Some(&(1000 + *index as i32 - 1)), "{log:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lent_state_goes_back_when_a_job_waits_and_the_others_decode_its_pieces() {
+        let (audio, pieces) = numbered_pieces(6);
+        let cancel = CancelToken::new();
+        let mut job = job(
+            &audio,
+            Params::greedy().threads(1).language(Some("en")),
+            &cancel,
+        );
+        job.pieces = pieces;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let mut own = echo("own", &log);
+        own.start = Some(Arc::clone(&start));
+        let waiting = Arc::new(AtomicBool::new(false));
+        let mut lent = echo("lent", &log);
+        lent.start = Some(start);
+        lent.waiting = Some(Arc::clone(&waiting));
+        let lending = Lending {
+            spares: Mutex::new(Vec::new()),
+            lent: Mutex::new(vec![lent]),
+            waiting,
+            given_back: AtomicUsize::new(0),
+        };
+        let (transcript, stats) = job.run(&mut own, &lending).unwrap();
+        let expected: Vec<String> = (0..6).map(|i| format!("P{i}.")).collect();
+        assert_eq!(transcript.text(), expected.join(" "));
+        assert_eq!(stats.states, 2);
+        assert_eq!(lending.given_back.load(Ordering::SeqCst), 1);
+        // The lent state decoded one piece (3, the first of the back half it
+        // took) and stopped; the job's own state took the rest over.
+        let log = lock(&log).clone();
+        let lent: Vec<usize> = log
+            .iter()
+            .filter(|(.., name)| *name == "lent")
+            .map(|(i, ..)| *i)
+            .collect();
+        assert_eq!(lent, [3], "{log:?}");
+        let mut decoded: Vec<usize> = log.iter().map(|(i, ..)| *i).collect();
+        decoded.sort_unstable();
+        assert_eq!(decoded, [0, 1, 2, 3, 4, 5], "{log:?}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct EngineConfig {
     pub workers: usize,
     /// Compute threads per run.
     pub threads_per_worker: usize,
+    /// Compute threads per piece of a long recording (a worker decodes
+    /// `threads_per_worker / threads_per_piece` pieces at once).
+    pub threads_per_piece: usize,
     /// Jobs that may wait for a worker.
     pub queue_limit: usize,
     /// Encoder context policy.

@@ -229,7 +229,8 @@ impl LoadedModel {
             .map(|l| l.name.as_str())
     }
 
-    /// A free decoder, created when the pool is empty (after a poisoned one was dropped).
+    /// A free decoder, created when the pool is empty (all in use, or a
+    /// poisoned one was dropped).
     pub(crate) fn take_decoder(&self) -> whisper_safe::Result<Box<dyn Decoder>> {
         let pooled = self
             .decoders
@@ -239,7 +240,7 @@ impl LoadedModel {
         match pooled {
             Some(decoder) => Ok(decoder),
             None => {
-                log::warn!("model {}: creating a replacement decoding state", self.id);
+                log::debug!("model {}: creating another decoding state", self.id);
                 self.model.create_decoder()
             }
         }

@@ -69,6 +69,20 @@ impl Lender for IdleWorkers<'_> {
         }
     }
 
+    fn spare(&self) -> Option<Borrowed<'_>> {
+        match self.model.take_decoder() {
+            Ok(decoder) => Some(Borrowed::new(decoder, move |decoder| {
+                if let Some(decoder) = decoder {
+                    self.model.put_decoder(decoder);
+                }
+            })),
+            Err(error) => {
+                log::warn!("no spare decoding state: {error}");
+                None
+            }
+        }
+    }
+
     fn wanted_back(&self) -> bool {
         self.shared.queue.has_waiting()
     }
@@ -112,6 +126,7 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
         params,
         guard: options.guard(),
         condition_on_previous_text: options.condition_on_previous_text != Some(false),
+        threads_per_piece: shared.config.threads_per_piece as u32,
         speech_only: speech.is_some(),
         cancel: &job.cancel,
         on_segment: job

@@ -100,6 +100,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
     EngineConfig {
         workers: config.workers,
         threads_per_worker: config.threads_per_worker,
+        threads_per_piece: config.threads_per_piece,
         queue_limit: config.queue_limit,
         audio_context: config.audio_context,
         memory_budget: config.audio_memory_bytes,

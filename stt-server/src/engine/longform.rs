@@ -748,6 +748,10 @@ impl<'a> Stitcher<'a> {
             .into_iter()
             .flat_map(|segment| segment.split_at_sentences(MIN_SENTENCE_SECONDS));
         for mut segment in sentences {
+            if is_non_speech_tag(&segment.text) {
+                log::debug!("dropped {:?} at {:.2} s", segment.text, segment.start);
+                continue;
+            }
             if still_loops && self.repeats_twice(&segment) {
                 self.stats.looped_segments += 1;
                 continue;
@@ -781,6 +785,17 @@ impl<'a> Stitcher<'a> {
         };
         (transcript, self.stats)
     }
+}
+
+/// Whether `text` is only a bracketed tag such as `[BLANK_AUDIO]` or
+/// `[MUSIC]`, which whisper writes for sound without words.
+fn is_non_speech_tag(text: &str) -> bool {
+    let text = text.trim();
+    let inner = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or("");
+    !inner.trim().is_empty() && !inner.contains(['[', ']'])
 }
 
 /// Lower-case words of letters and digits, one space apart.
@@ -998,6 +1013,29 @@ mod tests {
         fn wanted_back(&self) -> bool {
             false
         }
+    }
+
+    #[test]
+    fn a_segment_that_is_only_a_non_speech_tag_is_dropped() {
+        let audio = vec![0.1; 16_000 * 50];
+        let cancel = CancelToken::new();
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |n, call: &Call| match n {
+                0 => vec![
+                    (0.0, 20.0, " Hello there."),
+                    (20.0, call.seconds, " [BLANK_AUDIO]"),
+                ],
+                _ => vec![(0.0, call.seconds, " [Music] and words.")],
+            },
+        };
+        let (transcript, _) = job(&audio, Params::greedy().language(Some("en")), &cancel)
+            .run(&mut decoder, &NoLender)
+            .unwrap();
+        assert_eq!(transcript.text(), "Hello there. [Music] and words.");
+        assert!(is_non_speech_tag(" [ Silence ] "));
+        assert!(!is_non_speech_tag("[]"));
+        assert!(!is_non_speech_tag("[a] and [b]"));
     }
 
     #[test]

@@ -1184,35 +1184,44 @@ mod tests {
         }
     }
 
+    /// Two decoders on `log` that wait for each other at their first call
+    /// (at every call when `lockstep`).
+    fn pair(log: &EchoLog, names: [&'static str; 2], lockstep: bool) -> [PieceEcho; 2] {
+        let start = Arc::new(std::sync::Barrier::new(2));
+        names.map(|name| PieceEcho {
+            start: Some(Arc::clone(&start)),
+            lockstep,
+            ..echo(name, log)
+        })
+    }
+
+    /// Decodes `n` numbered pieces with `threads` threads on `own` and the
+    /// states of `lending`, checks that they come back in order and that
+    /// two states worked, one of them lent and given back.
+    fn run_numbered(n: usize, threads: u32, own: &mut PieceEcho, lending: &Lending) {
+        let (audio, pieces) = numbered_pieces(n);
+        let cancel = CancelToken::new();
+        let params = Params::greedy().threads(threads).language(Some("en"));
+        let mut job = job(&audio, params, &cancel);
+        job.pieces = pieces;
+        let (transcript, stats) = job.run(own, lending).unwrap();
+        let expected: Vec<String> = (0..n).map(|i| format!("P{i}.")).collect();
+        assert_eq!(transcript.text(), expected.join(" "));
+        assert_eq!(stats.states, 2);
+        assert_eq!(lending.given_back.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn a_worker_with_two_threads_decodes_two_runs_of_pieces_at_once_each_prompted_in_turn() {
-        let (audio, pieces) = numbered_pieces(10);
-        let cancel = CancelToken::new();
-        let mut job = job(
-            &audio,
-            Params::greedy().threads(2).language(Some("en")),
-            &cancel,
-        );
-        job.pieces = pieces;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let start = Arc::new(std::sync::Barrier::new(2));
-        let mut own = echo("own", &log);
-        own.start = Some(Arc::clone(&start));
-        own.lockstep = true;
-        let mut spare = echo("spare", &log);
-        spare.start = Some(start);
-        spare.lockstep = true;
+        let log = EchoLog::default();
+        let [mut own, spare] = pair(&log, ["own", "spare"], true);
         let lending = Lending {
             spares: Mutex::new(vec![spare]),
             lent: Mutex::new(Vec::new()),
             waiting: Arc::new(AtomicBool::new(false)),
             given_back: AtomicUsize::new(0),
         };
-        let (transcript, stats) = job.run(&mut own, &lending).unwrap();
-        let expected: Vec<String> = (0..10).map(|i| format!("P{i}.")).collect();
-        assert_eq!(transcript.text(), expected.join(" "));
-        assert_eq!(stats.states, 2);
-        assert_eq!(lending.given_back.load(Ordering::SeqCst), 1);
+        run_numbered(10, 2, &mut own, &lending);
         let log = lock(&log).clone();
         assert_eq!(log.len(), 10);
         assert!(
@@ -1232,21 +1241,9 @@ mod tests {
 
     #[test]
     fn a_lent_state_goes_back_when_a_job_waits_and_the_others_decode_its_pieces() {
-        let (audio, pieces) = numbered_pieces(6);
-        let cancel = CancelToken::new();
-        let mut job = job(
-            &audio,
-            Params::greedy().threads(1).language(Some("en")),
-            &cancel,
-        );
-        job.pieces = pieces;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let start = Arc::new(std::sync::Barrier::new(2));
-        let mut own = echo("own", &log);
-        own.start = Some(Arc::clone(&start));
+        let log = EchoLog::default();
+        let [mut own, mut lent] = pair(&log, ["own", "lent"], false);
         let waiting = Arc::new(AtomicBool::new(false));
-        let mut lent = echo("lent", &log);
-        lent.start = Some(start);
         lent.waiting = Some(Arc::clone(&waiting));
         let lending = Lending {
             spares: Mutex::new(Vec::new()),
@@ -1254,11 +1251,7 @@ mod tests {
             waiting,
             given_back: AtomicUsize::new(0),
         };
-        let (transcript, stats) = job.run(&mut own, &lending).unwrap();
-        let expected: Vec<String> = (0..6).map(|i| format!("P{i}.")).collect();
-        assert_eq!(transcript.text(), expected.join(" "));
-        assert_eq!(stats.states, 2);
-        assert_eq!(lending.given_back.load(Ordering::SeqCst), 1);
+        run_numbered(6, 1, &mut own, &lending);
         // The lent state decoded one piece (3, the first of the back half it
         // took) and stopped; the job's own state took the rest over.
         let log = lock(&log).clone();

@@ -716,9 +716,10 @@ impl<'a> Stitcher<'a> {
             self.emit(guarded);
         }
         if let Some(report) = self.on_progress {
+            // Every piece done counts, stitched yet or not (lanes finish out
+            // of order).
             let total: usize = self.piece_lengths.iter().sum::<usize>().max(1);
-            let done: usize = self.piece_lengths[..self.next].iter().sum();
-            report(done as f32 / total as f32);
+            report((self.stats.decoded_seconds / seconds_of(total)) as f32);
         }
     }
 
@@ -1196,15 +1197,21 @@ mod tests {
     }
 
     /// Decodes `n` numbered pieces with `threads` threads on `own` and the
-    /// states of `lending`, checks that they come back in order and that
-    /// two states worked, one of them lent and given back.
+    /// states of `lending`, checks that they come back in order, that
+    /// progress counted every piece as it was done, and that two states
+    /// worked, one of them lent and given back.
     fn run_numbered(n: usize, threads: u32, own: &mut PieceEcho, lending: &Lending) {
         let (audio, pieces) = numbered_pieces(n);
         let cancel = CancelToken::new();
         let params = Params::greedy().threads(threads).language(Some("en"));
         let mut job = job(&audio, params, &cancel);
         job.pieces = pieces;
+        let progress = Mutex::new(Vec::new());
+        let report = |share: f32| lock(&progress).push((share * n as f32).round() as usize);
+        job.on_progress = Some(&report);
         let (transcript, stats) = job.run(own, lending).unwrap();
+        let pieces_done: Vec<usize> = (1..=n).collect();
+        assert_eq!(*lock(&progress), pieces_done);
         let expected: Vec<String> = (0..n).map(|i| format!("P{i}.")).collect();
         assert_eq!(transcript.text(), expected.join(" "));
         assert_eq!(stats.states, 2);

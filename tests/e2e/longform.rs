@@ -227,18 +227,23 @@ fn a_window_that_fails_the_guard_is_decoded_again_at_each_temperature() {
     assert_eq!(fallbacks(), before);
 }
 
-#[test]
-fn pieces_spread_over_idle_workers_and_stream_in_order() {
-    let server = server(&[("STT_WORKERS", "2"), ("STT_THREADS_PER_WORKER", "1")]);
-    // With the language given, every piece can start at once (without it, the
-    // first is decoded alone to find the language).
-    let answer = transcribe(&server, &[("language", "en")]);
-    assert_words_match(&answer, "two states");
+/// Transcribes the recording (language given, so every piece can start at
+/// once) and checks words, times and silences, and that two decoding states
+/// worked on it.
+fn assert_decoded_well_on_two_states(server: &Server, what: &str) {
+    let answer = transcribe(server, &[("language", "en")]);
+    assert_words_match(&answer, what);
     assert_times_in_order(&answer);
     assert_no_words_in_silence(&answer);
     assert_sentences_start_on_time(&answer);
     let log = server.log_text();
     assert!(log.contains("on 2 state(s)"), "{log}");
+}
+
+#[test]
+fn pieces_spread_over_idle_workers_and_stream_in_order() {
+    let server = server(&[("STT_WORKERS", "2"), ("STT_THREADS_PER_WORKER", "1")]);
+    assert_decoded_well_on_two_states(&server, "two workers");
 
     let form = Form::file("long.wav", recording().wav())
         .field("model", "whisper-1")
@@ -272,13 +277,7 @@ fn a_worker_decodes_pieces_side_by_side_on_its_threads() {
     // One worker with two threads: two pieces at once, one thread each (the
     // default one thread per piece), on its own state and a spare one.
     let lanes = server(&[("STT_WORKERS", "1"), ("STT_THREADS_PER_WORKER", "2")]);
-    let answer = transcribe(&lanes, &[("language", "en")]);
-    assert_words_match(&answer, "two lanes of one worker");
-    assert_times_in_order(&answer);
-    assert_no_words_in_silence(&answer);
-    assert_sentences_start_on_time(&answer);
-    let log = lanes.log_text();
-    assert!(log.contains("on 2 state(s)"), "{log}");
+    assert_decoded_well_on_two_states(&lanes, "two lanes of one worker");
 
     // Two threads per piece: one piece at a time on the worker's state.
     let one_lane = server(&[

@@ -209,7 +209,7 @@ impl<'a> LongForm<'a> {
             stitcher.add(0, &self.pieces[0], first);
             start = 1;
         }
-        let (own_spares, crews) = self.gather(self.pieces.len() - start, lender);
+        let (mut own_spares, crews) = self.gather(self.pieces.len() - start, lender);
         let lanes = 1 + own_spares.len() + crews.iter().map(|c| 1 + c.1.len()).sum::<usize>();
         stitcher.stats.states = lanes;
         let team = Team {
@@ -234,7 +234,6 @@ impl<'a> LongForm<'a> {
                     team.crew(lanes, Lead::Lent(&mut state), &mut spares);
                 });
             }
-            let mut own_spares = own_spares;
             team.crew(
                 0..1 + own_spares.len(),
                 Lead::Own {
@@ -485,10 +484,10 @@ impl Team<'_, '_> {
         let threads = self.params.thread_count().unwrap_or(1);
         let n = lanes.len() as u32;
         let share = |i: usize| (threads / n + u32::from((i as u32) < threads % n)).max(1);
+        let lent = matches!(lead, Lead::Lent(_));
         std::thread::scope(|scope| {
             for (i, spare) in spares.iter_mut().enumerate() {
                 let lane = lanes.start + 1 + i;
-                let lent = matches!(lead, Lead::Lent(_));
                 scope.spawn(move || {
                     spare.work(|decoder| {
                         self.lane(lane, decoder, share(1 + i), lent, Vec::new(), None)
@@ -502,10 +501,10 @@ impl Team<'_, '_> {
                     last,
                 } => {
                     // The job's own state goes back (or not) in `worker`.
-                    self.lane(lanes.start, decoder, share(0), false, prompt, last);
+                    self.lane(lanes.start, decoder, share(0), lent, prompt, last);
                 }
                 Lead::Lent(state) => state.work(|decoder| {
-                    self.lane(lanes.start, decoder, share(0), true, Vec::new(), None)
+                    self.lane(lanes.start, decoder, share(0), lent, Vec::new(), None)
                 }),
             }
         });
@@ -672,7 +671,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Puts decoded pieces together in order, whatever order they finish in.
 struct Stitcher<'a> {
-    piece_lengths: Vec<usize>,
+    /// Seconds of audio in all the pieces.
+    total_seconds: f64,
     audio_seconds: f64,
     loop_threshold: Option<f32>,
     on_segment: Option<&'a (dyn Fn(&Segment) + Sync)>,
@@ -688,7 +688,7 @@ struct Stitcher<'a> {
 impl<'a> Stitcher<'a> {
     fn new(job: &LongForm<'a>) -> Self {
         Self {
-            piece_lengths: job.pieces.iter().map(Piece::len).collect(),
+            total_seconds: seconds_of(job.pieces.iter().map(Piece::len).sum()),
             audio_seconds: job.audio.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE),
             loop_threshold: job.guard.compression_ratio_threshold,
             on_segment: job.on_segment,
@@ -703,7 +703,6 @@ impl<'a> Stitcher<'a> {
     }
 
     fn add(&mut self, index: usize, piece: &Piece, decoded: Decoded) {
-        debug_assert_eq!(self.piece_lengths[index], piece.len());
         self.stats.pieces += 1;
         self.stats.decodes += decoded.guarded.decodes;
         self.stats.fallbacks += decoded.fallbacks;
@@ -718,8 +717,7 @@ impl<'a> Stitcher<'a> {
         if let Some(report) = self.on_progress {
             // Every piece done counts, stitched yet or not (lanes finish out
             // of order).
-            let total: usize = self.piece_lengths.iter().sum::<usize>().max(1);
-            report((self.stats.decoded_seconds / seconds_of(total)) as f32);
+            report((self.stats.decoded_seconds / self.total_seconds.max(1e-9)) as f32);
         }
     }
 

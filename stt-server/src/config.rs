@@ -155,7 +155,7 @@ pub struct ServeArgs {
     ///
     /// A worker decodes threads per worker ÷ this many pieces at once, each on a decoding
     /// state of its own (created when first needed); set it to the threads per worker to
-    /// decode one piece at a time.
+    /// decode one piece at a time (a larger value does the same, with a warning at start).
     #[arg(long, env = "STT_THREADS_PER_PIECE", default_value = DEFAULT_THREADS_PER_PIECE)]
     pub threads_per_piece: Option<String>,
     /// Requests that may be admitted beyond the workers (0–100,000) [default: 4 ×
@@ -544,6 +544,13 @@ impl Config {
             "threads-per-piece",
             &THREADS_PER_WORKER,
         )?;
+        if threads_per_piece > threads_per_worker {
+            log::warn!(
+                "{threads_per_piece} threads per piece exceed the {threads_per_worker} threads \
+                 per worker: each worker decodes one piece at a time with its \
+                 {threads_per_worker} thread(s)"
+            );
+        }
         let queue_limit = text(args.queue_limit)
             .map(|v| parse_range(v, "STT_QUEUE_LIMIT", "queue-limit", &QUEUE_LIMIT))
             .transpose()?

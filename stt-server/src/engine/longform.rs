@@ -9,13 +9,14 @@
 //! state goes back as soon as one does). Each lane works through a run of
 //! consecutive pieces, each prompted with the text before it (dropped after a
 //! piece that needed a temperature above 0.5); a lane done early takes the
-//! back half of the longest run left ([`Runs`]). The stitcher puts the pieces
-//! back in order.
+//! back half of the longest run left ([`Runs`]). A lane with no piece left
+//! leaves its threads to the lanes of its worker still decoding, from their next
+//! attempt on ([`Threads`]). The stitcher puts the pieces back in order.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use whisper_safe::guard::{normalized_words, Guard, Guarded};
@@ -484,16 +485,19 @@ impl Team<'_, '_> {
         let threads = self.params.thread_count().unwrap_or(1);
         let n = lanes.len() as u32;
         let share = |i: usize| (threads / n + u32::from((i as u32) < threads % n)).max(1);
+        let pool = Threads::new(n);
         let lent = matches!(lead, Lead::Lent(_));
         std::thread::scope(|scope| {
             for (i, spare) in spares.iter_mut().enumerate() {
                 let lane = lanes.start + 1 + i;
+                let pool = &pool;
                 scope.spawn(move || {
                     spare.work(|decoder| {
-                        self.lane(lane, decoder, share(1 + i), lent, Vec::new(), None)
+                        self.lane(lane, decoder, (share(1 + i), pool), lent, Vec::new(), None)
                     });
                 });
             }
+            let own = (share(0), &pool);
             match lead {
                 Lead::Own {
                     decoder,
@@ -501,29 +505,33 @@ impl Team<'_, '_> {
                     last,
                 } => {
                     // The job's own state goes back (or not) in `worker`.
-                    self.lane(lanes.start, decoder, share(0), lent, prompt, last);
+                    self.lane(lanes.start, decoder, own, lent, prompt, last);
                 }
-                Lead::Lent(state) => state.work(|decoder| {
-                    self.lane(lanes.start, decoder, share(0), lent, Vec::new(), None)
-                }),
+                Lead::Lent(state) => state
+                    .work(|decoder| self.lane(lanes.start, decoder, own, lent, Vec::new(), None)),
             }
         });
     }
 
-    /// Decodes pieces of `lane`'s runs on `decoder` with `threads` threads,
-    /// each prompted with the text before it when this lane decoded that
-    /// (`last`, `prompt`), until no piece is left, a piece fails, or (when
-    /// `lent`) a job waits. Returns whether the state is still usable.
+    /// Decodes pieces of `lane`'s runs on `decoder` with its `share` of the
+    /// crew's threads (more once other lanes of `pool` are done), each
+    /// prompted with the text before it when this lane decoded that (`last`,
+    /// `prompt`), until no piece is left, a piece fails, or (when `lent`) a
+    /// job waits. Returns whether the state is still usable.
     fn lane(
         &self,
         lane: usize,
         decoder: &mut dyn Decoder,
-        threads: u32,
+        (share, pool): (u32, &Threads),
         lent: bool,
         mut prompt: Vec<i32>,
         mut last: Option<usize>,
     ) -> bool {
-        let params = self.params.clone().threads(threads);
+        let decoder = &mut LaneDecoder {
+            decoder,
+            threads: pool.lane(share),
+        };
+        let params = self.params.clone().threads(share);
         loop {
             if self.failed.load(Ordering::SeqCst) {
                 return true;
@@ -555,6 +563,69 @@ impl Team<'_, '_> {
                 }
             }
         }
+    }
+}
+
+/// The threads of one worker's crew. A lane with no piece left leaves its
+/// threads to the lanes still decoding, which take an even share of them from
+/// their next attempt on (a temperature fallback, the rest of a piece, the next
+/// piece): at the end of a job one lane often decodes its last piece alone.
+struct Threads {
+    /// Threads of the lanes that are done.
+    idle: AtomicU32,
+    /// Lanes still decoding.
+    working: AtomicU32,
+}
+
+impl Threads {
+    fn new(lanes: u32) -> Self {
+        Self {
+            idle: AtomicU32::new(0),
+            working: AtomicU32::new(lanes),
+        }
+    }
+
+    /// Threads for the next attempt of a lane whose own share is `share`.
+    fn for_attempt(&self, share: u32) -> u32 {
+        let working = self.working.load(Ordering::SeqCst).max(1);
+        share + self.idle.load(Ordering::SeqCst) / working
+    }
+
+    /// A lane with `share` threads: it leaves them to the others when dropped.
+    fn lane(&self, share: u32) -> LaneThreads<'_> {
+        LaneThreads { pool: self, share }
+    }
+}
+
+/// One lane's place in [`Threads`].
+struct LaneThreads<'p> {
+    pool: &'p Threads,
+    share: u32,
+}
+
+/// A lane's decoder: every run takes the lane's threads at that moment.
+struct LaneDecoder<'d, 'p> {
+    decoder: &'d mut dyn Decoder,
+    threads: LaneThreads<'p>,
+}
+
+impl Decoder for LaneDecoder<'_, '_> {
+    fn run(
+        &mut self,
+        params: &Params,
+        samples: &[f32],
+        options: RunOptions<'_>,
+    ) -> whisper_safe::Result<Transcript> {
+        let threads = self.threads.pool.for_attempt(self.threads.share);
+        self.decoder
+            .run(&params.clone().threads(threads), samples, options)
+    }
+}
+
+impl Drop for LaneThreads<'_> {
+    fn drop(&mut self) {
+        self.pool.idle.fetch_add(self.share, Ordering::SeqCst);
+        self.pool.working.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -809,13 +880,14 @@ mod tests {
     use std::sync::Arc;
     use whisper_safe::{Token, Transcript};
 
-    /// What a scripted decoder was asked: the language, the prompt and the
-    /// seconds of audio of each call.
+    /// What a scripted decoder was asked: the language, the prompt, the
+    /// seconds of audio and the threads of each call.
     #[derive(Clone, Debug, PartialEq)]
     struct Call {
         language: Option<String>,
         prompt: Vec<i32>,
         seconds: f64,
+        threads: Option<u32>,
     }
 
     /// whisper's timestamp token for `seconds` into a window.
@@ -849,6 +921,7 @@ mod tests {
                 language: params.requested_language().map(str::to_owned),
                 prompt: params.prompt_token_list().to_vec(),
                 seconds: samples.len() as f64 / 16_000.0,
+                threads: params.thread_count(),
             };
             let segments = (self.answer)(self.calls.len(), &call)
                 .into_iter()
@@ -1242,6 +1315,53 @@ mod tests {
                 _ => assert_eq!(prompt.last(), Some(&(1000 + *index as i32 - 1)), "{log:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_lane_with_no_piece_left_leaves_its_threads_to_the_lanes_still_decoding() {
+        let pool = Threads::new(3);
+        assert_eq!(pool.for_attempt(1), 1);
+        // A lane of two threads is done: the two others get one more each.
+        drop(pool.lane(2));
+        assert_eq!(pool.for_attempt(1), 2);
+
+        // A lane takes them from its next attempt on: here the other lane of a
+        // worker with two threads is done before this one starts, so the first
+        // piece, the rest of it (its decode ends at 2 s of 5) and the second
+        // piece all run with both threads.
+        let (audio, pieces) = numbered_pieces(2);
+        let cancel = CancelToken::new();
+        let params = Params::greedy().threads(2).language(Some("en"));
+        let mut job = job(&audio, params.clone(), &cancel);
+        job.pieces = pieces;
+        let team = Team {
+            job: &job,
+            params: &params,
+            lender: &NoLender,
+            runs: Runs::new(0..2, 1),
+            in_order: false,
+            stitcher: Mutex::new(Stitcher::new(&job)),
+            failed: AtomicBool::new(false),
+            first_error: Mutex::new(None),
+        };
+        let pool = Threads::new(2);
+        drop(pool.lane(1));
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |n, call: &Call| match n {
+                0 => vec![(0.0, 2.0, " One.")],
+                _ => vec![(0.0, call.seconds, " Two.")],
+            },
+        };
+        assert!(team.lane(0, &mut decoder, (1, &pool), false, Vec::new(), None));
+        let calls: Vec<(f64, Option<u32>)> = decoder
+            .calls
+            .iter()
+            .map(|c| (c.seconds, c.threads))
+            .collect();
+        assert_eq!(calls, [(5.0, Some(2)), (3.0, Some(2)), (5.0, Some(2))]);
+        let (transcript, _) = team.stitcher.into_inner().unwrap().finish();
+        assert_eq!(transcript.text(), "One. Two. Two.");
     }
 
     #[test]

@@ -531,7 +531,6 @@ impl Team<'_, '_> {
             decoder,
             threads: pool.lane(share),
         };
-        let params = self.params.clone().threads(share);
         loop {
             if self.failed.load(Ordering::SeqCst) {
                 return true;
@@ -548,7 +547,7 @@ impl Team<'_, '_> {
             }
             match self
                 .job
-                .decode(decoder, &params, index, &prompt, self.in_order)
+                .decode(decoder, self.params, index, &prompt, self.in_order)
             {
                 Ok(decoded) => {
                     self.job.carry_prompt(&mut prompt, &decoded);
@@ -603,6 +602,13 @@ struct LaneThreads<'p> {
     share: u32,
 }
 
+impl Drop for LaneThreads<'_> {
+    fn drop(&mut self) {
+        self.pool.idle.fetch_add(self.share, Ordering::SeqCst);
+        self.pool.working.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A lane's decoder: every run takes the lane's threads at that moment.
 struct LaneDecoder<'d, 'p> {
     decoder: &'d mut dyn Decoder,
@@ -619,13 +625,6 @@ impl Decoder for LaneDecoder<'_, '_> {
         let threads = self.threads.pool.for_attempt(self.threads.share);
         self.decoder
             .run(&params.clone().threads(threads), samples, options)
-    }
-}
-
-impl Drop for LaneThreads<'_> {
-    fn drop(&mut self) {
-        self.pool.idle.fetch_add(self.share, Ordering::SeqCst);
-        self.pool.working.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

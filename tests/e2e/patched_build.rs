@@ -132,8 +132,8 @@ fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
 
     // Other audio, then the same audio with another encoder context: both encoded.
     // The bound for French is wide: with a trimmed context, what a state decoded
-    // before changes its words (here 3-4 errors of 13 after English, 1-2 on a
-    // fresh state; not with the full context): an open problem, see
+    // before changes its words (2-4 errors of 13 after English, 1-3 on a fresh
+    // state, by context length; not with the full context): an open problem, see
     // docs/testing.md, "Known problems".
     let other = state
         .full(&english.clone().language(Some("fr")), &french)

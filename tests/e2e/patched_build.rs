@@ -98,7 +98,14 @@ fn a_second_window_prompted_with_the_first_keeps_the_words() {
 #[test]
 fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
     init_linked();
-    let base = Context::new(base_model(), &ContextOptions::default()).expect("load base");
+    // Flash attention off, as the server runs: with it on, a trimmed context's
+    // words depend on what the state decoded before (docs/testing.md, "Known
+    // problems"), and this test decodes other audio between its windows.
+    let options = ContextOptions {
+        flash_attn: false,
+        ..ContextOptions::default()
+    };
+    let base = Context::new(base_model(), &options).expect("load base");
     let mut state = base.create_state().unwrap();
     let jfk = samples_of(&fixture("jfk.wav"));
     let french = samples_of(&fixture("fr_test_fr.wav"));
@@ -131,14 +138,10 @@ fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
     );
 
     // Other audio, then the same audio with another encoder context: both encoded.
-    // The bound for French is wide: with a trimmed context, what a state decoded
-    // before changes its words (2-4 errors of 13 after English, 1-3 on a fresh
-    // state, by context length; not with the full context): an open problem, see
-    // docs/testing.md, "Known problems".
     let other = state
         .full(&english.clone().language(Some("fr")), &french)
         .expect("transcribe");
-    words(&other, "fr_test_fr.wav", 0.35);
+    words(&other, "fr_test_fr.wav", 0.25);
     let full = state
         .full(&english.clone().audio_context(AudioContext::Full), &jfk)
         .expect("transcribe");

@@ -44,7 +44,10 @@ pub enum AudioContext {
     /// with a later window, that window encodes the audio left plus the same margin,
     /// also rounded up to a multiple of 8 (vendor patch 0004).
     /// Audio whose margin would pass the full context (about 28 s or more) uses
-    /// the full context in every window.
+    /// the full context in every window. With flash attention on, whisper.cpp
+    /// 1.8.3 attends the keys and values padded past a trimmed context without a
+    /// mask, so the words depend on what the state decoded before: turn it off
+    /// ([`ContextOptions::flash_attn`](crate::ContextOptions)) with this setting.
     Trimmed,
     /// A fixed number of frames (1 frame = 20 ms), at most the model's context.
     Frames(u32),

@@ -39,6 +39,7 @@ export WHISPER_STT_TEST_MODEL_BASE="$models/whisper_base_xeon/ggml-base-q5_1.bin
 # The default weight type, for the entrypoint and image tests (tiny.en stands in for small).
 export WHISPER_STT_TEST_MODEL_Q8_0="$models/whisper_tiny.en_xeon/ggml-tiny.en-q8_0.bin"
 export WHISPER_STT_TEST_MODEL_BASE_Q8_0="$models/whisper_base_xeon/ggml-base-q8_0.bin"
+export WHISPER_STT_TEST_MODEL_BASE_F16="$models/whisper_base_xeon/ggml-base.bin"
 # Silero VAD from the faster-whisper wheel (pip fetches it once into $stt_cache/wheels).
 WHISPER_STT_CACHE=$stt_cache "$STT_SERVER_BIN" models pull silero-vad --artifacts-dir "$models" >&2
 export WHISPER_STT_TEST_VAD_MODEL="$models/silero-vad/ggml-silero-v6.bin"

@@ -17,15 +17,26 @@
 //!   output is reused; the bound, a quarter of the first run's, leaves a wide margin
 //!   for a busy machine. Another clip or another encoder context is encoded afresh
 //!   (its own words come out).
+//! - 0005: on a CPU with AMX-INT8, ggml's AMX tiles take the q8_0 weights of every
+//!   width and no q4_0 weight. Read from whisper.cpp's load log ("AMX total size"):
+//!   base-q8_0 had 15 of its 83 MB there before the patch (only the 2,048-wide
+//!   feed-forward projections), 55 MB after (all but the token embedding, which
+//!   stays for `ggml_get_rows`); bound: more than half. base-q4_0 had 7 MB there
+//!   before, whose products were 13-29 % off. On a CPU without AMX: none at all.
+//! - 0006: with flash attention on, the padding rows of the keys and values are
+//!   masked. Before, fr_test_fr.wav with base-q5_1 and a trimmed context read "des
+//!   oeufs et forêts" on a fresh state and "de zos et forêt" right after jfk.wav;
+//!   now both states give the same text (and the WER bound of the reuse test).
 //! - `stt-server models quantize --type q4_0|iq4_nl` writes files whisper.cpp loads
 //!   and transcribes with (tiny.en on jfk.wav: WER ≤ 0.2; 4-bit weights cost
 //!   accuracy, the bound is twice the f16 bound of safe_api.rs).
 
+use std::path::Path;
 use whisper_safe::{AudioContext, Context, ContextOptions, Params, State, Transcript};
 use whisper_stt_tests::speech::{samples_of, white_noise};
 use whisper_stt_tests::{
-    base_model, fixture, init_linked, linked_artifacts, reference, run_stt_server,
-    tiny_en_f16_model, word_error_rate,
+    base_f16_model, base_model, base_q8_0_model, fixture, init_linked, linked_artifacts, reference,
+    run_stt_server, tiny_en_f16_model, word_error_rate,
 };
 
 fn run(state: &mut State, samples: &[f32]) -> Transcript {
@@ -98,9 +109,8 @@ fn a_second_window_prompted_with_the_first_keeps_the_words() {
 #[test]
 fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
     init_linked();
-    // Flash attention off, as the server runs: with it on, a trimmed context's
-    // words depend on what the state decoded before (docs/testing.md, "Known
-    // problems"), and this test decodes other audio between its windows.
+    // Flash attention off, as the server runs (on, the CPU encoder is several
+    // times slower).
     let options = ContextOptions {
         flash_attn: false,
         ..ContextOptions::default()
@@ -164,6 +174,108 @@ fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
         "after detection the window spent {:.3} s in the encoder",
         detected.timings.encoder_seconds
     );
+}
+
+/// `stt-server transcribe` of jfk.wav with `model`: its log and the transcript.
+fn transcribe_logged(model: &Path) -> (String, String) {
+    let lib = linked_artifacts().join("lib");
+    let jfk = fixture("jfk.wav");
+    let args = ["transcribe", "--threads", "2", jfk.to_str().unwrap()];
+    let env = [
+        ("WHISPER_LIB_DIR", lib.as_path()),
+        ("WHISPER_MODEL_PATH", model),
+        ("RUST_LOG", Path::new("info")),
+    ];
+    let done = run_stt_server(&args, &env);
+    let log = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert!(done.status.success(), "{}: {log}", model.display());
+    (log, String::from_utf8_lossy(&done.stdout).into_owned())
+}
+
+/// Megabytes of weights whisper.cpp placed in the buffer type `name`, read from its
+/// load log (`whisper_model_load: AMX total size = 14.94 MB`); 0 if none.
+fn megabytes_in(log: &str, name: &str) -> f64 {
+    let label = format!(" {name} total size =");
+    log.lines()
+        .find_map(|line| line.split_once(&label))
+        .map_or(0.0, |(_, rest)| {
+            rest.trim().trim_end_matches("MB").trim().parse().unwrap()
+        })
+}
+
+#[test]
+fn on_a_cpu_with_amx_the_tiles_take_q8_0_weights_of_any_width_and_no_q4_0_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let q4_0 = dir.path().join("ggml-base-q4_0.bin");
+    let lib = linked_artifacts().join("lib");
+    let f16 = base_f16_model();
+    let args = [
+        "models",
+        "quantize",
+        f16.to_str().unwrap(),
+        q4_0.to_str().unwrap(),
+        "--type",
+        "q4_0",
+    ];
+    let done = run_stt_server(&args, &[("WHISPER_LIB_DIR", &lib)]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let amx = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .split_whitespace()
+        .any(|flag| flag == "amx_int8");
+    let (q8_0_log, q8_0_text) = transcribe_logged(&base_q8_0_model());
+    let (q4_0_log, q4_0_text) = transcribe_logged(&q4_0);
+    let q8_0_amx = megabytes_in(&q8_0_log, "AMX");
+    let q8_0_cpu = megabytes_in(&q8_0_log, "CPU");
+    let q4_0_amx = megabytes_in(&q4_0_log, "AMX");
+    if amx {
+        let share = q8_0_amx / (q8_0_amx + q8_0_cpu);
+        assert!(
+            share > 0.5,
+            "{q8_0_amx} MB of base-q8_0 in AMX tiles, {q8_0_cpu} MB not"
+        );
+    } else {
+        assert_eq!(q8_0_amx, 0.0, "AMX tiles on a CPU without amx_int8");
+    }
+    assert_eq!(q4_0_amx, 0.0, "q4_0 weights in AMX tiles");
+    for (name, text, bound) in [("q8_0", q8_0_text, 0.1), ("q4_0", q4_0_text, 0.2)] {
+        let wer = word_error_rate(&reference("jfk.wav"), &text);
+        assert!(wer <= bound, "{name}: WER {wer:.3} for {text:?}");
+    }
+}
+
+#[test]
+fn with_flash_attention_a_trimmed_window_reads_the_same_whatever_the_state_decoded_before() {
+    init_linked();
+    let options = ContextOptions {
+        flash_attn: true,
+        ..ContextOptions::default()
+    };
+    let base = Context::new(base_model(), &options).expect("load base");
+    let jfk = samples_of(&fixture("jfk.wav"));
+    let french = samples_of(&fixture("fr_test_fr.wav"));
+    let trimmed = Params::greedy()
+        .threads(2)
+        .audio_context(AudioContext::Trimmed);
+    let in_french = trimmed.clone().language(Some("fr"));
+
+    let mut fresh = base.create_state().unwrap();
+    let first = fresh.full(&in_french, &french).expect("transcribe").text();
+    // jfk.wav's window (11 s) is longer than the French one (6.7 s): its keys and
+    // values fill rows that the French window's padding covers.
+    let mut used = base.create_state().unwrap();
+    used.full(&trimmed.clone().language(Some("en")), &jfk)
+        .expect("transcribe");
+    let after = used.full(&in_french, &french).expect("transcribe").text();
+
+    assert_eq!(first, after, "fresh state, then after jfk.wav");
+    let wer = word_error_rate(&reference("fr_test_fr.wav"), &after);
+    assert!(wer <= 0.25, "WER {wer:.3} for {after:?}");
 }
 
 #[test]

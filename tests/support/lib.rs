@@ -79,6 +79,16 @@ pub fn base_model() -> PathBuf {
     required_path("WHISPER_STT_TEST_MODEL_BASE")
 }
 
+/// base imported from the registry packages and quantized to q8_0 (the default type).
+pub fn base_q8_0_model() -> PathBuf {
+    required_path("WHISPER_STT_TEST_MODEL_BASE_Q8_0")
+}
+
+/// base imported from the registry packages, f16.
+pub fn base_f16_model() -> PathBuf {
+    required_path("WHISPER_STT_TEST_MODEL_BASE_F16")
+}
+
 /// `../shared/fixtures` of the checkout.
 pub fn fixtures() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");

@@ -44,10 +44,9 @@ pub enum AudioContext {
     /// with a later window, that window encodes the audio left plus the same margin,
     /// also rounded up to a multiple of 8 (vendor patch 0004).
     /// Audio whose margin would pass the full context (about 28 s or more) uses
-    /// the full context in every window. With flash attention on, whisper.cpp
-    /// 1.8.3 attends the keys and values padded past a trimmed context without a
-    /// mask, so the words depend on what the state decoded before: turn it off
-    /// ([`ContextOptions::flash_attn`](crate::ContextOptions)) with this setting.
+    /// the full context in every window. Flash attention needs vendor patch 0006
+    /// with this setting: whisper.cpp 1.8.3 alone attends the padding past a
+    /// trimmed context, and the words then depend on what the state decoded before.
     Trimmed,
     /// A fixed number of frames (1 frame = 20 ms), at most the model's context.
     Frames(u32),

@@ -39,10 +39,10 @@ pub enum AudioContext {
     #[default]
     Full,
     /// For audio shorter than 30 s: the audio's frames plus about 2 s of margin
-    /// (`ceil(samples / 320) + 100`, rounded up to a multiple of 8); a shorter margin
+    /// (`ceil(samples / 320) + 100`, rounded up to a multiple of 16); a shorter margin
     /// makes models invent endings. When the decoder stops early and the run goes on
     /// with a later window, that window encodes the audio left plus the same margin,
-    /// also rounded up to a multiple of 8 (vendor patch 0004).
+    /// also rounded up to a multiple of 16 (vendor patch 0004).
     /// Audio whose margin would pass the full context (about 28 s or more) uses
     /// the full context in every window. Flash attention needs vendor patch 0006
     /// with this setting: whisper.cpp 1.8.3 alone attends the padding past a
@@ -260,10 +260,12 @@ impl Params {
             AudioContext::Frames(frames) => frames,
             AudioContext::Trimmed => {
                 let seconds = n_samples as f64 / crate::SAMPLE_RATE as f64;
-                // A multiple of 8: ggml's tinyBLAS kernels take the encoder's
-                // attention-times-values product, whose inner dimension is the
-                // context, only then; otherwise ggml falls back to plain dot products.
-                let frames = ((n_samples as u32).div_ceil(320) + 100).next_multiple_of(8);
+                // A multiple of 16: ggml's tinyBLAS kernels take the attention-times-
+                // values products (encoder and cross-attention), whose inner dimension
+                // is the context, only when it is a multiple of their vector width (8
+                // floats with AVX2, 16 with AVX-512); otherwise ggml falls back to
+                // plain dot products.
+                let frames = ((n_samples as u32).div_ceil(320) + 100).next_multiple_of(16);
                 // Past about 28 s the margin reaches the full context (1500
                 // frames in every Whisper model): use the full one.
                 if seconds >= TRIM_LIMIT_SECONDS || frames >= FULL_AUDIO_CTX {

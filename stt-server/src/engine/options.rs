@@ -269,12 +269,12 @@ mod tests {
                 .temperature(0.4)
                 .audio_context(AudioContext::Trimmed)
         );
-        // 11 s of audio: trimmed context is frames + 100, rounded up to a multiple of 8.
+        // 11 s of audio: trimmed context is frames + 100, rounded up to a multiple of 16.
         assert_eq!(params.audio_ctx_frames(176_000), 656);
         // 29.5 s: the margin would pass the model's 1500 frames; full context.
         assert_eq!(params.audio_ctx_frames(472_000), 0);
-        assert_eq!(params.audio_ctx_frames(440_000), 1480);
-        // 28.0 s: 1400 + 100 frames round up past 1496; full context.
+        assert_eq!(params.audio_ctx_frames(440_000), 1488);
+        // 28.0 s: 1400 + 100 frames round up past 1488; full context.
         assert_eq!(params.audio_ctx_frames(448_000), 0);
     }
 }

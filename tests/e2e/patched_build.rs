@@ -176,6 +176,25 @@ fn an_unchanged_window_reuses_the_encoder_output_and_a_changed_one_does_not() {
     );
 }
 
+/// `stt-server models quantize` of the f16 model `input` to `quant`, written to `out`.
+fn quantize(input: &Path, out: &Path, quant: &str) {
+    let lib = linked_artifacts().join("lib");
+    let args = [
+        "models",
+        "quantize",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--type",
+        quant,
+    ];
+    let done = run_stt_server(&args, &[("WHISPER_LIB_DIR", &lib)]);
+    assert!(
+        done.status.success(),
+        "{quant}: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// `stt-server transcribe` of jfk.wav with `model`: its log and the transcript.
 fn transcribe_logged(model: &Path) -> (String, String) {
     let lib = linked_artifacts().join("lib");
@@ -207,22 +226,7 @@ fn megabytes_in(log: &str, name: &str) -> f64 {
 fn on_a_cpu_with_amx_the_tiles_take_q8_0_weights_of_any_width_and_no_q4_0_weight() {
     let dir = tempfile::tempdir().unwrap();
     let q4_0 = dir.path().join("ggml-base-q4_0.bin");
-    let lib = linked_artifacts().join("lib");
-    let f16 = base_f16_model();
-    let args = [
-        "models",
-        "quantize",
-        f16.to_str().unwrap(),
-        q4_0.to_str().unwrap(),
-        "--type",
-        "q4_0",
-    ];
-    let done = run_stt_server(&args, &[("WHISPER_LIB_DIR", &lib)]);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    quantize(&base_f16_model(), &q4_0, "q4_0");
 
     let amx = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap()
@@ -286,21 +290,7 @@ fn four_bit_types_quantize_load_and_transcribe() {
     for quant in ["q4_0", "iq4_nl"] {
         let out = dir.path().join(format!("ggml-tiny.en-{quant}.bin"));
         let input = tiny_en_f16_model();
-        let lib = linked_artifacts().join("lib");
-        let args = [
-            "models",
-            "quantize",
-            input.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--type",
-            quant,
-        ];
-        let done = run_stt_server(&args, &[("WHISPER_LIB_DIR", &lib)]);
-        assert!(
-            done.status.success(),
-            "{quant}: {}",
-            String::from_utf8_lossy(&done.stderr)
-        );
+        quantize(&input, &out, quant);
         let bytes = std::fs::metadata(&out).unwrap().len();
         let f16_bytes = std::fs::metadata(&input).unwrap().len();
         let ratio = bytes as f64 / f16_bytes as f64;

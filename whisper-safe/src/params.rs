@@ -261,10 +261,10 @@ impl Params {
             AudioContext::Trimmed => {
                 let seconds = n_samples as f64 / crate::SAMPLE_RATE as f64;
                 // A multiple of 16: ggml's tinyBLAS kernels take the attention-times-
-                // values products (encoder and cross-attention), whose inner dimension
-                // is the context, only when it is a multiple of their vector width (8
-                // floats with AVX2, 16 with AVX-512); otherwise ggml falls back to
-                // plain dot products.
+                // values products whose inner dimension is the context (the encoder's,
+                // and the cross-attention's over more than one token) only when it is
+                // a multiple of their vector width (8 floats with AVX2, 16 with
+                // AVX-512); otherwise ggml falls back to plain dot products.
                 let frames = ((n_samples as u32).div_ceil(320) + 100).next_multiple_of(16);
                 // Past about 28 s the margin reaches the full context (1500
                 // frames in every Whisper model): use the full one.

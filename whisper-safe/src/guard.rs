@@ -15,8 +15,10 @@
 //! above the threshold at every temperature, and the higher ones only sample
 //! worse words. When a window failed on its compression ratio alone and an
 //! attempt at a higher temperature gives the words of an earlier attempt
-//! again, word for word, without a loop in them (a phrase said
-//! [`LOOP_REPEATS`] times or more back to back), that earlier attempt is kept.
+//! again (all but at most one word in [`AGREEMENT_WORDS`]: a sample differs
+//! from the greedy words by a word now and then), without a loop in them (a
+//! phrase said [`LOOP_REPEATS`] times or more back to back), that earlier
+//! attempt is kept.
 //!
 //! whisper.cpp's own fallback (token entropy over the last 32 tokens) lets
 //! loops of long sentences through; runs made here turn it off.
@@ -31,6 +33,10 @@ use crate::{Params, Result, RunTimings, Transcript};
 /// A phrase said this many times back to back or more is a decoding loop, not
 /// repetition in the audio (a question asked three times is not a loop).
 pub const LOOP_REPEATS: usize = 4;
+
+/// Two attempts whose words differ by at most one word in this many (at
+/// least one word) say the same thing.
+pub const AGREEMENT_WORDS: usize = 25;
 
 /// Thresholds and temperatures of the fallback rule; the defaults are
 /// faster-whisper's.
@@ -92,8 +98,8 @@ impl Guard {
     }
 
     /// Whether `later`, sampled at a higher temperature, confirms the `earlier`
-    /// attempt: both failed only on their compression ratio, with the same
-    /// words, and those words hold no loop.
+    /// attempt: both failed only on their compression ratio, with words that
+    /// [`agree`], and those words hold no loop.
     fn confirms(
         &self,
         earlier: &(Transcript, WindowStats),
@@ -107,7 +113,7 @@ impl Guard {
             return false;
         }
         let words = normalized_words(&earlier.0.text());
-        words == normalized_words(&later.0.text()) && !has_loop(&words)
+        agree(&words, &normalized_words(&later.0.text())) && !has_loop(&words)
     }
 
     /// Decodes one window with `run`, once per temperature until the verdict
@@ -266,6 +272,29 @@ pub fn normalized_words(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect()
+}
+
+/// Whether two word lists differ by at most one word in [`AGREEMENT_WORDS`]
+/// (at least one): words inserted, dropped or replaced, counted as in a word
+/// error rate.
+fn agree(a: &[String], b: &[String]) -> bool {
+    let allowed = (a.len().max(b.len()) / AGREEMENT_WORDS).max(1);
+    a.len().abs_diff(b.len()) <= allowed && word_edits(a, b) <= allowed
+}
+
+/// The fewest words inserted, dropped or replaced that turn `a` into `b`.
+fn word_edits(a: &[String], b: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, word_a) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, word_b) in b.iter().enumerate() {
+            let replaced = diagonal + usize::from(word_a != word_b);
+            diagonal = row[j + 1];
+            row[j + 1] = replaced.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Whether some phrase of `words` is said [`LOOP_REPEATS`] times or more back to
@@ -466,14 +495,53 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_one_word_apart_confirms_the_greedy_words() {
+        let greedy = LITANY.replace("of war", "on war");
+        let (seen, guarded) =
+            decode_litany(window(&greedy, -0.07, 0.0), window(LITANY, -0.02, 0.0));
+        assert_eq!(seen, [0.0, 0.2]);
+        assert_eq!(guarded.stats.temperature, 0.0);
+        assert_eq!(guarded.transcript.text(), greedy);
+    }
+
+    #[test]
     fn two_sampled_attempts_that_agree_keep_the_first_of_them() {
-        let (seen, guarded) = decode_litany(
-            window(&LITANY.replace("of war", "on war"), -0.07, 0.0),
-            window(LITANY, -0.02, 0.0),
-        );
+        // Four words apart from the samples, of 91: more than one in 25.
+        let greedy = LITANY
+            .replace("of war", "on war")
+            .replace("of peace", "on peace")
+            .replace("to die", "to dine")
+            .replace("to plant", "to plan");
+        let (seen, guarded) =
+            decode_litany(window(&greedy, -0.07, 0.0), window(LITANY, -0.02, 0.0));
         assert_eq!(seen, [0.0, 0.2, 0.4]);
         assert_eq!(guarded.stats.temperature, 0.2);
         assert_eq!(guarded.transcript.text(), LITANY);
+    }
+
+    #[test]
+    fn word_lists_agree_when_at_most_one_word_in_25_differs() {
+        let words = |n: usize, changed: &[usize]| -> Vec<String> {
+            (0..n)
+                .map(|i| {
+                    if changed.contains(&i) {
+                        "x".into()
+                    } else {
+                        format!("w{i}")
+                    }
+                })
+                .collect()
+        };
+        assert!(agree(&words(10, &[]), &words(10, &[])));
+        assert!(agree(&words(10, &[3]), &words(10, &[])));
+        assert!(!agree(&words(10, &[3, 7]), &words(10, &[])));
+        assert!(agree(&words(100, &[3, 20, 40, 70]), &words(100, &[])));
+        assert!(!agree(&words(100, &[3, 20, 40, 70, 90]), &words(100, &[])));
+        // A dropped word counts once, not as every later word shifted.
+        let mut dropped = words(30, &[]);
+        dropped.remove(5);
+        assert!(agree(&dropped, &words(30, &[])));
+        assert!(!agree(&words(3, &[]), &words(5, &[])));
     }
 
     #[test]

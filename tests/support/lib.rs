@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use whisper_safe::guard::edit_distance;
 use whisper_safe::LoaderConfig;
 
 pub mod http;
@@ -199,20 +200,6 @@ pub fn scored_units(text: &str, by_chars: bool) -> usize {
 
 fn scored_chars(text: &str) -> Vec<char> {
     text.chars().filter(|c| c.is_alphanumeric()).collect()
-}
-
-fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, y) in b.iter().enumerate() {
-            current[j + 1] = (previous[j] + usize::from(x != y))
-                .min(previous[j + 1] + 1)
-                .min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// Copies the regular files of `from` into a new directory `to` (not recursive).

@@ -279,17 +279,18 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// error rate.
 fn agree(a: &[String], b: &[String]) -> bool {
     let allowed = (a.len().max(b.len()) / AGREEMENT_WORDS).max(1);
-    a.len().abs_diff(b.len()) <= allowed && word_edits(a, b) <= allowed
+    a.len().abs_diff(b.len()) <= allowed && edit_distance(a, b) <= allowed
 }
 
-/// The fewest words inserted, dropped or replaced that turn `a` into `b`.
-fn word_edits(a: &[String], b: &[String]) -> usize {
+/// The fewest items inserted, dropped or replaced that turn `a` into `b`
+/// (Levenshtein distance): over words, what a word error rate counts.
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, word_a) in a.iter().enumerate() {
+    for (i, item_a) in a.iter().enumerate() {
         let mut diagonal = row[0];
         row[0] = i + 1;
-        for (j, word_b) in b.iter().enumerate() {
-            let replaced = diagonal + usize::from(word_a != word_b);
+        for (j, item_b) in b.iter().enumerate() {
+            let replaced = diagonal + usize::from(item_a != item_b);
             diagonal = row[j + 1];
             row[j + 1] = replaced.min(row[j] + 1).min(diagonal + 1);
         }

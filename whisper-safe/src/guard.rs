@@ -279,7 +279,7 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// error rate.
 fn agree(a: &[String], b: &[String]) -> bool {
     let allowed = (a.len().max(b.len()) / AGREEMENT_WORDS).max(1);
-    a.len().abs_diff(b.len()) <= allowed && edit_distance(a, b) <= allowed
+    edit_distance(a, b) <= allowed
 }
 
 /// The fewest items inserted, dropped or replaced that turn `a` into `b`

@@ -7,8 +7,9 @@
 //! threads than [`LongForm::threads_per_piece`] decodes that many pieces at
 //! once on spare states, and idle workers join in while no job waits (a lent
 //! state goes back as soon as one does). Each lane works through a run of
-//! consecutive pieces, each prompted with the text before it (dropped after a
-//! piece that needed a temperature above 0.5); a lane done early takes the
+//! consecutive pieces, each prompted with the text before it when
+//! [`LongForm::condition_on_previous_text`] is set (dropped after a piece that
+//! needed a temperature above 0.5); a lane done early takes the
 //! back half of the longest run left ([`Runs`]). A lane with no piece left
 //! leaves its threads to the lanes of its worker still decoding, from their next
 //! attempt on ([`Threads`]). The stitcher puts the pieces back in order.

@@ -26,7 +26,10 @@ pub struct TranscribeOptions {
     pub beam_size: Option<u32>,
     /// Candidates sampled at temperature > 0 (1..=8).
     pub best_of: Option<u32>,
-    /// Condition each 30-second window on the text of the previous ones (default on).
+    /// Condition each 30-second window on the text of the previous ones;
+    /// `None`: on for audio cut at quiet moments, off between the pieces a
+    /// voice-activity detector cut (faster-whisper's batched pipeline), where
+    /// each piece is speech on its own and the prompt pass only costs time.
     pub condition_on_previous_text: Option<bool>,
     /// Cut the audio at the speech a voice-activity detector finds and leave
     /// silence out; `None`: on for audio longer than 30 s when a VAD model is loaded.
@@ -132,6 +135,13 @@ impl TranscribeOptions {
             log_prob_threshold: self.log_prob_threshold.or(defaults.log_prob_threshold),
             no_speech_threshold: self.no_speech_threshold.or(defaults.no_speech_threshold),
         }
+    }
+
+    /// Whether each piece is prompted with the text of the pieces before it:
+    /// as asked, else only when the pieces were not cut by voice-activity
+    /// detection (`speech_only`).
+    pub fn conditions_pieces(&self, speech_only: bool) -> bool {
+        self.condition_on_previous_text.unwrap_or(!speech_only)
     }
 
     /// The decoding parameters of a run with `threads` threads. `language` is the
@@ -244,6 +254,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fixed.guard().temperatures, [0.0]);
+    }
+
+    #[test]
+    fn pieces_cut_by_vad_are_not_prompted_with_each_other_unless_asked() {
+        let default = TranscribeOptions::default();
+        assert!(!default.conditions_pieces(true));
+        assert!(default.conditions_pieces(false));
+        for asked in [true, false] {
+            let options = TranscribeOptions {
+                condition_on_previous_text: Some(asked),
+                ..Default::default()
+            };
+            assert_eq!(options.conditions_pieces(true), asked);
+            assert_eq!(options.conditions_pieces(false), asked);
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
         pieces,
         params,
         guard: options.guard(),
-        condition_on_previous_text: options.condition_on_previous_text != Some(false),
+        condition_on_previous_text: options.conditions_pieces(speech.is_some()),
         threads_per_piece: shared.config.threads_per_piece as u32,
         speech_only: speech.is_some(),
         cancel: &job.cancel,

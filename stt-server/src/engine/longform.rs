@@ -41,6 +41,10 @@ const REMAINDER_MIN_SECONDS: f64 = 2.0;
 const MAX_REMAINDERS: u32 = 3;
 /// Segments are cut at sentence ends where both sides last at least this long.
 const MIN_SENTENCE_SECONDS: f64 = 1.0;
+/// A segment's first word this far before its second is moved next to it
+/// (whisper times a sentence's first token right after the previous one, even
+/// across a silence the VAD left out, at least 1.2 s with its padding).
+const MAX_LEADING_GAP_SECONDS: f64 = 1.0;
 
 /// Cuts `region` of `audio` into pieces: the `speech` spans the VAD found in
 /// it, joined up to 30 s, or (without VAD) the whole region; longer stretches
@@ -816,7 +820,8 @@ impl<'a> Stitcher<'a> {
             .transcript
             .segments
             .into_iter()
-            .flat_map(|segment| segment.split_at_sentences(MIN_SENTENCE_SECONDS));
+            .flat_map(|segment| segment.split_at_sentences(MIN_SENTENCE_SECONDS))
+            .map(|segment| segment.close_leading_gap(MAX_LEADING_GAP_SECONDS));
         for mut segment in sentences {
             if is_non_speech_tag(&segment.text) {
                 log::debug!("dropped {:?} at {:.2} s", segment.text, segment.start);

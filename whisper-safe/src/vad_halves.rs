@@ -130,9 +130,10 @@ fn meeting_point(samples: &[f32]) -> usize {
     point / GRID_SAMPLES * GRID_SAMPLES
 }
 
-/// The shortest gap between padded spans that only a finished span leaves:
-/// the silence that ends a span, less the padding on both sides (a span split
-/// for its length leaves a shorter silence), rounded up to whole seconds.
+/// A gap between padded spans this long can only follow a span that ended:
+/// its silence lasted the minimum silence plus both paddings, while a span
+/// split for its length stopped at a shorter silence. At least 1 s, in whole
+/// seconds.
 fn resting_gap_seconds(params: &VadParams) -> f64 {
     let silence = f64::from(params.min_silence_duration_ms) / 1000.0;
     silence.max(1.0).ceil()

@@ -240,7 +240,11 @@ impl State {
     }
 
     /// Detects the spoken language from the first 30 s; returns every language
-    /// with its probability, most likely first.
+    /// with its probability, most likely first. whisper.cpp encodes with the
+    /// context of the state's last run: after a run with a trimmed context
+    /// ([`AudioContext`](crate::AudioContext)), detection sees only that many
+    /// frames, so detect on a fresh state (or one whose last run used the full
+    /// context) to hear all 30 s.
     ///
     /// # Errors
     /// [`Error::InvalidAudio`], [`Error::InvalidParam`] for zero threads,

@@ -238,6 +238,9 @@ fn assert_decoded_well_on_two_states(server: &Server, what: &str) {
     assert_sentences_start_on_time(&answer);
     let log = server.log_text();
     assert!(log.contains("on 2 state(s)"), "{log}");
+    let le_1 = metric(server, "stt_decoding_states_bucket{le=\"1\"}");
+    let le_2 = metric(server, "stt_decoding_states_bucket{le=\"2\"}");
+    assert_eq!((le_1, le_2), (0.0, 1.0), "{}", server.metrics());
 }
 
 #[test]

@@ -24,6 +24,7 @@ pub(crate) struct EngineMetrics {
     pub ready: IntGauge,
     pub windows: IntCounterVec,
     pub stage_seconds: CounterVec,
+    pub decoding_states: Histogram,
 }
 
 impl EngineMetrics {
@@ -118,6 +119,14 @@ impl EngineMetrics {
                 ),
                 &["stage"],
             )?,
+            decoding_states: Histogram::with_opts(
+                HistogramOpts::new(
+                    "stt_decoding_states",
+                    "Decoding states (lanes) each transcription's pieces ran on: \
+                     its worker's, spare ones and idle workers' lent ones",
+                )
+                .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0]),
+            )?,
         };
         registry.register(Box::new(workers_total))?;
         registry.register(Box::new(budget))?;
@@ -137,6 +146,7 @@ impl EngineMetrics {
         registry.register(Box::new(metrics.ready.clone()))?;
         registry.register(Box::new(metrics.windows.clone()))?;
         registry.register(Box::new(metrics.stage_seconds.clone()))?;
+        registry.register(Box::new(metrics.decoding_states.clone()))?;
         Ok(metrics)
     }
 }

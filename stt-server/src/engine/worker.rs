@@ -253,6 +253,7 @@ fn record_stats(shared: &Shared, stats: &LongFormStats) {
     windows
         .with_label_values(&["remainder"])
         .inc_by(u64::from(stats.remainders));
+    shared.metrics.decoding_states.observe(stats.states as f64);
     let stages = &shared.metrics.stage_seconds;
     stages
         .with_label_values(&["encoder"])

@@ -524,8 +524,9 @@ fn long_audio_searched_in_halves_gives_the_spans_of_one_pass() {
         .joined_at
         .expect("a pause near the middle joins the halves");
     let middle = audio.len() as f64 / 32_000.0;
+    // The halves meet within 90 s of the middle and join within 15 s of that.
     assert!(
-        (cut - middle).abs() < 30.0,
+        (cut - middle).abs() <= 105.0,
         "joined at {cut} s, middle {middle} s"
     );
     assert!(one_pass.len() > 10, "{one_pass:?}");

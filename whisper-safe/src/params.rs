@@ -237,6 +237,11 @@ impl Params {
         &self.prompt_tokens
     }
 
+    /// The text set with [`initial_prompt`](Self::initial_prompt), if any.
+    pub fn initial_prompt_text(&self) -> Option<&str> {
+        self.initial_prompt.as_deref()
+    }
+
     /// The initial temperature set, if any.
     pub fn initial_temperature(&self) -> Option<f32> {
         self.temperature

@@ -325,6 +325,11 @@ impl<'a> LongForm<'a> {
     /// the rest after the last segment (when at least
     /// [`REMAINDER_MIN_SECONDS`]) is decoded again, prompted with what came
     /// before it.
+    ///
+    /// The request's text prompt goes to the first piece and, when the pieces
+    /// are not prompted with each other's text, to every piece (as
+    /// faster-whisper's batched pipeline gives it to every chunk): spelling
+    /// and vocabulary hold for the whole recording.
     fn decode(
         &self,
         decoder: &mut dyn Decoder,
@@ -335,23 +340,24 @@ impl<'a> LongForm<'a> {
     ) -> whisper_safe::Result<Decoded> {
         let piece = &self.pieces[index];
         let done_before: usize = self.pieces[..index].iter().map(Piece::len).sum();
-        let mut window = |part: &Piece, prompt: &[i32]| {
+        let text_prompt = (index == 0 || !self.condition_on_previous_text)
+            && params.initial_prompt_text().is_some();
+        let mut window = |part: &Piece, prompt: &[i32], text_prompt: bool| {
             let skipped = piece.len() - part.len();
-            let initial_prompt = index == 0 && skipped == 0;
             self.decode_window(
                 decoder,
                 params,
                 part,
                 prompt,
-                initial_prompt,
+                text_prompt && skipped == 0,
                 in_order.then_some(done_before + skipped),
             )
         };
-        let mut guarded = window(piece, prompt)?;
+        let mut guarded = window(piece, prompt, text_prompt)?;
         let mut decoded = Decoded::default();
-        if self.speech_only && !guarded.stats.has_text && !prompt.is_empty() {
+        if self.speech_only && !guarded.stats.has_text && (text_prompt || !prompt.is_empty()) {
             decoded.unprompted_retries += 1;
-            guarded = window(piece, &[])?;
+            guarded = window(piece, &[], false)?;
         }
         let mut rest = piece.tail(samples_of(
             guarded.transcript.segments.last().map_or(0.0, |s| s.end),
@@ -367,7 +373,7 @@ impl<'a> LongForm<'a> {
             let mut rest_prompt = prompt.to_vec();
             rest_prompt.extend(all.transcript.prompt_token_ids());
             keep_last(&mut rest_prompt, MAX_PROMPT_TOKENS);
-            let mut tail = window(&rest, &rest_prompt)?;
+            let mut tail = window(&rest, &rest_prompt, false)?;
             decoded.remainders += 1;
             decoded.fallbacks += tail.fallbacks();
             let Some(end) = tail.transcript.segments.last().map(|s| s.end) else {
@@ -405,7 +411,7 @@ impl<'a> LongForm<'a> {
     }
 
     /// Decodes `part` once under the guard, with its times still its own;
-    /// the request's text prompt is kept only for the `initial_prompt` part;
+    /// the request's text prompt is kept only when `initial_prompt` is set;
     /// reports progress when `done_before` (samples of the job before it) is
     /// given.
     fn decode_window(
@@ -891,6 +897,7 @@ mod tests {
     struct Call {
         language: Option<String>,
         prompt: Vec<i32>,
+        text_prompt: Option<String>,
         seconds: f64,
         threads: Option<u32>,
     }
@@ -925,6 +932,7 @@ mod tests {
             let call = Call {
                 language: params.requested_language().map(str::to_owned),
                 prompt: params.prompt_token_list().to_vec(),
+                text_prompt: params.initial_prompt_text().map(str::to_owned),
                 seconds: samples.len() as f64 / 16_000.0,
                 threads: params.thread_count(),
             };
@@ -1394,6 +1402,65 @@ mod tests {
         let mut decoded: Vec<usize> = log.iter().map(|(i, ..)| *i).collect();
         decoded.sort_unstable();
         assert_eq!(decoded, [0, 1, 2, 3, 4, 5], "{log:?}");
+    }
+
+    #[test]
+    fn the_requests_prompt_reaches_every_piece_not_prompted_with_the_one_before() {
+        let audio = vec![0.1; 16_000 * 70];
+        let cancel = CancelToken::new();
+        let text_prompts = |condition: bool| {
+            let mut job = job(
+                &audio,
+                Params::greedy().initial_prompt(Some("Kubernetes, Grafana.")),
+                &cancel,
+            );
+            job.condition_on_previous_text = condition;
+            let mut decoder = Scripted {
+                calls: Vec::new(),
+                answer: |_, call: &Call| vec![(0.0, call.seconds, " Words.")],
+            };
+            job.run(&mut decoder, &NoLender).unwrap();
+            decoder
+                .calls
+                .iter()
+                .map(|c| (c.text_prompt.is_some(), c.prompt.is_empty()))
+                .collect::<Vec<_>>()
+        };
+        // Independent pieces: each gets the request's prompt, none the text before.
+        assert_eq!(text_prompts(false), [(true, true); 3]);
+        // Conditioned pieces: the first gets it, the others the text before.
+        assert_eq!(
+            text_prompts(true),
+            [(true, true), (false, false), (false, false)]
+        );
+    }
+
+    #[test]
+    fn an_empty_answer_under_the_requests_prompt_is_decoded_again_without_it() {
+        let audio = vec![0.1; 16_000 * 25];
+        let cancel = CancelToken::new();
+        let mut job = job(
+            &audio,
+            Params::greedy().initial_prompt(Some("Hints.")),
+            &cancel,
+        );
+        job.condition_on_previous_text = false;
+        let mut decoder = Scripted {
+            calls: Vec::new(),
+            answer: |_, call: &Call| match call.text_prompt {
+                Some(_) => Vec::new(),
+                None => vec![(0.0, call.seconds, " Words.")],
+            },
+        };
+        let (transcript, stats) = job.run(&mut decoder, &NoLender).unwrap();
+        let prompted: Vec<bool> = decoder
+            .calls
+            .iter()
+            .map(|c| c.text_prompt.is_some())
+            .collect();
+        assert_eq!(prompted, [true, false]);
+        assert_eq!(transcript.text().trim(), "Words.");
+        assert_eq!(stats.remainders, 1);
     }
 
     #[test]

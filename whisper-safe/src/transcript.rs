@@ -192,26 +192,42 @@ impl Segment {
     /// than `max_gap` seconds lie between them, and starting there. whisper
     /// times a sentence's first token right after the sentence before it, so
     /// after a silence (above all one the VAD left out of the piece) a segment
-    /// cut at that sentence would start in the silence. The first text token
-    /// (and the first word, when words were asked for) keeps its length and
-    /// ends where the second begins. Segments without token times come back
+    /// cut at that sentence would start in the silence. The first word's
+    /// tokens (a word starts at a text token with a leading space, as in
+    /// [`Segment::words`]) and its [`Word`] move by the same amount, to end
+    /// where the second word begins. Segments without token times come back
     /// as they are.
     pub fn close_leading_gap(mut self, max_gap: f64) -> Segment {
-        let mut text = self.tokens.iter_mut().filter(|t| !t.special);
-        if let (Some(first), Some(second)) = (text.next(), text.next()) {
-            if let (Some(start), Some(end), Some(next)) = (first.start, first.end, second.start) {
-                if next - end > max_gap {
-                    let moved = next - (end - start);
-                    (first.start, first.end) = (Some(moved), Some(next));
-                    self.start = self.start.max(moved);
-                }
-            }
+        let text: Vec<usize> = (0..self.tokens.len())
+            .filter(|&i| !self.tokens[i].special)
+            .collect();
+        let Some(second_word) =
+            (1..text.len()).find(|&k| self.tokens[text[k]].text.starts_with(' '))
+        else {
+            return self;
+        };
+        let first_word = &text[..second_word];
+        let (Some(end), Some(next)) = (
+            self.tokens[text[second_word - 1]].end,
+            self.tokens[text[second_word]].start,
+        ) else {
+            return self;
+        };
+        let shift = next - end;
+        if shift <= max_gap {
+            return self;
         }
-        if let [first, second, ..] = self.words.as_mut_slice() {
-            if second.start - first.end > max_gap {
-                let length = first.end - first.start;
-                (first.start, first.end) = (second.start - length, second.start);
-            }
+        for &i in first_word {
+            let token = &mut self.tokens[i];
+            token.start = token.start.map(|t| t + shift);
+            token.end = token.end.map(|t| t + shift);
+        }
+        if let Some(word) = self.words.first_mut() {
+            word.start += shift;
+            word.end += shift;
+        }
+        if let Some(moved) = self.tokens[first_word[0]].start {
+            self.start = self.start.max(moved);
         }
         self
     }
@@ -380,6 +396,30 @@ mod tests {
         assert!((moved.words[0].start - 31.95).abs() < 1e-9 && moved.words[0].end == 32.04);
         assert_eq!(moved.tokens[2..], segment.tokens[2..]);
         assert_eq!(moved.words[1..], segment.words[1..]);
+        // A first word of two tokens moves as one.
+        let mut split = segment.clone();
+        split.text = " Can't you hear".into();
+        split.tokens.insert(2, token("'t", 24.0, 24.1).0);
+        split.words[0] = word("Can't", 23.91, 24.1);
+        let moved = split.close_leading_gap(1.0);
+        let times: Vec<_> = moved.tokens[1..3]
+            .iter()
+            .map(|t| (t.start, t.end))
+            .collect();
+        let near = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        assert!(
+            near(times[0].0, 31.85) && near(times[0].1, 31.94),
+            "{times:?}"
+        );
+        assert!(
+            near(times[1].0, 31.94) && near(times[1].1, 32.04),
+            "{times:?}"
+        );
+        assert!(
+            (moved.words[0].start - 31.85).abs() < 1e-9
+                && (moved.words[0].end - 32.04).abs() < 1e-9
+        );
+        assert!((moved.start - 31.85).abs() < 1e-9);
         // A pause within the limit, or no token times: unchanged.
         assert_eq!(segment.clone().close_leading_gap(10.0), segment);
         let untimed = Segment {

@@ -44,6 +44,17 @@ pub const DEFAULT_KEEP_ALIVE_SECONDS: &str = "5";
 pub const DEFAULT_AUDIO_CONTEXT: &str = "trimmed";
 /// Time a client has to send an upload by default, unless half the request timeout is shorter.
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 120.0;
+/// Default `STT_MODEL_ALIASES`.
+pub const DEFAULT_MODEL_ALIASES: &str =
+    "whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,gpt-transcribe,gpt-live-transcribe";
+/// Default `STT_LIVE_MAX_SESSIONS`.
+pub const DEFAULT_LIVE_MAX_SESSIONS: &str = "8";
+/// Default `STT_LIVE_IDLE_SECONDS`.
+pub const DEFAULT_LIVE_IDLE_SECONDS: &str = "60";
+/// Default `STT_LIVE_MAX_BUFFER_SECONDS`.
+pub const DEFAULT_LIVE_MAX_BUFFER_SECONDS: &str = "300";
+/// `STT_LIVE_MAX_SESSIONS`.
+const LIVE_MAX_SESSIONS: RangeInclusive<usize> = 0..=100_000;
 /// Requests that may wait per worker by default.
 pub const DEFAULT_QUEUE_PER_WORKER: usize = 4;
 /// Bytes of decoded audio per second: 16 kHz mono `f32`.
@@ -245,6 +256,25 @@ pub struct ServeArgs {
     /// windows.
     #[arg(long, env = "STT_AUDIO_CONTEXT", default_value = DEFAULT_AUDIO_CONTEXT)]
     pub audio_context: Option<String>,
+    /// Comma-separated model names answered as the serving model, on the file
+    /// endpoints and in live sessions (OpenAI's names, so that their clients work
+    /// unchanged).
+    #[arg(long, env = "STT_MODEL_ALIASES", default_value = DEFAULT_MODEL_ALIASES)]
+    pub model_aliases: Option<String>,
+    /// Live transcription sessions at once (0–100,000); more get 429 at the upgrade.
+    #[arg(long, env = "STT_LIVE_MAX_SESSIONS", default_value = DEFAULT_LIVE_MAX_SESSIONS)]
+    pub live_max_sessions: Option<String>,
+    /// Seconds a live session may send nothing before it is closed (close code 1008).
+    #[arg(long, env = "STT_LIVE_IDLE_SECONDS", default_value = DEFAULT_LIVE_IDLE_SECONDS)]
+    pub live_idle_seconds: Option<String>,
+    /// Seconds of audio a live session's input buffer holds before a commit
+    /// (manual turns; server VAD cuts turns at 30 s).
+    #[arg(
+        long,
+        env = "STT_LIVE_MAX_BUFFER_SECONDS",
+        default_value = DEFAULT_LIVE_MAX_BUFFER_SECONDS
+    )]
+    pub live_max_buffer_seconds: Option<String>,
 }
 
 /// A value that stops the start.
@@ -496,6 +526,10 @@ pub struct Config {
     pub keep_alive: Duration,
     /// Time to send an upload.
     pub body_timeout: Duration,
+    /// Model names answered as the serving model.
+    pub model_aliases: Vec<String>,
+    /// Live-session limits.
+    pub live: crate::live::LiveLimits,
 }
 
 impl Config {
@@ -652,6 +686,32 @@ impl Config {
                 })
             }
         };
+        let model_aliases: Vec<String> = or_default(args.model_aliases, DEFAULT_MODEL_ALIASES)
+            .split(',')
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let live = crate::live::LiveLimits {
+            max_sessions: parse_range(
+                or_default(args.live_max_sessions, DEFAULT_LIVE_MAX_SESSIONS),
+                "STT_LIVE_MAX_SESSIONS",
+                "live-max-sessions",
+                &LIVE_MAX_SESSIONS,
+            )?,
+            idle_timeout: Duration::from_secs_f64(seconds(
+                or_default(args.live_idle_seconds, DEFAULT_LIVE_IDLE_SECONDS),
+                "STT_LIVE_IDLE_SECONDS",
+                "live-idle-seconds",
+            )?),
+            max_buffer_seconds: seconds(
+                or_default(
+                    args.live_max_buffer_seconds,
+                    DEFAULT_LIVE_MAX_BUFFER_SECONDS,
+                ),
+                "STT_LIVE_MAX_BUFFER_SECONDS",
+                "live-max-buffer-seconds",
+            )?,
+        };
         Ok(Self {
             model,
             listen,
@@ -672,6 +732,8 @@ impl Config {
             header_timeout: Duration::from_secs_f64(header_timeout),
             keep_alive: Duration::from_secs_f64(keep_alive),
             body_timeout: Duration::from_secs_f64(body_timeout),
+            model_aliases,
+            live,
         })
     }
 
@@ -697,7 +759,8 @@ impl Config {
              max upload {} bytes, max audio {} s, audio memory budget {} bytes, \
              request timeout {} s, body timeout {} s, header timeout {} s, keep-alive {} s, \
              {} HTTP workers, max {} connections, shutdown grace {} s, audio context {:?}, \
-             {} API keys, {} admin keys",
+             {} API keys, {} admin keys, model aliases {}, live sessions at most {} \
+             (idle {} s, buffer {} s)",
             self.listen,
             self.model
                 .lib_dir
@@ -720,6 +783,10 @@ impl Config {
             self.audio_context,
             self.api_keys.len(),
             self.admin_keys.len(),
+            self.model_aliases.join("/"),
+            self.live.max_sessions,
+            self.live.idle_timeout.as_secs_f64(),
+            self.live.max_buffer_seconds,
         )
     }
 }

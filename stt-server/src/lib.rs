@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod live;
 pub mod models;
 pub mod server;
 pub mod transcribe;

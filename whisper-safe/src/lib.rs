@@ -9,6 +9,8 @@
 //! - [`heap`]: the heap in use as the C allocator counts it (leak checks, metrics).
 //! - [`Vad`]: Silero voice activity detection (`Send`, not `Sync`): spans of
 //!   speech in seconds; [`vad`] also checks the VAD model file.
+//! - [`live`]: live transcription's pieces: a VAD fed audio in pieces, turn
+//!   detection, and the agreement of two decodes.
 //! - [`ggml_file`]: the model file format — reader, writer and the structural
 //!   check [`Context::new`] runs before whisper.cpp reads a file.
 //!
@@ -47,6 +49,7 @@ pub mod guard;
 pub mod heap;
 mod language;
 mod library;
+pub mod live;
 mod logging;
 mod params;
 pub mod pieces;

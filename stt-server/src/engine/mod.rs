@@ -35,7 +35,7 @@ use whisper_safe::{AudioContext, CancelToken};
 pub use job::{JobSpec, Outcome, RunError};
 pub use model::{Decoder, LoadedModel, Model, ModelLoader, SpeechDetector};
 pub use options::{InvalidOption, TranscribeOptions};
-pub use queue::{Reservation, Ticket};
+pub use queue::{LiveStep, Reservation, Ticket};
 pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
 pub use whisper::WhisperLoader;
 
@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     metrics: EngineMetrics,
     /// The voice-activity detector, once loaded (one run at a time).
     speech: Mutex<Option<Box<dyn SpeechDetector>>>,
+    /// Its model file, for detectors of their own (live sessions).
+    speech_path: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl Shared {
@@ -194,6 +196,7 @@ impl Engine {
             job_seconds: Mutex::new(1.0),
             metrics,
             speech: Mutex::new(None),
+            speech_path: Mutex::new(None),
         });
         let mut handles = Vec::with_capacity(config.workers);
         for n in 0..config.workers {
@@ -282,8 +285,23 @@ impl Engine {
     pub fn load_speech_detector(&self, path: &std::path::Path) -> whisper_safe::Result<()> {
         let detector = self.shared.loader.load_speech_detector(path)?;
         *self.shared.speech.lock().unwrap_or_else(|e| e.into_inner()) = Some(detector);
+        *self
+            .shared
+            .speech_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(path.to_owned());
         log::info!("voice-activity detection with {}", path.display());
         Ok(())
+    }
+
+    /// The voice-activity detector's model file, once loaded: live sessions
+    /// open a detector of their own on it.
+    pub fn speech_model_path(&self) -> Option<std::path::PathBuf> {
+        self.shared
+            .speech_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether a voice-activity detector is loaded.
@@ -397,6 +415,30 @@ impl Engine {
         model: Arc<LoadedModel>,
         spec: JobSpec,
     ) -> Result<Ticket, SubmitError> {
+        self.queue_job(Some(reservation), None, model, spec)
+    }
+
+    /// Queues a live session's step on `model`, ahead of file work and
+    /// without a reservation (the session was admitted). Never waits.
+    ///
+    /// # Errors
+    /// [`SubmitError::ShuttingDown`].
+    pub fn submit_live(
+        &self,
+        step: LiveStep,
+        model: Arc<LoadedModel>,
+        spec: JobSpec,
+    ) -> Result<Ticket, SubmitError> {
+        self.queue_job(None, Some(step), model, spec)
+    }
+
+    fn queue_job(
+        &self,
+        reservation: Option<Reservation>,
+        live: Option<LiveStep>,
+        model: Arc<LoadedModel>,
+        spec: JobSpec,
+    ) -> Result<Ticket, SubmitError> {
         let shared = &self.shared;
         let id = shared.next_job.fetch_add(1, Ordering::Relaxed);
         let cancel = CancelToken::new();
@@ -409,6 +451,7 @@ impl Engine {
             reply,
             enqueued: Instant::now(),
             reservation,
+            live,
         };
         shared
             .queue

@@ -9,6 +9,8 @@
 //! samples). It moves into the job at [`JobQueue::push`] and is released when
 //! the job is dropped: done, cancelled, removed from the queue, or never
 //! submitted. Beyond either bound, [`JobQueue::reserve`] refuses at once.
+//! Live sessions' steps ([`LiveStep`]) hold no reservation and wait ahead of
+//! file work.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -163,7 +165,17 @@ impl JobQueue {
             drop(job);
             return Err(Refused::Closed);
         }
-        inner.waiting.push_back(job);
+        if job.live.is_some() {
+            // Live steps go before file work, in their own order.
+            let at = inner
+                .waiting
+                .iter()
+                .position(|queued| queued.live.is_none())
+                .unwrap_or(inner.waiting.len());
+            inner.waiting.insert(at, job);
+        } else {
+            inner.waiting.push_back(job);
+        }
         self.gauges.depth.set(inner.waiting.len() as i64);
         drop(inner);
         self.available.notify_one();
@@ -261,8 +273,19 @@ pub(crate) struct Job {
     pub cancel: CancelToken,
     pub reply: oneshot::Sender<Result<Outcome, RunError>>,
     pub enqueued: Instant,
-    /// The admission place and memory share, released with the job.
-    pub reservation: Reservation,
+    /// The admission place and memory share, released with the job (live
+    /// steps have none: their sessions are admitted instead).
+    pub reservation: Option<Reservation>,
+    /// A step of a live session: queued before file work.
+    pub live: Option<LiveStep>,
+}
+
+/// How a live session's step is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveStep {
+    /// A partial step not started by then is skipped (its result would be
+    /// stale); `None` for a turn's final decode, which is never skipped.
+    pub deadline: Option<Instant>,
 }
 
 /// The caller's handle on a submitted job.

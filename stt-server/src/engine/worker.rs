@@ -94,6 +94,12 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
     if job.cancel.is_cancelled() {
         return Err(RunError::Cancelled);
     }
+    if let Some(deadline) = job.live.and_then(|step| step.deadline) {
+        if Instant::now() > deadline {
+            log::debug!("live step skipped: it waited {:.2} s", queued.as_secs_f64());
+            return Err(RunError::Cancelled);
+        }
+    }
     let started = Instant::now();
     let model = &job.model;
     let samples = &job.spec.samples;

@@ -14,8 +14,13 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use super::AppState;
 
-/// Paths that never need a key.
-const OPEN_PATHS: [&str; 2] = ["/health", "/ready"];
+/// Paths that never need a key: the probes, and the live page (which asks
+/// for a key itself).
+const OPEN_PATHS: [&str; 3] = ["/health", "/ready", "/"];
+
+/// Paths that check their own credentials: the live upgrade also takes a key
+/// in a WebSocket subprotocol, or a client secret.
+const OWN_AUTH_PATHS: [&str; 1] = ["/v1/realtime"];
 
 /// Route patterns that need an admin key.
 const ADMIN_ROUTES: [&str; 1] = ["/v1/models/{id}/load"];
@@ -134,7 +139,10 @@ pub async fn require_key(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let checked = match &state {
-        Some(state) if !OPEN_PATHS.contains(&request.path()) => {
+        Some(state)
+            if !OPEN_PATHS.contains(&request.path())
+                && !OWN_AUTH_PATHS.contains(&request.path()) =>
+        {
             let route = request.match_pattern().unwrap_or_default();
             state.api_keys.authorize(
                 &route,

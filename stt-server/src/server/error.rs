@@ -144,6 +144,14 @@ impl ApiError {
         }
     }
 
+    /// 429 with its own code: a limit other than the queue's.
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
+    }
+
     /// 503: no model is serving yet, or the server is stopping.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self {

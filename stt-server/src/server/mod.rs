@@ -67,6 +67,10 @@ pub struct AppState {
     pub http_metrics: HttpMetrics,
     /// Where uploads are decoded.
     pub decoders: DecodePool,
+    /// Model names answered as the serving model.
+    pub aliases: Vec<String>,
+    /// Live sessions.
+    pub live: crate::live::LiveState,
 }
 
 impl AppState {
@@ -89,6 +93,8 @@ impl AppState {
             artifacts_dir: config.model.artifacts_dir.clone(),
             api_keys: ApiKeys::new(&config.api_keys, &config.admin_keys),
             http_metrics: HttpMetrics::register(&registry)?,
+            live: crate::live::LiveState::new(config.live, &registry)?,
+            aliases: config.model_aliases.clone(),
             registry,
             decoders: DecodePool::new(cores).map_err(ServeError::Threads)?,
         })
@@ -130,6 +136,7 @@ pub fn app(
         InitError = (),
     >,
 > {
+    use crate::live::{connection, page};
     use routes::{audio, models, probes};
     App::new()
         .app_data(state)
@@ -155,6 +162,15 @@ pub fn app(
             web::post().to(audio::translations),
         ))
         .service(endpoint("/inference", web::post().to(audio::inference)))
+        .service(endpoint(
+            "/v1/realtime",
+            web::get().to(connection::realtime),
+        ))
+        .service(endpoint(
+            "/v1/realtime/client_secrets",
+            web::post().to(connection::client_secrets),
+        ))
+        .service(endpoint("/", web::get().to(page::index)))
         .default_service(web::to(routes::not_found))
 }
 
@@ -220,6 +236,7 @@ pub fn serve_with(config: Config, loader: Arc<dyn ModelLoader>) -> Result<(), Se
     let engine = Engine::start(engine_config(&config), loader, &registry)?;
     config.model.load_vad(&engine)?;
     let state = web::Data::new(AppState::new(&config, engine.clone(), registry)?);
+    let live_state = state.clone();
     let address = config.listen;
     let http_error = |source| ServeError::Http { address, source };
     let system = actix_web::rt::System::new();
@@ -232,7 +249,11 @@ pub fn serve_with(config: Config, loader: Arc<dyn ModelLoader>) -> Result<(), Se
             .keep_alive(config.keep_alive)
             .h1_allow_half_closed(false)
             .shutdown_timeout(config.shutdown_timeout.as_secs())
-            .shutdown_signal(termination())
+            .shutdown_signal(async move {
+                termination().await;
+                // Live sessions get a close frame instead of waiting out the grace period.
+                live_state.live.shut_down();
+            })
             .bind(address)
             .map(HttpServer::run)
     });

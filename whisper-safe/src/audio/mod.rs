@@ -55,6 +55,7 @@ use symphonia::core::packet::Packet;
 use container::{Mp4Audio, Patches, Trim};
 use opus::OpusTrack;
 use resample::Output;
+pub use resample::StreamResampler;
 
 /// The sample rate Whisper expects, in Hz.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;

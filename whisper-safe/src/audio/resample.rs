@@ -32,7 +32,11 @@ impl Output {
         }
         let stretch = match &mut self.stretch {
             Some(stretch) => stretch,
-            None => self.stretch.insert(Stretch::new(rate, self.samples.len())?),
+            None => self.stretch.insert(Stretch::new(
+                rate,
+                self.samples.len(),
+                (rate / 10) as usize,
+            )?),
         };
         stretch.frames_in += mono.len() as u64;
         let seconds = self.finished_seconds + stretch.seconds();
@@ -62,6 +66,40 @@ impl Output {
     }
 }
 
+/// Resamples a live stream of mono audio at one rate to 16 kHz as it arrives,
+/// in chunks of 20 ms (what is held back until a chunk is complete, plus the
+/// resampler's delay, is the latency it adds).
+pub struct StreamResampler {
+    stretch: Stretch,
+}
+
+impl std::fmt::Debug for StreamResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamResampler({} Hz)", self.stretch.rate)
+    }
+}
+
+impl StreamResampler {
+    /// A resampler from `rate` Hz.
+    ///
+    /// # Errors
+    /// [`AudioError::Resample`] for a rate the resampler cannot take.
+    pub fn new(rate: u32) -> Result<Self, AudioError> {
+        Ok(Self {
+            stretch: Stretch::new(rate, 0, (rate / 50) as usize)?,
+        })
+    }
+
+    /// Resamples `mono` (values in `[-1, 1]`) and appends the 16 kHz output to `out`.
+    ///
+    /// # Errors
+    /// [`AudioError::Resample`] if the resampler fails.
+    pub fn push(&mut self, mono: &[f32], out: &mut Vec<f32>) -> Result<(), AudioError> {
+        self.stretch.frames_in += mono.len() as u64;
+        self.stretch.push(mono, out)
+    }
+}
+
 /// Resampling of a stretch of audio at one source rate; `resampler` is `None` at 16 kHz.
 struct Stretch {
     rate: u32,
@@ -78,11 +116,11 @@ struct Stretch {
 }
 
 impl Stretch {
-    fn new(rate: u32, start: usize) -> Result<Self, AudioError> {
+    /// A stretch starting at output index `start`, resampled in chunks of `chunk` input frames.
+    fn new(rate: u32, start: usize, chunk: usize) -> Result<Self, AudioError> {
         let resampler = if rate == WHISPER_SAMPLE_RATE {
             None
         } else {
-            let chunk = (rate / 10) as usize;
             let resampler =
                 FftFixedInOut::new(rate as usize, WHISPER_SAMPLE_RATE as usize, chunk, 1)
                     .map_err(|e| resample_error(rate, &e))?;

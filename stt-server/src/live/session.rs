@@ -1,0 +1,871 @@
+//! One live session's logic, without I/O: the input buffer, turn detection,
+//! the decodes a turn needs and the events their results become.
+//!
+//! - Audio is appended to a buffer at 16 kHz. With server VAD, Silero scores
+//!   it as it arrives and [`TurnDetector`] finds where turns start and end;
+//!   a turn becomes an item. Without it, everything between commits is one
+//!   item.
+//! - While an item grows, [`Session::next_decode`] asks for a partial decode
+//!   of the item's audio so far whenever a step of new audio has arrived and
+//!   no decode of this session is running (so the step grows with load), and
+//!   at once when the speech pauses. Two consecutive partial results agree
+//!   on a prefix of words ([`agreed_words`]); words beyond what was sent go
+//!   out as a delta, so a delta is never taken back.
+//! - When the turn ends, its item is committed. If a partial decode already
+//!   covered all its speech, that result is final (partial decodes run with
+//!   the file path's guards); otherwise the whole item is decoded once more.
+//!   `completed` carries the full text, which wins where it differs from the
+//!   deltas.
+//! - A turn longer than 25 s is cut at a pause (at 30 s wherever it is) and
+//!   continues as the next item, prompted with the text before it.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use whisper_safe::live::{agreed_words, StreamingVad, TurnDetector, TurnEvent, TurnParams};
+use whisper_safe::{Transcript, SAMPLE_RATE};
+
+use super::input::InputAudio;
+use super::metrics::LiveMetrics;
+use super::protocol::{LogProb, ProtocolError, ServerEvent, SessionConfig};
+
+const RATE: usize = SAMPLE_RATE as usize;
+/// Least new audio between two partial decodes of an item.
+const STEP_SAMPLES: usize = RATE * 3 / 10;
+/// Shortest item audio worth a partial decode.
+const MIN_PARTIAL_SAMPLES: usize = RATE / 2;
+/// Shortest buffer a commit accepts (OpenAI's rule).
+const MIN_COMMIT_SAMPLES: usize = RATE / 10;
+/// An item this long is cut at the next pause.
+const CUT_AT_PAUSE_SAMPLES: usize = RATE * 25;
+/// An item this long is cut wherever it is (whisper hears 30 s at most).
+const FORCED_CUT_SAMPLES: usize = RATE * 30;
+/// Audio kept before a turn while no turn is in progress: the prefix padding
+/// and the VAD's lag (its batches and the speech it needs to start a turn).
+const IDLE_KEEP_SAMPLES: usize = RATE * 3 / 2;
+
+/// Limits of a session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionLimits {
+    /// Most samples the input buffer holds before a commit (manual mode).
+    pub max_buffer_samples: usize,
+}
+
+/// Which decode a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// Of a growing item: may be skipped when late.
+    Partial,
+    /// Of a committed item: its `completed` event.
+    Final,
+}
+
+/// A decode the session needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeRequest {
+    /// The item.
+    pub item_id: String,
+    /// Partial or final.
+    pub kind: DecodeKind,
+    /// The item's audio, 16 kHz.
+    pub samples: Vec<f32>,
+    /// The decoding prompt: the text before a cut, the session's prompt and keywords.
+    pub prompt: Option<String>,
+    /// Stream position of the end of `samples`.
+    pub audio_end: usize,
+}
+
+/// A word of a decode, with what is reported about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedWord {
+    /// As whisper wrote it (a leading space between words).
+    pub text: String,
+    /// Log-probabilities of its tokens.
+    pub logprobs: Vec<LogProb>,
+    /// End of its segment, seconds into the decoded audio.
+    pub end: f64,
+}
+
+/// A decode's result, as the session uses it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decoded {
+    /// The words, in order.
+    pub words: Vec<DecodedWord>,
+    /// The whole text.
+    pub text: String,
+}
+
+impl Decoded {
+    /// The words of `transcript`: a text token with a leading space starts a
+    /// word, special tokens are left out.
+    pub fn of(transcript: &Transcript) -> Self {
+        let mut words: Vec<DecodedWord> = Vec::new();
+        for segment in &transcript.segments {
+            for token in segment.tokens.iter().filter(|t| !t.special) {
+                let starts_word = token.text.starts_with(' ') || words.is_empty();
+                if starts_word {
+                    words.push(DecodedWord {
+                        text: String::new(),
+                        logprobs: Vec::new(),
+                        end: segment.end,
+                    });
+                }
+                if let Some(word) = words.last_mut() {
+                    word.text.push_str(&token.text);
+                    word.logprobs.push(LogProb::of(&token.text, token.logprob));
+                    word.end = segment.end;
+                }
+            }
+        }
+        words.retain(|w| !w.text.trim().is_empty());
+        Self {
+            words,
+            text: transcript.text(),
+        }
+    }
+
+    fn word_texts(&self) -> Vec<String> {
+        self.words.iter().map(|w| w.text.clone()).collect()
+    }
+}
+
+/// An item being spoken.
+#[derive(Debug)]
+struct Item {
+    id: String,
+    /// Stream position of its first sample.
+    start: usize,
+    /// Text of the item it continues after a cut.
+    continues: Option<String>,
+    /// Words already sent as deltas.
+    sent: usize,
+    /// The latest partial decode's words.
+    hypothesis: Vec<String>,
+    /// The latest partial result and the stream position its audio ended at.
+    latest: Option<(usize, Decoded)>,
+    /// Stream position of the end of the last partial decode asked for.
+    stepped_to: usize,
+}
+
+/// A committed item waiting for its final text.
+#[derive(Debug)]
+struct Ending {
+    item: Item,
+    samples: Vec<f32>,
+    /// Stream position where its speech ended.
+    speech_end: usize,
+    /// Whether its final decode was asked for.
+    decoding: bool,
+}
+
+/// The decode a session has running.
+#[derive(Debug, Clone, PartialEq)]
+struct InFlight {
+    item_id: String,
+    kind: DecodeKind,
+    audio_end: usize,
+}
+
+/// A live transcription session's state.
+pub struct Session {
+    config: SessionConfig,
+    input: InputAudio,
+    limits: SessionLimits,
+    metrics: LiveMetrics,
+    /// Server VAD: the probabilities and the turns (with `config.turn_detection`).
+    vad: Option<(StreamingVad, TurnDetector)>,
+    /// Samples received since the session began.
+    position: usize,
+    /// Samples from `buffer_start` to `position`.
+    buffer: Vec<f32>,
+    buffer_start: usize,
+    item: Option<Item>,
+    endings: VecDeque<Ending>,
+    in_flight: Option<InFlight>,
+    previous_item: Option<String>,
+    /// When each stretch of the stream arrived: (end position, instant).
+    arrivals: VecDeque<(usize, Instant)>,
+    next_item: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session(at {} samples)", self.position)
+    }
+}
+
+/// Opens a VAD for a session (the server's Silero model), when it has one.
+pub type VadFactory<'a> = &'a dyn Fn() -> Option<StreamingVad>;
+
+impl Session {
+    /// A session with `config`.
+    ///
+    /// # Errors
+    /// `invalid_value` when the format cannot be decoded, or server VAD is
+    /// asked for and `open_vad` has none.
+    pub fn new(
+        config: SessionConfig,
+        limits: SessionLimits,
+        metrics: LiveMetrics,
+        open_vad: VadFactory<'_>,
+    ) -> Result<Self, ProtocolError> {
+        let input = InputAudio::new(config.format)?;
+        let mut session = Self {
+            config: config.clone(),
+            input,
+            limits,
+            metrics,
+            vad: None,
+            position: 0,
+            buffer: Vec::new(),
+            buffer_start: 0,
+            item: None,
+            endings: VecDeque::new(),
+            in_flight: None,
+            previous_item: None,
+            arrivals: VecDeque::new(),
+            next_item: 1,
+        };
+        session.configure(config, open_vad)?;
+        Ok(session)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Whether an item is waiting for its final text or being decoded.
+    pub fn has_pending_work(&self) -> bool {
+        !self.endings.is_empty() || self.in_flight.is_some()
+    }
+
+    /// Applies a new configuration. A changed format starts a new decoder
+    /// (audio buffered so far stays); changed turn detection starts afresh.
+    ///
+    /// # Errors
+    /// As [`Session::new`]; the session is then unchanged.
+    pub fn configure(
+        &mut self,
+        config: SessionConfig,
+        open_vad: VadFactory<'_>,
+    ) -> Result<(), ProtocolError> {
+        let input = if config.format == self.input.format() {
+            None
+        } else {
+            Some(InputAudio::new(config.format)?)
+        };
+        let keep_vad = self.vad.is_some() && config.turn_detection == self.config.turn_detection;
+        let vad = match config.turn_detection {
+            Some(server_vad) if !keep_vad => {
+                let vad = open_vad().ok_or_else(|| {
+                    ProtocolError::invalid(
+                        "session.audio.input.turn_detection",
+                        "server_vad needs the VAD model, which this server has not loaded \
+                         (stt-server models pull silero-vad); use null for manual commits",
+                    )
+                })?;
+                let params = TurnParams {
+                    threshold: server_vad.threshold,
+                    prefix_padding_ms: server_vad.prefix_padding_ms,
+                    silence_duration_ms: server_vad.silence_duration_ms,
+                    ..TurnParams::default()
+                };
+                Some((vad, TurnDetector::starting_at(params, self.position)))
+            }
+            _ => None,
+        };
+        if let Some(input) = input {
+            self.input = input;
+        }
+        if !keep_vad {
+            self.vad = vad;
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    fn new_item(&mut self, start: usize, continues: Option<String>) -> &mut Item {
+        let id = format!("item_{:08x}{:06}", rand_u32(), self.next_item);
+        self.next_item += 1;
+        self.item.insert(Item {
+            id,
+            start: start.max(self.buffer_start),
+            continues,
+            sent: 0,
+            hypothesis: Vec::new(),
+            latest: None,
+            stepped_to: start,
+        })
+    }
+
+    /// `input_audio_buffer.append`: decodes `audio` (base64), runs turn
+    /// detection, and returns the events that follow.
+    ///
+    /// # Errors
+    /// The append's [`ProtocolError`]; nothing is added then.
+    pub fn append(&mut self, audio: &str, now: Instant) -> Result<Vec<ServerEvent>, ProtocolError> {
+        let mut samples = Vec::new();
+        self.input.decode(audio, &mut samples)?;
+        if self.vad.is_none() && self.buffer.len() + samples.len() > self.limits.max_buffer_samples
+        {
+            return Err(ProtocolError::new(
+                "input_audio_buffer_full",
+                format!(
+                    "the input buffer holds at most {} s of audio; commit or clear it",
+                    self.limits.max_buffer_samples / RATE
+                ),
+            ));
+        }
+        self.metrics
+            .audio_seconds
+            .inc_by(samples.len() as f64 / RATE as f64);
+        self.position += samples.len();
+        self.buffer.extend_from_slice(&samples);
+        self.arrivals.push_back((self.position, now));
+        let mut events = Vec::new();
+        match &mut self.vad {
+            None => {
+                if self.item.is_none() && !samples.is_empty() {
+                    self.new_item(self.buffer_start, None);
+                }
+            }
+            Some((vad, turns)) => {
+                let probabilities = vad
+                    .push(&samples)
+                    .map_err(|e| ProtocolError::new("vad_failed", e.to_string()))?;
+                for turn in turns.push(&probabilities) {
+                    match turn {
+                        TurnEvent::Started { start } => {
+                            let item = self.new_item(start, None);
+                            let (id, start) = (item.id.clone(), item.start);
+                            events.push(ServerEvent::SpeechStarted {
+                                audio_start_ms: ms(start),
+                                item_id: id,
+                            });
+                        }
+                        TurnEvent::Stopped { speech_end, end } => {
+                            if let Some(item) = &self.item {
+                                events.push(ServerEvent::SpeechStopped {
+                                    audio_end_ms: ms(end),
+                                    item_id: item.id.clone(),
+                                });
+                            }
+                            events.extend(self.commit_item(speech_end, end));
+                        }
+                    }
+                }
+                events.extend(self.cut_long_item());
+            }
+        }
+        if self.item.is_none() && self.vad.is_some() {
+            self.trim_idle_buffer();
+        }
+        events.extend(self.finish_ready());
+        Ok(events)
+    }
+
+    /// Cuts the item in progress when it has grown too long for one window.
+    fn cut_long_item(&mut self) -> Vec<ServerEvent> {
+        let Some(item) = &self.item else {
+            return Vec::new();
+        };
+        let length = self.position - item.start;
+        let paused = self.vad.as_ref().is_some_and(|(_, turns)| turns.paused());
+        if length < FORCED_CUT_SAMPLES && !(length >= CUT_AT_PAUSE_SAMPLES && paused) {
+            return Vec::new();
+        }
+        self.metrics.forced_cuts.inc();
+        let text = item
+            .latest
+            .as_ref()
+            .map(|(_, decoded)| decoded.text.clone());
+        let end = self.position;
+        let mut events = self.commit_item(end, end);
+        let next = self.new_item(end, Some(text.unwrap_or_default()));
+        events.push(ServerEvent::SpeechStarted {
+            audio_start_ms: ms(next.start),
+            item_id: next.id.clone(),
+        });
+        events
+    }
+
+    fn trim_idle_buffer(&mut self) {
+        if self.buffer.len() > IDLE_KEEP_SAMPLES * 2 {
+            let drop = self.buffer.len() - IDLE_KEEP_SAMPLES;
+            self.buffer.drain(..drop);
+            self.buffer_start += drop;
+        }
+        self.prune_arrivals();
+    }
+
+    fn prune_arrivals(&mut self) {
+        let needed = self
+            .endings
+            .front()
+            .map_or(self.buffer_start, |e| e.item.start);
+        while self.arrivals.len() > 1 && self.arrivals[1].0 <= needed {
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// When the sample at stream position `at` arrived.
+    fn arrival(&self, at: usize) -> Option<Instant> {
+        self.arrivals
+            .iter()
+            .find(|(end, _)| *end >= at)
+            .map(|(_, instant)| *instant)
+    }
+
+    /// Ends the item in progress at `end` (speech until `speech_end`).
+    fn commit_item(&mut self, speech_end: usize, end: usize) -> Vec<ServerEvent> {
+        let Some(item) = self.item.take() else {
+            return Vec::new();
+        };
+        let from = item.start.saturating_sub(self.buffer_start);
+        let to = end.saturating_sub(self.buffer_start).min(self.buffer.len());
+        let samples = self.buffer[from.min(to)..to].to_vec();
+        self.buffer.drain(..to);
+        self.buffer_start += to;
+        let event = ServerEvent::Committed {
+            item_id: item.id.clone(),
+            previous_item_id: self.previous_item.replace(item.id.clone()),
+        };
+        self.endings.push_back(Ending {
+            item,
+            samples,
+            speech_end,
+            decoding: false,
+        });
+        vec![event]
+    }
+
+    /// `input_audio_buffer.commit`.
+    ///
+    /// # Errors
+    /// `input_audio_buffer_commit_empty` for less than 100 ms of audio.
+    pub fn commit(&mut self) -> Result<Vec<ServerEvent>, ProtocolError> {
+        let held = self.position - self.item.as_ref().map_or(self.buffer_start, |i| i.start);
+        if held < MIN_COMMIT_SAMPLES {
+            return Err(ProtocolError::new(
+                "input_audio_buffer_commit_empty",
+                format!(
+                    "buffer too small: expected at least 100 ms of audio, but the buffer has {:.2} ms",
+                    held as f64 * 1000.0 / RATE as f64
+                ),
+            ));
+        }
+        if self.item.is_none() {
+            self.new_item(self.buffer_start, None);
+        }
+        if let Some((_, turns)) = &mut self.vad {
+            turns.reset_turn();
+        }
+        let end = self.position;
+        let mut events = self.commit_item(end, end);
+        events.extend(self.finish_ready());
+        Ok(events)
+    }
+
+    /// `input_audio_buffer.clear`: drops the buffer and the item in progress
+    /// (committed items still get their text).
+    pub fn clear(&mut self) -> Vec<ServerEvent> {
+        self.item = None;
+        self.buffer.clear();
+        self.buffer_start = self.position;
+        if let Some((_, turns)) = &mut self.vad {
+            turns.reset_turn();
+        }
+        self.prune_arrivals();
+        vec![ServerEvent::Cleared]
+    }
+
+    fn prompt_for(&self, item: &Item) -> Option<String> {
+        let parts: Vec<String> = [item.continues.clone(), self.config.decoding_prompt()]
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        Some(parts.join(" ")).filter(|p| !p.is_empty())
+    }
+
+    /// The next decode to run, if one is due and none is running.
+    pub fn next_decode(&mut self) -> Option<DecodeRequest> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let request = if let Some(ending) = self.endings.front() {
+            DecodeRequest {
+                item_id: ending.item.id.clone(),
+                kind: DecodeKind::Final,
+                samples: ending.samples.clone(),
+                prompt: self.prompt_for(&ending.item),
+                audio_end: ending.item.start + ending.samples.len(),
+            }
+        } else {
+            let item = self.item.as_ref()?;
+            let length = self.position - item.start;
+            let new_audio = self.position.saturating_sub(item.stepped_to);
+            let paused = self.vad.as_ref().is_some_and(|(_, turns)| turns.paused());
+            let due = new_audio >= STEP_SAMPLES || (paused && new_audio > 0);
+            if length < MIN_PARTIAL_SAMPLES || length > FORCED_CUT_SAMPLES || !due {
+                return None;
+            }
+            let from = item.start - self.buffer_start;
+            DecodeRequest {
+                item_id: item.id.clone(),
+                kind: DecodeKind::Partial,
+                samples: self.buffer[from..].to_vec(),
+                prompt: self.prompt_for(item),
+                audio_end: self.position,
+            }
+        };
+        match request.kind {
+            DecodeKind::Final => {
+                if let Some(ending) = self.endings.front_mut() {
+                    ending.decoding = true;
+                }
+            }
+            DecodeKind::Partial => {
+                if let Some(item) = &mut self.item {
+                    item.stepped_to = request.audio_end;
+                }
+            }
+        }
+        self.in_flight = Some(InFlight {
+            item_id: request.item_id.clone(),
+            kind: request.kind,
+            audio_end: request.audio_end,
+        });
+        Some(request)
+    }
+
+    /// A decode asked for by [`next_decode`](Self::next_decode) is done:
+    /// `Ok` with its result, `Err` with why not (a skipped partial step is
+    /// `Err(None)`). Returns the events that follow.
+    pub fn decoded(
+        &mut self,
+        result: Result<Decoded, Option<String>>,
+        now: Instant,
+    ) -> Vec<ServerEvent> {
+        let Some(done) = self.in_flight.take() else {
+            return Vec::new();
+        };
+        let mut events = Vec::new();
+        match (done.kind, result) {
+            (DecodeKind::Partial, Ok(decoded)) => {
+                events.extend(self.agree(&done, decoded, now));
+            }
+            (DecodeKind::Partial, Err(_)) => {}
+            (DecodeKind::Final, result) => {
+                if let Some(ending) = self.endings.pop_front() {
+                    events.push(match result {
+                        Ok(decoded) => self.completed(&ending, decoded, now),
+                        Err(reason) => ServerEvent::Failed {
+                            item_id: ending.item.id.clone(),
+                            content_index: 0,
+                            error: serde_json::json!({
+                                "type": "server_error",
+                                "code": "transcription_failed",
+                                "message": reason.unwrap_or_else(|| "the decode was cancelled".into()),
+                            }),
+                        },
+                    });
+                }
+            }
+        }
+        events.extend(self.finish_ready());
+        events
+    }
+
+    /// Takes a partial result: sends the words it and the one before agree on.
+    fn agree(&mut self, done: &InFlight, decoded: Decoded, now: Instant) -> Vec<ServerEvent> {
+        let in_progress = self.item.as_mut().filter(|i| i.id == done.item_id);
+        let item = match in_progress {
+            Some(item) => item,
+            None => match self.endings.iter_mut().find(|e| e.item.id == done.item_id) {
+                Some(ending) => &mut ending.item,
+                None => return Vec::new(), // cleared meanwhile
+            },
+        };
+        let words = decoded.word_texts();
+        let agreed = agreed_words(&item.hypothesis, &words);
+        let mut events = Vec::new();
+        if agreed > item.sent {
+            let new = &decoded.words[item.sent..agreed];
+            let mut delta: String = new.iter().map(|w| w.text.as_str()).collect();
+            if item.sent == 0 {
+                delta = delta.trim_start().to_owned();
+            }
+            let item_start = item.start;
+            let logprobs = self
+                .config
+                .logprobs
+                .then(|| new.iter().flat_map(|w| w.logprobs.clone()).collect());
+            for word in new {
+                let at = item_start + (word.end * RATE as f64) as usize;
+                if let Some(arrived) = self
+                    .arrivals
+                    .iter()
+                    .find(|(end, _)| *end >= at.min(done.audio_end))
+                {
+                    self.metrics
+                        .partial_latency
+                        .observe(now.saturating_duration_since(arrived.1).as_secs_f64());
+                }
+            }
+            item.sent = agreed;
+            events.push(ServerEvent::Delta {
+                item_id: item.id.clone(),
+                content_index: 0,
+                delta,
+                logprobs,
+            });
+        }
+        item.hypothesis = words;
+        item.latest = Some((done.audio_end, decoded));
+        events
+    }
+
+    /// Sends the final text of committed items whose speech a partial
+    /// decode already covered, in order.
+    fn finish_ready(&mut self) -> Vec<ServerEvent> {
+        let mut events = Vec::new();
+        while let Some(ending) = self.endings.front() {
+            if ending.decoding {
+                break;
+            }
+            let covered = ending
+                .item
+                .latest
+                .as_ref()
+                .is_some_and(|(end, _)| *end >= ending.speech_end);
+            let running = self
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.item_id == ending.item.id);
+            if !covered || running {
+                break;
+            }
+            let Some(mut ending) = self.endings.pop_front() else {
+                break;
+            };
+            let decoded = ending
+                .item
+                .latest
+                .take()
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            events.push(self.completed(&ending, decoded, Instant::now()));
+        }
+        events
+    }
+
+    fn completed(&mut self, ending: &Ending, decoded: Decoded, now: Instant) -> ServerEvent {
+        if let Some(arrived) = self.arrival(ending.speech_end) {
+            self.metrics
+                .final_latency
+                .observe(now.saturating_duration_since(arrived).as_secs_f64());
+        }
+        self.prune_arrivals();
+        ServerEvent::Completed {
+            item_id: ending.item.id.clone(),
+            content_index: 0,
+            transcript: decoded.text.clone(),
+            usage: serde_json::json!({
+                "type": "duration",
+                "seconds": ending.samples.len() as f64 / RATE as f64,
+            }),
+            logprobs: self.config.logprobs.then(|| {
+                decoded
+                    .words
+                    .iter()
+                    .flat_map(|w| w.logprobs.clone())
+                    .collect()
+            }),
+        }
+    }
+}
+
+fn ms(samples: usize) -> u64 {
+    (samples as u64 * 1000) / RATE as u64
+}
+
+/// A random number for ids (not a secret).
+fn rand_u32() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::protocol::{AudioFormat, ServerVad};
+    use base64::Engine as _;
+
+    fn metrics() -> LiveMetrics {
+        LiveMetrics::register(&prometheus::Registry::new()).unwrap()
+    }
+
+    fn manual_session() -> Session {
+        let config = SessionConfig {
+            format: AudioFormat::Pcm16 { rate: 16_000 },
+            model: "whisper-1".into(),
+            language: None,
+            prompt: String::new(),
+            keywords: vec![],
+            turn_detection: None,
+            noise_reduction: serde_json::Value::Null,
+            logprobs: true,
+        };
+        let limits = SessionLimits {
+            max_buffer_samples: RATE * 10,
+        };
+        Session::new(config, limits, metrics(), &|| None).unwrap()
+    }
+
+    fn pcm(seconds: f64) -> String {
+        let n = (seconds * RATE as f64) as usize;
+        base64::engine::general_purpose::STANDARD.encode(vec![0u8; n * 2])
+    }
+
+    fn decoded(text: &str) -> Decoded {
+        Decoded {
+            words: text
+                .split(' ')
+                .enumerate()
+                .map(|(i, w)| DecodedWord {
+                    text: if i == 0 {
+                        w.to_owned()
+                    } else {
+                        format!(" {w}")
+                    },
+                    logprobs: vec![LogProb::of(w, -0.1)],
+                    end: 0.5,
+                })
+                .collect(),
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn deltas_are_the_words_two_decodes_agree_on_and_completed_wins() {
+        let mut s = manual_session();
+        let now = Instant::now();
+        s.append(&pcm(0.6), now).unwrap();
+        let first = s.next_decode().expect("a partial step is due");
+        assert_eq!(first.kind, DecodeKind::Partial);
+        assert!(s.next_decode().is_none(), "one decode at a time");
+        assert!(s.decoded(Ok(decoded("And so my")), now).is_empty());
+        s.append(&pcm(0.4), now).unwrap();
+        let second = s.next_decode().unwrap();
+        assert_eq!(second.samples.len(), RATE);
+        let events = s.decoded(Ok(decoded("And so, my fellow")), now);
+        assert!(
+            matches!(&events[..], [ServerEvent::Delta { delta, logprobs: Some(lp), .. }]
+                if delta == "And so, my" && lp.len() == 3),
+            "{events:?}"
+        );
+        s.append(&pcm(0.4), now).unwrap();
+        s.next_decode().unwrap();
+        let events = s.decoded(Ok(decoded("And so, my fellow Americans")), now);
+        assert!(matches!(&events[..], [ServerEvent::Delta { delta, .. }] if delta == " fellow"));
+        // A commit with the latest decode covering the audio completes at once.
+        let events = s.commit().unwrap();
+        assert!(
+            matches!(&events[..], [
+                ServerEvent::Committed { previous_item_id: None, .. },
+                ServerEvent::Completed { transcript, .. },
+            ] if transcript == "And so, my fellow Americans"),
+            "{events:?}"
+        );
+        assert!(s.next_decode().is_none());
+        // More audio, then a commit before any decode covers it: a final decode.
+        s.append(&pcm(0.3), now).unwrap();
+        let events = s.commit().unwrap();
+        assert!(matches!(
+            &events[..],
+            [ServerEvent::Committed {
+                previous_item_id: Some(_),
+                ..
+            }]
+        ));
+        assert!(s.next_decode().is_some_and(|r| r.kind == DecodeKind::Final));
+        let events = s.decoded(Ok(decoded("Ask not.")), now);
+        assert!(
+            matches!(&events[..], [ServerEvent::Completed { transcript, .. }]
+            if transcript == "Ask not.")
+        );
+        assert!(!s.has_pending_work());
+    }
+
+    #[test]
+    fn a_commit_waits_for_a_covering_result() {
+        let mut s = manual_session();
+        let now = Instant::now();
+        s.append(&pcm(0.6), now).unwrap();
+        s.next_decode().unwrap();
+        // Committed while the partial step runs: it covers the whole buffer,
+        // so its result becomes the final text.
+        let events = s.commit().unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(s.next_decode().is_none());
+        let events = s.decoded(Ok(decoded("Hello there")), now);
+        assert!(
+            matches!(&events[..], [ServerEvent::Completed { transcript, .. }] if transcript == "Hello there")
+        );
+    }
+
+    #[test]
+    fn bad_commits_and_full_buffers_are_errors_and_clear_drops_the_item() {
+        let mut s = manual_session();
+        let now = Instant::now();
+        assert_eq!(
+            s.commit().unwrap_err().code,
+            "input_audio_buffer_commit_empty"
+        );
+        s.append(&pcm(0.05), now).unwrap();
+        assert_eq!(
+            s.commit().unwrap_err().code,
+            "input_audio_buffer_commit_empty"
+        );
+        assert_eq!(
+            s.append(&pcm(11.0), now).unwrap_err().code,
+            "input_audio_buffer_full"
+        );
+        s.append(&pcm(1.0), now).unwrap();
+        let step = s.next_decode().unwrap();
+        assert_eq!(s.clear(), vec![ServerEvent::Cleared]);
+        // The running step's result belongs to a cleared item: no event.
+        assert!(s.decoded(Ok(decoded("gone")), now).is_empty());
+        assert!(step.kind == DecodeKind::Partial);
+        assert!(s.next_decode().is_none());
+    }
+
+    #[test]
+    fn a_failed_final_is_reported_for_its_item() {
+        let mut s = manual_session();
+        let now = Instant::now();
+        s.append(&pcm(0.3), now).unwrap();
+        s.commit().unwrap();
+        let request = s.next_decode().unwrap();
+        assert_eq!(request.kind, DecodeKind::Final);
+        let events = s.decoded(Err(Some("boom".into())), now);
+        assert!(
+            matches!(&events[..], [ServerEvent::Failed { item_id, .. }] if *item_id == request.item_id)
+        );
+    }
+
+    #[test]
+    fn server_vad_without_a_model_is_refused() {
+        let mut config = manual_session().config().clone();
+        config.turn_detection = Some(ServerVad::default());
+        let limits = SessionLimits {
+            max_buffer_samples: RATE,
+        };
+        let error = Session::new(config, limits, metrics(), &|| None).unwrap_err();
+        assert_eq!(
+            error.param.as_deref(),
+            Some("session.audio.input.turn_detection")
+        );
+    }
+}

@@ -177,6 +177,7 @@ pub async fn realtime(
 /// An event for the writer, or the close frame that ends the connection.
 enum Outgoing {
     Text(String),
+    Pong(bytes::Bytes),
     Close(CloseReason),
 }
 
@@ -227,6 +228,11 @@ async fn write(mut ws: actix_ws::Session, mut queue: mpsc::Receiver<Outgoing>) {
         match outgoing {
             Outgoing::Text(text) => {
                 if ws.text(text).await.is_err() {
+                    return;
+                }
+            }
+            Outgoing::Pong(payload) => {
+                if ws.pong(&payload).await.is_err() {
                     return;
                 }
             }
@@ -428,9 +434,13 @@ impl Live {
                 );
                 self.error(&error, None).await
             }
-            AggregatedMessage::Ping(_)
-            | AggregatedMessage::Pong(_)
-            | AggregatedMessage::Close(_) => Ok(()),
+            AggregatedMessage::Ping(payload) => {
+                // Keep-alive: answered unless the queue is full (then the
+                // client is not reading and its ping may go unanswered).
+                let _ = self.sender.queue.try_send(Outgoing::Pong(payload));
+                Ok(())
+            }
+            AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => Ok(()),
         }
     }
 
@@ -521,8 +531,10 @@ impl Live {
         let options = TranscribeOptions {
             language: self.session.config().language.clone(),
             prompt: request.prompt.clone(),
-            // A partial step is one window; a long manual buffer is cut at speech.
+            // A partial step is one window, decoded once (no retries at
+            // higher temperatures); a long manual buffer is cut at speech.
             vad_filter: partial.then_some(false),
+            temperature_fallback: partial.then_some(false),
             ..Default::default()
         };
         let language = self.model.check(&options).map_err(|e| e.to_string())?;

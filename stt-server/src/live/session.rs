@@ -12,8 +12,10 @@
 //!   on a prefix of words ([`agreed_words`]); words beyond what was sent go
 //!   out as a delta, so a delta is never taken back.
 //! - When the turn ends, its item is committed. If a partial decode already
-//!   covered all its speech, that result is final (partial decodes run with
-//!   the file path's guards); otherwise the whole item is decoded once more.
+//!   covered all its speech and the file path's guard accepts it as it is
+//!   (partial decodes are one greedy pass, without the guard's retries), that
+//!   result is final; otherwise the whole item is decoded once more with the
+//!   guard.
 //!   `completed` carries the full text, which wins where it differs from the
 //!   deltas.
 //! - A turn longer than 25 s is cut at a pause (at 30 s wherever it is) and
@@ -22,6 +24,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use whisper_safe::guard::{Guard, Verdict, WindowStats};
 use whisper_safe::live::{agreed_words, StreamingVad, TurnDetector, TurnEvent, TurnParams};
 use whisper_safe::{Transcript, SAMPLE_RATE};
 
@@ -93,6 +96,9 @@ pub struct Decoded {
     pub words: Vec<DecodedWord>,
     /// The whole text.
     pub text: String,
+    /// Whether the file path's guard accepts it as it is (no repetition loop,
+    /// probable text): a partial result that is may serve as the final one.
+    pub trusted: bool,
 }
 
 impl Decoded {
@@ -118,9 +124,11 @@ impl Decoded {
             }
         }
         words.retain(|w| !w.text.trim().is_empty());
+        let stats = WindowStats::of(transcript, 0.0);
         Self {
             words,
             text: transcript.text(),
+            trusted: Guard::default().verdict(&stats) == Verdict::Accept,
         }
     }
 
@@ -639,7 +647,7 @@ impl Session {
                 .item
                 .latest
                 .as_ref()
-                .is_some_and(|(end, _)| *end >= ending.speech_end);
+                .is_some_and(|(end, decoded)| *end >= ending.speech_end && decoded.trusted);
             let running = self
                 .in_flight
                 .as_ref()
@@ -744,6 +752,7 @@ mod tests {
                 })
                 .collect(),
             text: text.to_owned(),
+            trusted: true,
         }
     }
 
@@ -813,6 +822,23 @@ mod tests {
         assert!(
             matches!(&events[..], [ServerEvent::Completed { transcript, .. }] if transcript == "Hello there")
         );
+    }
+
+    #[test]
+    fn a_partial_result_the_guard_refuses_is_decoded_again() {
+        let mut s = manual_session();
+        let now = Instant::now();
+        s.append(&pcm(0.6), now).unwrap();
+        s.next_decode().unwrap();
+        s.commit().unwrap();
+        let looped = Decoded {
+            trusted: false,
+            ..decoded("the the the the")
+        };
+        assert!(s.decoded(Ok(looped), now).is_empty());
+        let again = s.next_decode().unwrap();
+        assert_eq!(again.kind, DecodeKind::Final);
+        assert_eq!(again.samples.len(), RATE * 6 / 10);
     }
 
     #[test]

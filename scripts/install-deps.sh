@@ -5,6 +5,9 @@ set -euo pipefail
 # flite: voices of the long-form set (scripts/longform-set.sh).
 packages=(cmake gcc g++ make patch libclang-dev clang espeak-ng flite ffmpeg sox jq curl ca-certificates
   libopus-dev pkg-config)
+# --test adds what only the tests need: chromium and chromium-driver for the
+# live page's browser test (tests/python/test_browser.py).
+[ "${1:-}" = "--test" ] && packages+=(chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,7 +12,7 @@ cd "$root"
 step() { printf '\n=== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 step "system packages"
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --test
 
 step "whisper.cpp artifacts (cached by pin and flags)"
 export WHISPER_STT_TEST_LINKED WHISPER_STT_TEST_GENERIC WHISPER_STT_TEST_DYNAMIC
@@ -56,15 +56,16 @@ cargo test --locked --release -p whisper-stt-tests --features regenerate-binding
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p whisper-sys -p whisper-safe -p stt-server
 cargo package --locked --allow-dirty -p whisper-sys -p whisper-safe
 
-step "Python test tools (venv, cached)"
-venv=$stt_cache/venv-tests
-[ -x "$venv/bin/pytest" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q openai==3.54.0 pytest==9.2.0; }
+step "Python test tools (venv, cached by tests/python/requirements.txt)"
+venv=$stt_cache/venv-tests-$(sha256sum tests/python/requirements.txt | cut -c1-16)
+[ -x "$venv/bin/pytest" ] || { rm -rf "$venv" && python3 -m venv "$venv" \
+  && "$venv/bin/pip" install -q -r tests/python/requirements.txt; }
 
 step "tests"
 # Library tests that load whisper.cpp (quantization) find it through WHISPER_LIB_DIR.
 WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" cargo test --locked --release --workspace
 
-step "the official OpenAI client against the real server"
+step "the official OpenAI client against the real server: files, live sessions, the live page in Chromium"
 "$venv/bin/pytest" -q tests/python
 
 step "bounded load test: 1000 requests from 16 clients, valid, bad and oversized (tiny.en, 2 workers)"

@@ -516,7 +516,7 @@ impl Session {
             let new_audio = self.position.saturating_sub(item.stepped_to);
             let paused = self.vad.as_ref().is_some_and(|(_, turns)| turns.paused());
             let due = new_audio >= STEP_SAMPLES || (paused && new_audio > 0);
-            if length < MIN_PARTIAL_SAMPLES || length > FORCED_CUT_SAMPLES || !due {
+            if !(MIN_PARTIAL_SAMPLES..=FORCED_CUT_SAMPLES).contains(&length) || !due {
                 return None;
             }
             let from = item.start - self.buffer_start;

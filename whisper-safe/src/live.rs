@@ -44,7 +44,7 @@ impl StreamingVad {
     }
 
     /// Adds `samples`; returns the probabilities of the windows completed
-    /// since the last call (none until [`BATCH_WINDOWS`] are complete).
+    /// since the last call (none until 4 windows, 128 ms, are complete).
     ///
     /// # Errors
     /// As [`Vad::probabilities`].

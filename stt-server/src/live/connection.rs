@@ -5,7 +5,7 @@
 //! for on the engine as live steps (one at a time per session, so the step
 //! grows with load), and sends its events through a bounded queue: a client
 //! that reads too slowly misses deltas, never a `completed`; one that reads
-//! nothing for [`SEND_TIMEOUT`] is closed. Dropping the loop (client gone)
+//! nothing for 10 s is closed. Dropping the loop (client gone)
 //! cancels the decode in flight.
 
 use std::future::Future;

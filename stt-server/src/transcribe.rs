@@ -208,6 +208,7 @@ fn run(
                     .language
                     .as_deref()
                     .and_then(|code| model.language_name(code)),
+                logprobs: false,
             },
         )
     };

@@ -75,7 +75,11 @@ impl ModelLoader for FakeLoader {
 struct LoudnessDetector;
 
 impl SpeechDetector for LoudnessDetector {
-    fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>> {
+    fn speech(
+        &mut self,
+        samples: &[f32],
+        _tuning: &stt_server::engine::VadTuning,
+    ) -> whisper_safe::Result<Vec<Span>> {
         let mut spans: Vec<Span> = Vec::new();
         for (i, frame) in samples.chunks(1_600).enumerate() {
             if frame.iter().all(|s| s.abs() < 1e-4) {

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import openai
 import pytest
 from openai import OpenAI
 from wer import wer
@@ -114,3 +115,102 @@ def test_unknown_model_is_a_not_found_error(client):
     with JFK.open("rb") as f, pytest.raises(openai.NotFoundError) as error:
         client.audio.transcriptions.create(model="no-such-model", file=f)
     assert error.value.body["code"] == "model_not_found"
+
+
+# OpenAI's current request shape (gpt-transcribe): model aliases, include[]=logprobs,
+# keywords[], languages[], chunking_strategy.
+
+ALIASES = ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-transcribe", "gpt-live-transcribe"]
+
+
+@pytest.mark.parametrize("model", ALIASES)
+def test_openai_model_names_are_aliases(client, model):
+    with JFK.open("rb") as f:
+        result = client.audio.transcriptions.create(model=model, file=f)
+    assert wer(REFERENCE, result.text) <= 0.1, (model, result.text)
+
+
+def test_include_logprobs(client):
+    with JFK.open("rb") as f:
+        result = client.audio.transcriptions.create(model="gpt-transcribe", file=f, include=["logprobs"])
+    assert wer(REFERENCE, result.text) <= 0.1
+    assert result.logprobs and all(lp.logprob <= 0 and lp.bytes for lp in result.logprobs)
+    assert wer(result.text, "".join(lp.token for lp in result.logprobs)) <= 0.05
+
+
+def test_include_logprobs_needs_json(client):
+    with JFK.open("rb") as f, pytest.raises(openai.BadRequestError) as error:
+        client.audio.transcriptions.create(model="whisper-1", file=f, include=["logprobs"], response_format="text")
+    assert error.value.body["param"] == "include[]"
+
+
+@pytest.fixture(scope="module")
+def base_client():
+    """A multilingual model (base q8_0) with the VAD model, for languages[] and chunking_strategy."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    env.update(
+        STT_HOST="127.0.0.1",
+        STT_PORT=str(port),
+        WHISPER_LIB_DIR=str(Path(os.environ["WHISPER_STT_TEST_LINKED"]) / "lib"),
+        WHISPER_MODEL_PATH=os.environ["WHISPER_STT_TEST_MODEL_BASE_Q8_0"],
+        WHISPER_VAD_MODEL=os.environ["WHISPER_STT_TEST_VAD_MODEL"],
+        STT_WORKERS="1",
+        STT_THREADS_PER_WORKER="2",
+    )
+    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, "stt-server exited during start-up"
+        try:
+            with urllib.request.urlopen(base + "/ready", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    yield OpenAI(base_url=base + "/v1", api_key="not-needed", max_retries=0)
+    process.terminate()
+    assert process.wait(timeout=30) == 0
+
+
+FRENCH = FIXTURES / "fr_test_fr.wav"
+FRENCH_TEXT = (FIXTURES / "fr_test_fr.txt").read_text(encoding="utf-8").strip()
+
+
+def test_languages_restrict_detection(base_client):
+    with FRENCH.open("rb") as f:
+        free = base_client.audio.transcriptions.create(
+            model="gpt-transcribe", file=f, languages=["en", "fr"], response_format="verbose_json")
+    assert free.language in ("fr", "french"), free.language
+    assert wer(FRENCH_TEXT, free.text) <= 0.3, free.text
+    # French is not among the choices: detection must pick one of them.
+    with FRENCH.open("rb") as f:
+        narrowed = base_client.audio.transcriptions.create(
+            model="gpt-transcribe", file=f, languages=["en", "de"], response_format="verbose_json")
+    assert narrowed.language in ("en", "english", "de", "german"), narrowed.language
+    with FRENCH.open("rb") as f, pytest.raises(openai.BadRequestError) as error:
+        base_client.audio.transcriptions.create(model="gpt-transcribe", file=f, languages=["en", "klingon"])
+    assert error.value.body["param"] == "languages"
+
+
+def test_chunking_strategy(base_client):
+    for strategy in ("auto", {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                              "silence_duration_ms": 500}):
+        with JFK.open("rb") as f:
+            result = base_client.audio.transcriptions.create(
+                model="gpt-transcribe", file=f, chunking_strategy=strategy, language="en")
+        assert wer(REFERENCE, result.text) <= 0.15, (strategy, result.text)
+    with JFK.open("rb") as f, pytest.raises(openai.BadRequestError) as error:
+        base_client.audio.transcriptions.create(
+            model="gpt-transcribe", file=f, chunking_strategy={"type": "server_vad", "threshold": 7})
+    assert error.value.body["param"] == "chunking_strategy"
+
+
+def test_keywords_reach_the_decoder(client):
+    with JFK.open("rb") as f:
+        result = client.audio.transcriptions.create(
+            model="gpt-transcribe", file=f, keywords=["Kennedy", "inaugural address"])
+    assert wer(REFERENCE, result.text) <= 0.1, result.text

@@ -157,6 +157,15 @@ impl TurnDetector {
         self.in_turn.is_some_and(|(silent, _)| silent > 0)
     }
 
+    /// In a turn whose speech has paused: the silence so far (samples) and
+    /// where the speech before it ended.
+    pub fn pause(&self) -> Option<(usize, usize)> {
+        match self.in_turn {
+            Some((silent, speech_end)) if silent > 0 => Some((silent * WINDOW, speech_end)),
+            _ => None,
+        }
+    }
+
     /// Samples of the stream seen so far.
     pub fn position(&self) -> usize {
         self.windows * WINDOW

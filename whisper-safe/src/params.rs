@@ -68,6 +68,7 @@ pub struct Params {
     suppress_blank: Option<bool>,
     suppress_non_speech: Option<bool>,
     max_segment_chars: Option<u32>,
+    max_tokens: Option<u32>,
     token_timestamps: bool,
     word_timestamps: bool,
     offset: Duration,
@@ -97,6 +98,7 @@ impl Params {
             suppress_blank: None,
             suppress_non_speech: None,
             max_segment_chars: None,
+            max_tokens: None,
             token_timestamps: false,
             word_timestamps: false,
             offset: Duration::ZERO,
@@ -189,6 +191,13 @@ impl Params {
     /// Split segments longer than this many characters (on word boundaries).
     pub fn max_segment_chars(mut self, chars: Option<u32>) -> Self {
         self.max_segment_chars = chars;
+        self
+    }
+
+    /// Stop decoding a window after this many tokens (`None`: the text
+    /// context's limit). Caps the time a repetition loop can take.
+    pub fn max_tokens(mut self, tokens: Option<u32>) -> Self {
+        self.max_tokens = tokens;
         self
     }
 
@@ -410,6 +419,9 @@ impl Params {
         if let Some(max_len) = max_len {
             raw.max_len = max_len;
             raw.split_on_word = true;
+        }
+        if let Some(tokens) = self.max_tokens {
+            raw.max_tokens = i32::try_from(tokens).unwrap_or(i32::MAX);
         }
         raw.token_timestamps = self.token_timestamps || self.word_timestamps;
         raw.offset_ms = offset_ms;

@@ -34,7 +34,7 @@ use whisper_safe::{AudioContext, CancelToken};
 
 pub use job::{JobSpec, Outcome, RunError};
 pub use model::{Decoder, LoadedModel, Model, ModelLoader, SpeechDetector};
-pub use options::{InvalidOption, TranscribeOptions};
+pub use options::{InvalidOption, TranscribeOptions, VadTuning};
 pub use queue::{LiveStep, Reservation, Ticket};
 pub use source::{models_on_disk, spec_of_file_name, ModelSource, OPENAI_ALIAS};
 pub use whisper::WhisperLoader;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use whisper_safe::pieces::Span;
 use whisper_safe::{AudioContext, Language, Params, RunOptions, Transcript};
 
-use super::options::{InvalidOption, TranscribeOptions};
+use super::options::{InvalidOption, TranscribeOptions, VadTuning};
 use super::source::ModelSource;
 
 /// Loads model files.
@@ -34,7 +34,7 @@ pub trait SpeechDetector: Send {
     ///
     /// # Errors
     /// The detector's failure.
-    fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>>;
+    fn speech(&mut self, samples: &[f32], tuning: &VadTuning) -> whisper_safe::Result<Vec<Span>>;
 }
 
 pub trait Model: Send + Sync {
@@ -61,6 +61,23 @@ pub trait Decoder: Send {
         samples: &[f32],
         options: RunOptions<'_>,
     ) -> whisper_safe::Result<Transcript>;
+
+    /// The probability of each language in the first 30 s of `samples`.
+    ///
+    /// # Errors
+    /// As [`whisper_safe::State::detect_language`]; decoders that cannot
+    /// detect say so.
+    fn detect_language(
+        &mut self,
+        samples: &[f32],
+        threads: u32,
+    ) -> whisper_safe::Result<Vec<(Language, f32)>> {
+        let _ = (samples, threads);
+        Err(whisper_safe::Error::UnsupportedLanguage {
+            code: "auto".into(),
+            reason: "this decoder cannot detect languages".into(),
+        })
+    }
 }
 
 /// A model being served: its id, facts, and a pool of decoders (one per
@@ -194,11 +211,27 @@ impl LoadedModel {
                 message: format!("model {} is English-only and cannot translate", self.id),
             });
         }
+        let mut candidates = Vec::new();
+        for asked in &options.languages {
+            match self.language(asked) {
+                Some(language) => candidates.push(language.code.clone()),
+                None => {
+                    return Err(InvalidOption {
+                        param: "languages",
+                        message: format!("{asked:?} is not a language model {} knows", self.id),
+                    })
+                }
+            }
+        }
         let requested = options
             .language
             .as_deref()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.eq_ignore_ascii_case("auto"));
+            .filter(|l| !l.is_empty() && !l.eq_ignore_ascii_case("auto"))
+            .or(match candidates.as_slice() {
+                [only] => Some(only.as_str()),
+                _ => None,
+            });
         match requested {
             None if self.multilingual() => Ok(None),
             None => Ok(Some("en".into())),

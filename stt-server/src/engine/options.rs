@@ -12,6 +12,9 @@ use whisper_safe::{AudioContext, Params, Sampling, MAX_DECODERS};
 pub struct TranscribeOptions {
     /// Spoken language code or name; `None` detects it.
     pub language: Option<String>,
+    /// The languages the audio may be in (codes or names): detection chooses
+    /// among them only (OpenAI's `languages[]`).
+    pub languages: Vec<String>,
     /// Text that conditions the decoder.
     pub prompt: Option<String>,
     /// Initial sampling temperature (0..=1); `None`: 0 with fallback.
@@ -34,6 +37,9 @@ pub struct TranscribeOptions {
     /// Cut the audio at the speech a voice-activity detector finds and leave
     /// silence out; `None`: on for audio longer than 30 s when a VAD model is loaded.
     pub vad_filter: Option<bool>,
+    /// The detector's settings where the request sets them (OpenAI's
+    /// `chunking_strategy`).
+    pub vad_tuning: VadTuning,
     /// Re-decode a window whose text's gzip compression ratio is above this
     /// (default 2.4: a repetition loop).
     pub compression_ratio_threshold: Option<f32>,
@@ -42,10 +48,24 @@ pub struct TranscribeOptions {
     /// A window with a no-speech probability above this and improbable text is
     /// silence and emits nothing (default 0.6).
     pub no_speech_threshold: Option<f32>,
+    /// Most tokens decoded per window (live partial steps: a repetition loop
+    /// on a second of audio must not take seconds); `None`: no cap.
+    pub max_tokens: Option<u32>,
     /// Start offset into the audio.
     pub offset: Duration,
     /// Decode only this much after the offset.
     pub duration: Option<Duration>,
+}
+
+/// Overrides of the voice-activity detector's settings for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VadTuning {
+    /// Speech probability that starts speech (0..=1).
+    pub threshold: Option<f32>,
+    /// Audio kept around each span of speech, milliseconds.
+    pub speech_pad_ms: Option<u32>,
+    /// Silence that ends a span, milliseconds.
+    pub min_silence_ms: Option<u32>,
 }
 
 /// A choice out of range, with the request parameter it came from.
@@ -109,6 +129,23 @@ impl TranscribeOptions {
                 }
             }
         }
+        let tuning = self.vad_tuning;
+        if tuning.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return Err(InvalidOption {
+                param: "chunking_strategy",
+                message: "threshold is not between 0 and 1".into(),
+            });
+        }
+        if [tuning.speech_pad_ms, tuning.min_silence_ms]
+            .iter()
+            .flatten()
+            .any(|&ms| ms > 10_000)
+        {
+            return Err(InvalidOption {
+                param: "chunking_strategy",
+                message: "prefix_padding_ms and silence_duration_ms are at most 10000".into(),
+            });
+        }
         if self.prompt.as_deref().is_some_and(|p| p.contains('\0')) {
             return Err(InvalidOption {
                 param: "prompt",
@@ -165,7 +202,8 @@ impl TranscribeOptions {
             .word_timestamps(self.word_timestamps)
             .offset(self.offset)
             .duration(self.duration)
-            .audio_context(audio_context);
+            .audio_context(audio_context)
+            .max_tokens(self.max_tokens);
         if let Some(t) = self.temperature {
             params = params.temperature(t);
         }

@@ -11,6 +11,7 @@ use whisper_safe::{
 };
 
 use super::model::{Decoder, Model, ModelLoader, SpeechDetector};
+use super::options::VadTuning;
 
 /// Loads the libraries from a fixed directory, then models with whisper.cpp.
 pub struct WhisperLoader {
@@ -70,11 +71,17 @@ struct SileroDetector {
 }
 
 impl SpeechDetector for SileroDetector {
-    fn speech(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<Span>> {
+    fn speech(&mut self, samples: &[f32], tuning: &VadTuning) -> whisper_safe::Result<Vec<Span>> {
+        let defaults = VadParams::faster_whisper();
         let params = VadParams {
             max_speech_duration_s: MAX_PIECE_SAMPLES as f32 / whisper_safe::SAMPLE_RATE as f32
                 - 1.0,
-            ..VadParams::faster_whisper()
+            threshold: tuning.threshold.unwrap_or(defaults.threshold),
+            speech_pad_ms: tuning.speech_pad_ms.unwrap_or(defaults.speech_pad_ms),
+            min_silence_duration_ms: tuning
+                .min_silence_ms
+                .unwrap_or(defaults.min_silence_duration_ms),
+            ..defaults
         };
         let found = speech_in_halves(&mut self.first, &mut self.second, samples, &params)?;
         if let Some(cut) = found.joined_at {
@@ -118,5 +125,13 @@ impl Decoder for WhisperDecoder {
     ) -> whisper_safe::Result<Transcript> {
         self.0
             .full_with(params, samples, whisper_safe::SAMPLE_RATE, options)
+    }
+
+    fn detect_language(
+        &mut self,
+        samples: &[f32],
+        threads: u32,
+    ) -> whisper_safe::Result<Vec<(whisper_safe::Language, f32)>> {
+        self.0.detect_language(samples, threads)
     }
 }

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-use whisper_safe::pieces::Span;
+use whisper_safe::pieces::{Span, MAX_PIECE_SAMPLES};
 use whisper_safe::Segment;
 
 use super::job::{Outcome, RunError};
@@ -111,9 +111,24 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
         log::error!("cannot create a decoding state for {}: {e}", model.id());
         RunError::Failed(e.to_string())
     })?;
+    let language = match &job.spec.language {
+        Some(language) => Some(language.clone()),
+        None if options.languages.len() > 1 => {
+            let first = &samples[region.start..region.end.min(region.start + MAX_PIECE_SAMPLES)];
+            let threads = shared.config.threads_per_worker as u32;
+            match choose_language(decoder.as_mut(), model, first, &options.languages, threads) {
+                Ok(code) => Some(code),
+                Err(error) => {
+                    model.put_decoder(decoder);
+                    return Err(error);
+                }
+            }
+        }
+        None => None,
+    };
     let params = options
         .params(
-            job.spec.language.as_deref(),
+            language.as_deref(),
             shared.config.threads_per_worker as u32,
             shared.config.audio_context,
         )
@@ -149,7 +164,7 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
         Ok(Ok((mut transcript, stats))) => {
             model.put_decoder(decoder);
             if transcript.language.is_none() {
-                transcript.language = job.spec.language.clone();
+                transcript.language = language;
             }
             let audio = samples.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE);
             shared.record_run(audio, processing);
@@ -195,6 +210,36 @@ fn execute(shared: &Shared, job: &Job) -> Result<Outcome, RunError> {
     }
 }
 
+/// The most probable of `candidates` (codes or names the model knows) in
+/// `samples`, by whisper's language detection.
+fn choose_language(
+    decoder: &mut dyn super::Decoder,
+    model: &LoadedModel,
+    samples: &[f32],
+    candidates: &[String],
+    threads: u32,
+) -> Result<String, RunError> {
+    let allowed: Vec<&str> = candidates
+        .iter()
+        .filter_map(|c| model.language(c).map(|l| l.code.as_str()))
+        .collect();
+    let probabilities = decoder.detect_language(samples, threads)?;
+    let best = probabilities
+        .iter()
+        .filter(|(language, _)| allowed.contains(&language.code.as_str()))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(language, p)| (language.code.clone(), *p));
+    let (code, probability) = best.ok_or_else(|| RunError::InvalidParam {
+        param: "languages",
+        message: "none of the languages is known to this model".into(),
+    })?;
+    log::info!(
+        "language {code} (p = {probability:.2}) chosen among {}",
+        allowed.join(", ")
+    );
+    Ok(code)
+}
+
 /// The samples the options' offset and duration select.
 fn region(n_samples: usize, options: &super::TranscribeOptions) -> Span {
     let start = options.offset.as_secs_f64();
@@ -230,7 +275,7 @@ fn detect_speech(
     };
     let started = Instant::now();
     let spans = detector
-        .speech(&samples[region.start..region.end])
+        .speech(&samples[region.start..region.end], &options.vad_tuning)
         .map_err(|e| {
             log::error!("voice-activity detection failed: {e}");
             RunError::Failed(e.to_string())

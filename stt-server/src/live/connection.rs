@@ -535,6 +535,9 @@ impl Live {
             // higher temperatures); a long manual buffer is cut at speech.
             vad_filter: partial.then_some(false),
             temperature_fallback: partial.then_some(false),
+            // Speech runs at 2-4 tokens a second: room for fast speech, none for loops.
+            max_tokens: partial
+                .then(|| 16 + 8 * request.samples.len() as u32 / whisper_safe::SAMPLE_RATE),
             ..Default::default()
         };
         let language = self.model.check(&options).map_err(|e| e.to_string())?;

@@ -18,8 +18,18 @@
 //!   guard.
 //!   `completed` carries the full text, which wins where it differs from the
 //!   deltas.
-//! - A turn longer than 25 s is cut at a pause (at 30 s wherever it is) and
-//!   continues as the next item, prompted with the text before it.
+//! - With server VAD, an item also ends inside a turn where a sentence ends:
+//!   when the speech pauses for 200 ms and the latest partial result, covering
+//!   the speech up to the pause, ends with `.`, `?` or `!` and the guard accepts
+//!   it (after 5 s of speech, any such pause will do). That result becomes the item's final text at once, so a sentence is
+//!   final about half a second after it was spoken, whatever the turn's
+//!   silence duration; the speech after the pause is the next item (announced
+//!   by `speech_started`). `speech_stopped` names the turn's last item.
+//! - A turn longer than 25 s without such an end is cut at a pause (at 30 s
+//!   wherever it is) and continues as the next item.
+//! - Every decode is prompted with the session's prompt and keywords, then
+//!   the last 40 words completed before it (whisper's condition on previous
+//!   text, across items and turns).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -39,6 +49,14 @@ const STEP_SAMPLES: usize = RATE * 3 / 10;
 const MIN_PARTIAL_SAMPLES: usize = RATE / 2;
 /// Shortest buffer a commit accepts (OpenAI's rule).
 const MIN_COMMIT_SAMPLES: usize = RATE / 10;
+/// Words of the previous item's text that prompt the next one.
+const PROMPT_WORDS: usize = 40;
+/// Items this long end at a pause even without a sentence's punctuation.
+const CLAUSE_ITEM_SAMPLES: usize = RATE * 5;
+/// A pause this long after a sentence's final punctuation ends its item.
+const SENTENCE_PAUSE_SAMPLES: usize = RATE / 5;
+/// Items shorter than this are not cut at sentence ends.
+const MIN_SENTENCE_ITEM_SAMPLES: usize = RATE;
 /// An item this long is cut at the next pause.
 const CUT_AT_PAUSE_SAMPLES: usize = RATE * 25;
 /// An item this long is cut wherever it is (whisper hears 30 s at most).
@@ -143,8 +161,6 @@ struct Item {
     id: String,
     /// Stream position of its first sample.
     start: usize,
-    /// Text of the item it continues after a cut.
-    continues: Option<String>,
     /// Words already sent as deltas.
     sent: usize,
     /// The latest partial decode's words.
@@ -153,6 +169,11 @@ struct Item {
     latest: Option<(usize, Decoded)>,
     /// Stream position of the end of the last partial decode asked for.
     stepped_to: usize,
+    /// A pause that may end the item: (speech end, the pause's cut point).
+    /// A decode of the item up to the cut point decides.
+    pause: Option<(usize, usize)>,
+    /// Speech end of the last pause considered.
+    pause_seen: usize,
 }
 
 /// A committed item waiting for its final text.
@@ -194,6 +215,8 @@ pub struct Session {
     /// When each stretch of the stream arrived: (end position, instant).
     arrivals: VecDeque<(usize, Instant)>,
     next_item: u64,
+    /// The text of the last completed item.
+    last_text: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -233,6 +256,7 @@ impl Session {
             previous_item: None,
             arrivals: VecDeque::new(),
             next_item: 1,
+            last_text: String::new(),
         };
         session.configure(config, open_vad)?;
         Ok(session)
@@ -293,17 +317,18 @@ impl Session {
         Ok(())
     }
 
-    fn new_item(&mut self, start: usize, continues: Option<String>) -> &mut Item {
+    fn new_item(&mut self, start: usize) -> &mut Item {
         let id = format!("item_{:08x}{:06}", rand_u32(), self.next_item);
         self.next_item += 1;
         self.item.insert(Item {
             id,
             start: start.max(self.buffer_start),
-            continues,
             sent: 0,
             hypothesis: Vec::new(),
             latest: None,
             stepped_to: start,
+            pause: None,
+            pause_seen: 0,
         })
     }
 
@@ -335,7 +360,7 @@ impl Session {
         match &mut self.vad {
             None => {
                 if self.item.is_none() && !samples.is_empty() {
-                    self.new_item(self.buffer_start, None);
+                    self.new_item(self.buffer_start);
                 }
             }
             Some((vad, turns)) => {
@@ -345,7 +370,7 @@ impl Session {
                 for turn in turns.push(&probabilities) {
                     match turn {
                         TurnEvent::Started { start } => {
-                            let item = self.new_item(start, None);
+                            let item = self.new_item(start);
                             let (id, start) = (item.id.clone(), item.start);
                             events.push(ServerEvent::SpeechStarted {
                                 audio_start_ms: ms(start),
@@ -353,16 +378,24 @@ impl Session {
                             });
                         }
                         TurnEvent::Stopped { speech_end, end } => {
-                            if let Some(item) = &self.item {
+                            // The turn's last item: in progress, or ended at a sentence.
+                            let last = self
+                                .item
+                                .as_ref()
+                                .map(|i| &i.id)
+                                .or(self.previous_item.as_ref());
+                            if let Some(item_id) = last {
                                 events.push(ServerEvent::SpeechStopped {
                                     audio_end_ms: ms(end),
-                                    item_id: item.id.clone(),
+                                    item_id: item_id.clone(),
                                 });
                             }
                             events.extend(self.commit_item(speech_end, end));
                         }
                     }
                 }
+                events.extend(self.resume_after_sentence());
+                self.note_pause();
                 events.extend(self.cut_long_item());
             }
         }
@@ -371,6 +404,72 @@ impl Session {
         }
         events.extend(self.finish_ready());
         Ok(events)
+    }
+
+    /// Starts the next item of a turn whose last item ended at a sentence,
+    /// once its speech resumes.
+    fn resume_after_sentence(&mut self) -> Vec<ServerEvent> {
+        let resumed = self
+            .vad
+            .as_ref()
+            .is_some_and(|(_, turns)| turns.in_turn() && turns.pause().is_none());
+        if self.item.is_some() || !resumed {
+            return Vec::new();
+        }
+        let item = self.new_item(self.buffer_start);
+        vec![ServerEvent::SpeechStarted {
+            audio_start_ms: ms(item.start),
+            item_id: item.id.clone(),
+        }]
+    }
+
+    /// Notes a pause of the item in progress long enough to end it; the next
+    /// decode covers the item up to it (see [`Session::cut_at_pause`]).
+    fn note_pause(&mut self) {
+        let (Some((_, turns)), Some(item)) = (&self.vad, &mut self.item) else {
+            return;
+        };
+        let Some((silence, speech_end)) = turns.pause() else {
+            return;
+        };
+        if silence >= SENTENCE_PAUSE_SAMPLES
+            && speech_end > item.pause_seen
+            && speech_end >= item.start + MIN_SENTENCE_ITEM_SAMPLES
+        {
+            item.pause_seen = speech_end;
+            item.pause = Some((speech_end, speech_end + SENTENCE_PAUSE_SAMPLES));
+        }
+    }
+
+    /// Ends the item in progress at its pause when the decode up to the pause
+    /// ends a sentence (or the item is long) and the guard accepts it: that
+    /// result is the item's final text. The speech after the pause, if it has
+    /// resumed, is the next item.
+    fn cut_at_pause(&mut self, decoded_to: usize) -> Vec<ServerEvent> {
+        let Some(item) = &mut self.item else {
+            return Vec::new();
+        };
+        let Some((speech_end, cut)) = item.pause else {
+            return Vec::new();
+        };
+        if decoded_to != cut {
+            return Vec::new();
+        }
+        item.pause = None;
+        let Some((_, decoded)) = &item.latest else {
+            return Vec::new();
+        };
+        let min_length = if ends_with_sentence(&decoded.text) {
+            MIN_SENTENCE_ITEM_SAMPLES
+        } else {
+            CLAUSE_ITEM_SAMPLES
+        };
+        if !decoded.trusted || decoded.words.is_empty() || speech_end < item.start + min_length {
+            return Vec::new();
+        }
+        let mut events = self.commit_item(speech_end, cut);
+        events.extend(self.resume_after_sentence());
+        events
     }
 
     /// Cuts the item in progress when it has grown too long for one window.
@@ -384,13 +483,9 @@ impl Session {
             return Vec::new();
         }
         self.metrics.forced_cuts.inc();
-        let text = item
-            .latest
-            .as_ref()
-            .map(|(_, decoded)| decoded.text.clone());
         let end = self.position;
         let mut events = self.commit_item(end, end);
-        let next = self.new_item(end, Some(text.unwrap_or_default()));
+        let next = self.new_item(end);
         events.push(ServerEvent::SpeechStarted {
             audio_start_ms: ms(next.start),
             item_id: next.id.clone(),
@@ -464,7 +559,7 @@ impl Session {
             ));
         }
         if self.item.is_none() {
-            self.new_item(self.buffer_start, None);
+            self.new_item(self.buffer_start);
         }
         if let Some((_, turns)) = &mut self.vad {
             turns.reset_turn();
@@ -488,8 +583,12 @@ impl Session {
         vec![ServerEvent::Cleared]
     }
 
-    fn prompt_for(&self, item: &Item) -> Option<String> {
-        let parts: Vec<String> = [item.continues.clone(), self.config.decoding_prompt()]
+    /// The prompt of a decode: the session's prompt and keywords, then the
+    /// end of the text completed before (whisper's condition on previous text).
+    fn decoding_prompt(&self) -> Option<String> {
+        let words: Vec<&str> = self.last_text.split_whitespace().collect();
+        let recent = words[words.len().saturating_sub(PROMPT_WORDS)..].join(" ");
+        let parts: Vec<String> = [self.config.decoding_prompt(), Some(recent)]
             .into_iter()
             .flatten()
             .filter(|p| !p.trim().is_empty())
@@ -507,15 +606,20 @@ impl Session {
                 item_id: ending.item.id.clone(),
                 kind: DecodeKind::Final,
                 samples: ending.samples.clone(),
-                prompt: self.prompt_for(&ending.item),
+                prompt: self.decoding_prompt(),
                 audio_end: ending.item.start + ending.samples.len(),
             }
         } else {
             let item = self.item.as_ref()?;
-            let length = self.position - item.start;
-            let new_audio = self.position.saturating_sub(item.stepped_to);
+            // Up to a pause that may end the item, else all the audio so far.
+            let end = item
+                .pause
+                .map_or(self.position, |(_, cut)| cut.min(self.position));
+            let length = end - item.start;
+            let new_audio = end.saturating_sub(item.stepped_to);
             let paused = self.vad.as_ref().is_some_and(|(_, turns)| turns.paused());
-            let due = new_audio >= STEP_SAMPLES || (paused && new_audio > 0);
+            let due =
+                item.pause.is_some() || new_audio >= STEP_SAMPLES || (paused && new_audio > 0);
             if !(MIN_PARTIAL_SAMPLES..=FORCED_CUT_SAMPLES).contains(&length) || !due {
                 return None;
             }
@@ -523,9 +627,9 @@ impl Session {
             DecodeRequest {
                 item_id: item.id.clone(),
                 kind: DecodeKind::Partial,
-                samples: self.buffer[from..].to_vec(),
-                prompt: self.prompt_for(item),
-                audio_end: self.position,
+                samples: self.buffer[from..end - self.buffer_start].to_vec(),
+                prompt: self.decoding_prompt(),
+                audio_end: end,
             }
         };
         match request.kind {
@@ -536,7 +640,7 @@ impl Session {
             }
             DecodeKind::Partial => {
                 if let Some(item) = &mut self.item {
-                    item.stepped_to = request.audio_end;
+                    item.stepped_to = item.stepped_to.max(request.audio_end);
                 }
             }
         }
@@ -563,6 +667,7 @@ impl Session {
         match (done.kind, result) {
             (DecodeKind::Partial, Ok(decoded)) => {
                 events.extend(self.agree(&done, decoded, now));
+                events.extend(self.cut_at_pause(done.audio_end));
             }
             (DecodeKind::Partial, Err(_)) => {}
             (DecodeKind::Final, result) => {
@@ -676,6 +781,7 @@ impl Session {
                 .observe(now.saturating_duration_since(arrived).as_secs_f64());
         }
         self.prune_arrivals();
+        self.last_text.clone_from(&decoded.text);
         ServerEvent::Completed {
             item_id: ending.item.id.clone(),
             content_index: 0,
@@ -693,6 +799,13 @@ impl Session {
             }),
         }
     }
+}
+
+/// Whether `text` ends a sentence (closing quotes and brackets aside).
+fn ends_with_sentence(text: &str) -> bool {
+    text.trim_end()
+        .trim_end_matches(['"', '\'', ')', ']', '»', '”', '’'])
+        .ends_with(['.', '?', '!', '。', '？', '！'])
 }
 
 fn ms(samples: usize) -> u64 {

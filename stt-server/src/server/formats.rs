@@ -1,6 +1,7 @@
 //! Response formats of a transcript: `json`, `text`, `srt`, `vtt`,
 //! `verbose_json` — shared by the HTTP API and the `transcribe` command.
 
+use crate::live::protocol::LogProb;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -91,6 +92,8 @@ pub struct RenderOptions<'a> {
     pub task: Task,
     /// The language's English name (`english`), for `verbose_json`.
     pub language_name: Option<&'a str>,
+    /// Token log-probabilities in `json` (`include[]=logprobs`).
+    pub logprobs: bool,
 }
 
 #[derive(Serialize)]
@@ -110,7 +113,20 @@ fn usage(transcript: &Transcript) -> Usage {
 #[derive(Serialize)]
 struct Json<'a> {
     text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<Vec<LogProb>>,
     usage: Usage,
+}
+
+/// The text tokens' log-probabilities, as the SDK's `Transcription.logprobs`.
+fn logprobs(transcript: &Transcript) -> Vec<LogProb> {
+    transcript
+        .segments
+        .iter()
+        .flat_map(|s| s.tokens.iter())
+        .filter(|t| !t.special)
+        .map(|t| LogProb::of(&t.text, t.logprob))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -153,6 +169,7 @@ pub fn render(transcript: &Transcript, options: &RenderOptions<'_>) -> String {
     match options.format {
         ResponseFormat::Json => to_json(&Json {
             text: &text,
+            logprobs: options.logprobs.then(|| logprobs(transcript)),
             usage: usage(transcript),
         }),
         ResponseFormat::Text => format!("{text}\n"),
@@ -323,6 +340,7 @@ mod tests {
             granularities: Granularities { segment, word },
             task: Task::Transcribe,
             language_name: Some("english"),
+            logprobs: false,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct TranscriptionRequest {
     pub granularities: Granularities,
     /// Answer with server-sent events.
     pub stream: bool,
+    /// Token log-probabilities in the `json` answer (`include[]=logprobs`).
+    pub logprobs: bool,
 }
 
 impl TranscriptionRequest {
@@ -82,6 +84,7 @@ pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, Ap
         format,
         granularities: Granularities::default(),
         stream: false,
+        logprobs: false,
     };
     match endpoint {
         Endpoint::Transcriptions | Endpoint::Translations => {
@@ -91,6 +94,16 @@ pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, Ap
             request.granularities = granularities(form, format)?;
             options.word_timestamps = request.granularities.word;
             request.stream = boolean(form, "stream")?.unwrap_or(false);
+            options.prompt = with_keywords(options.prompt.take(), form);
+            options.languages = form
+                .all("languages[]")
+                .chain(form.all("languages"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            request.logprobs = includes_logprobs(form, format)?;
+            chunking_strategy(form, &mut options)?;
             // faster-whisper's (and speaches') names for the long-form settings.
             options.vad_filter = boolean(form, "vad_filter")?;
             options.condition_on_previous_text = boolean(form, "condition_on_previous_text")?;
@@ -133,6 +146,110 @@ pub fn parse(endpoint: Endpoint, form: &Form) -> Result<TranscriptionRequest, Ap
     }
     request.options = options;
     Ok(request)
+}
+
+/// The prompt with the request's `keywords[]` after it (words and phrases
+/// that guide the decoding; OpenAI's `gpt-transcribe` field).
+fn with_keywords(prompt: Option<String>, form: &Form) -> Option<String> {
+    let keywords: Vec<&str> = form
+        .all("keywords[]")
+        .chain(form.all("keywords"))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keywords.is_empty() {
+        return prompt;
+    }
+    let keywords = keywords.join(", ");
+    Some(match prompt {
+        Some(prompt) => format!("{} {keywords}", prompt.trim_end()),
+        None => keywords,
+    })
+}
+
+/// OpenAI's `chunking_strategy`: `auto` (the default long-audio path: cut at
+/// speech when a VAD model is loaded) or `server_vad` with `threshold`,
+/// `prefix_padding_ms` and `silence_duration_ms`, which turns the VAD on with
+/// those settings (padding around each span, silence that ends one). Read as
+/// a JSON text or as the SDK's flattened `chunking_strategy[field]` parts.
+fn chunking_strategy(form: &Form, options: &mut TranscribeOptions) -> Result<(), ApiError> {
+    const PARAM: &str = "chunking_strategy";
+    let mut fields: Vec<(String, String)> = Vec::new();
+    if let Some(value) = form.get(PARAM).map(str::trim).filter(|v| !v.is_empty()) {
+        if value == "auto" {
+            return Ok(());
+        }
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value)
+            .map_err(|_| ApiError::bad_param(PARAM, "expected \"auto\" or a server_vad object"))?;
+        for (key, v) in parsed {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            fields.push((key, text));
+        }
+    }
+    for key in [
+        "type",
+        "threshold",
+        "prefix_padding_ms",
+        "silence_duration_ms",
+    ] {
+        if let Some(v) = form.get(&format!("{PARAM}[{key}]")) {
+            fields.push((key.to_owned(), v.trim().to_owned()));
+        }
+    }
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if field("type") != Some("server_vad") {
+        return Err(ApiError::bad_param(
+            PARAM,
+            "the type must be server_vad (or the whole value \"auto\")",
+        ));
+    }
+    let invalid = |name: &str| ApiError::bad_param(PARAM, format!("{name} is not a valid number"));
+    let parse_ms = |name: &str| -> Result<Option<u32>, ApiError> {
+        field(name)
+            .map(|v| v.parse().map_err(|_| invalid(name)))
+            .transpose()
+    };
+    options.vad_filter = Some(true);
+    options.vad_tuning = crate::engine::VadTuning {
+        threshold: field("threshold")
+            .map(|v| v.parse().map_err(|_| invalid("threshold")))
+            .transpose()?,
+        speech_pad_ms: parse_ms("prefix_padding_ms")?,
+        min_silence_ms: parse_ms("silence_duration_ms")?,
+    };
+    Ok(())
+}
+
+/// Whether `include[]` asks for log-probabilities (the only value OpenAI
+/// defines); they come with `json` only, as in OpenAI's API.
+fn includes_logprobs(form: &Form, format: ResponseFormat) -> Result<bool, ApiError> {
+    let mut logprobs = false;
+    for value in form.all("include[]").chain(form.all("include")) {
+        match value.trim() {
+            "logprobs" => logprobs = true,
+            other => {
+                return Err(ApiError::bad_param(
+                    "include[]",
+                    format!("{other:?} is not supported; the only value is logprobs"),
+                ))
+            }
+        }
+    }
+    if logprobs && format != ResponseFormat::Json {
+        return Err(ApiError::bad_param(
+            "include[]",
+            "logprobs come with response_format json only",
+        ));
+    }
+    Ok(logprobs)
 }
 
 fn granularities(form: &Form, format: ResponseFormat) -> Result<Granularities, ApiError> {

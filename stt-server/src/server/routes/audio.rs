@@ -102,10 +102,11 @@ async fn run(
         .current()
         .ok_or_else(|| not_ready(&state.engine))?;
     if let Some(asked) = request.model.as_deref() {
-        if !model.answers_to(asked) {
+        if !state.aliases.iter().any(|a| a == asked) && !model.answers_to(asked) {
             return Err(ApiError::model_not_found(format!(
-                "model {asked:?} is not loaded; this server serves {} (also called whisper-1)",
-                model.id()
+                "model {asked:?} is not loaded; this server serves {} (also called {})",
+                model.id(),
+                state.aliases.join(", ")
             )));
         }
     }
@@ -184,6 +185,7 @@ async fn run(
                 granularities: request.granularities,
                 task: request.task(),
                 language_name,
+                logprobs: request.logprobs,
             },
         )
     })

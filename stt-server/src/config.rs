@@ -1308,6 +1308,7 @@ mod tests {
                 "--shutdown-timeout-seconds",
                 "--http-workers",
                 "--max-connections",
+                "--live-max-sessions",
             ]
         );
     }

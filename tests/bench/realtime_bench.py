@@ -197,7 +197,26 @@ async def stream_stt(base: str, pcm16k: bytes, t0: float, speed: float, chunk_se
         receiver.cancel()
 
 
-async def run_sessions(args, pcm16k: bytes, t0: float) -> list[Recorder]:
+def file_request_seconds(base: str, clip: Path) -> float:
+    """Wall time of one transcription of `clip` through /v1/audio/transcriptions."""
+    client = OpenAI(base_url=base + "/v1", api_key=os.environ.get("STT_BENCH_KEY", "unused"), max_retries=0)
+    started = time.monotonic()
+    with clip.open("rb") as f:
+        client.audio.transcriptions.create(model="whisper-1", file=f, language="en")
+    return time.monotonic() - started
+
+
+async def probe_files(base: str, clip: Path, every: float, stop: asyncio.Event, times: list[float]) -> None:
+    """Sends `clip` to the file endpoint every `every` seconds until `stop`."""
+    while not stop.is_set():
+        times.append(await asyncio.to_thread(file_request_seconds, base, clip))
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def run_sessions(args, pcm16k: bytes, t0: float, file_times: list[float]) -> list[Recorder]:
     recorders = [Recorder() for _ in range(args.sessions)]
     if args.peer is None:
         runs = [stream_stt(args.stt, pcm16k, t0, args.speed, args.chunk, r) for r in recorders]
@@ -207,7 +226,14 @@ async def run_sessions(args, pcm16k: bytes, t0: float) -> list[Recorder]:
         stream = (realtime_peers.stream_whisperlive if args.peer == "whisperlive"
                   else realtime_peers.stream_whisperlivekit)
         runs = [stream(args.port, pcm16k, t0, args.speed, args.chunk, r) for r in recorders]
+    stop = asyncio.Event()
+    probe = None
+    if args.file_probe and args.stt:
+        probe = asyncio.create_task(probe_files(args.stt, args.file_probe, 5.0, stop, file_times))
     await asyncio.gather(*runs)
+    stop.set()
+    if probe:
+        await probe
     return recorders
 
 
@@ -224,6 +250,8 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--chunk", type=float, default=0.1)
+    parser.add_argument("--file-probe", type=Path,
+                        help="a clip sent to /v1/audio/transcriptions every 5 s during the run (and 5 times before)")
     parser.add_argument("--detail", action="store_true", help="per-sentence latencies on stderr")
     parser.add_argument("--file-wer", action="store_true", help="also transcribe the file through /v1/audio/transcriptions")
     args = parser.parse_args()
@@ -240,8 +268,13 @@ def main() -> int:
         spans.append((first, len(reference_words)))
 
     cpu_before, wall_before = cpu_seconds(args.pid), time.monotonic()
+    alone = []
+    if args.file_probe and args.stt:
+        alone = [file_request_seconds(args.stt, args.file_probe) for _ in range(5)]
+        cpu_before, wall_before = cpu_seconds(args.pid), time.monotonic()
+    file_times: list[float] = []
     t0 = time.monotonic() + 1.0  # when the first sample is due
-    recorders = asyncio.run(run_sessions(args, pcm16k, t0))
+    recorders = asyncio.run(run_sessions(args, pcm16k, t0, file_times))
     wall = time.monotonic() - wall_before
     cpu_after = cpu_seconds(args.pid)
     audio_seconds = len(pcm16k) / 32000
@@ -280,6 +313,10 @@ def main() -> int:
     for key in ("partial_p50", "partial_p90", "final_p50", "final_p90"):
         if result[key] is not None:
             result[key] = round(result[key], 3)
+    if alone:
+        result["file_request_alone_p50_s"] = round(statistics.median(alone), 3)
+        result["file_request_during_p50_s"] = round(statistics.median(file_times), 3) if file_times else None
+        result["file_requests_during"] = len(file_times)
     if args.file_wer and args.stt:
         client = OpenAI(base_url=args.stt + "/v1", api_key=os.environ.get("STT_BENCH_KEY", "unused"), max_retries=0)
         with args.audio.open("rb") as f:

@@ -62,6 +62,23 @@ timed_objects.py, parse_args.py):
   speaker -2 and no text. {"type": "ready_to_stop"} when everything sent has
   been processed and committed, then the client closes.
 
+Decoding is each peer's own default, untouched: WhisperLive re-transcribes
+its uncommitted audio with beam 5 (faster-whisper's defaults, Silero VAD
+filter); LocalAgreement also beam 5, with word timestamps, committing words
+two passes agree on; SimulStreaming greedy (AlignAtt). Under load both
+WhisperLive (it drops the oldest 30 s once 45 s of audio are buffered) and
+LocalAgreement (it resets its buffer after 15 s without a commit) lose audio
+rather than fall further behind; that shows up as missed sentences.
+
+Installing (what worked, Python 3.11, PyPI only; PyPI's torch is the CUDA
+build and does not import without the nvidia-* wheels it pulls, so each venv
+is 6-8 GB):
+    apt-get install portaudio19-dev   # whisper-live needs PyAudio, built from source
+    python3 -m venv ~/.cache/whisper-stt/venv-peer-whisperlive-0.10.0
+    ~/.cache/whisper-stt/venv-peer-whisperlive-0.10.0/bin/pip install whisper-live==0.10.0
+    python3 -m venv ~/.cache/whisper-stt/venv-peer-whisperlivekit-0.2.26
+    ~/.cache/whisper-stt/venv-peer-whisperlivekit-0.2.26/bin/pip install whisperlivekit==0.2.26
+
 `on_snapshot(wall_time, partial_text, final_text)` is called after every
 message received: partial_text is the whole session's text as a screen would
 show it (final text, then the hypothesis), final_text only the final part.
@@ -86,8 +103,7 @@ from array import array
 RATE = 16000
 WHISPERLIVE_VERSION = "0.10.0"
 WHISPERLIVEKIT_VERSION = "0.2.26"
-# Where the benchmark keeps the peers' venvs (python3 -m venv; pip install
-# whisper-live==0.10.0 resp. whisperlivekit==0.2.26, see the project's notes).
+# Where the peers' venvs are installed (see the module's docstring).
 VENV_WHISPERLIVE = os.path.expanduser(f"~/.cache/whisper-stt/venv-peer-whisperlive-{WHISPERLIVE_VERSION}")
 VENV_WHISPERLIVEKIT = os.path.expanduser(f"~/.cache/whisper-stt/venv-peer-whisperlivekit-{WHISPERLIVEKIT_VERSION}")
 WORK_DIR = os.path.join(tempfile.gettempdir(), "whisper-stt-peers")
@@ -415,6 +431,12 @@ def _s16le_to_f32le(chunk: bytes) -> bytes:
     return floats.tobytes()
 
 
+def _tail_cap(duration: float, speed: float) -> float:
+    """How long after the audio a session may go on: 120 s, or as long as the
+    audio took to send if longer (a peer that lags is still measured)."""
+    return max(120.0, duration / speed)
+
+
 def _joined(texts) -> str:
     return " ".join(" ".join(t.split()) for t in texts if t and t.strip())
 
@@ -468,7 +490,7 @@ class _WhisperLiveTranscript:
 
 
 async def stream_whisperlive(port: int, pcm16k: bytes, t0: float, speed: float, chunk_seconds: float,
-                             on_snapshot, *, idle_timeout: float = 30.0, tail_cap: float = 120.0,
+                             on_snapshot, *, idle_timeout: float = 30.0, tail_cap: float | None = None,
                              settle: float = 10.0) -> None:
     """One WhisperLive session: options, wait for SERVER_READY (chunks already
     due then go out at once), paced float32 audio, then END_OF_AUDIO once the
@@ -480,8 +502,10 @@ async def stream_whisperlive(port: int, pcm16k: bytes, t0: float, speed: float, 
     (the server leaves less than 1 s untranscribed) or nothing has come for
     `settle` s (trailing non-speech, on which the server sends nothing); or
     until nothing has come for `idle_timeout` s, or `tail_cap` s after the
-    audio, whichever is first. Then END_OF_AUDIO, and the close is awaited."""
+    audio (default _tail_cap()), whichever is first. Then END_OF_AUDIO, and
+    the close is awaited."""
     duration = len(pcm16k) / (2 * RATE)
+    tail_cap = _tail_cap(duration, speed) if tail_cap is None else tail_cap
     transcript = _WhisperLiveTranscript()
     last_message = time.monotonic()
 
@@ -529,11 +553,12 @@ async def stream_whisperlive(port: int, pcm16k: bytes, t0: float, speed: float, 
 # --- WhisperLiveKit -------------------------------------------------------------
 
 async def stream_whisperlivekit(port: int, pcm16k: bytes, t0: float, speed: float, chunk_seconds: float,
-                                on_snapshot, *, idle_timeout: float = 30.0, tail_cap: float = 120.0) -> None:
+                                on_snapshot, *, idle_timeout: float = 30.0, tail_cap: float | None = None) -> None:
     """One WhisperLiveKit session on /asr?language=en (mode "full"): paced raw
     s16le PCM, an empty frame at the end, then messages until "ready_to_stop"
     (all committed), `idle_timeout` s without a message, or `tail_cap` s after
-    the audio."""
+    the audio (default _tail_cap())."""
+    tail_cap = _tail_cap(len(pcm16k) / (2 * RATE), speed) if tail_cap is None else tail_cap
     lines_text = ""
     buffer_text = ""
     last_message = time.monotonic()

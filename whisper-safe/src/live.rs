@@ -69,6 +69,23 @@ impl StreamingVad {
     }
 }
 
+/// A source of speech probabilities for audio fed in pieces, one per
+/// 512-sample window: Silero's [`StreamingVad`], or another detector.
+pub trait SpeechProbabilities: Send {
+    /// Adds `samples` (16 kHz); returns the probabilities of the windows
+    /// completed since the last call, in order.
+    ///
+    /// # Errors
+    /// The detector's.
+    fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>>;
+}
+
+impl SpeechProbabilities for StreamingVad {
+    fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
+        StreamingVad::push(self, samples)
+    }
+}
+
 /// How speech probabilities become turns (OpenAI's `server_vad` fields).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TurnParams {

@@ -18,7 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
-use whisper_safe::live::StreamingVad;
+use whisper_safe::live::{SpeechProbabilities, StreamingVad};
 use whisper_safe::vad::{Vad, VadOptions};
 
 use super::protocol::{
@@ -386,12 +386,12 @@ fn protocol_close(error: &actix_ws::ProtocolError) -> End {
 }
 
 /// Opens a VAD per session on the server's Silero model.
-fn vad_factory(state: &AppState) -> impl Fn() -> Option<StreamingVad> {
+fn vad_factory(state: &AppState) -> impl Fn() -> Option<Box<dyn SpeechProbabilities>> {
     let path = state.engine.speech_model_path();
     move || {
         let path = path.as_ref()?;
         match Vad::new(path, &VadOptions::default()) {
-            Ok(vad) => Some(StreamingVad::new(vad)),
+            Ok(vad) => Some(Box::new(StreamingVad::new(vad))),
             Err(error) => {
                 log::error!("cannot open the VAD model for a live session: {error}");
                 None

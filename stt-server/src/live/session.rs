@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use whisper_safe::guard::{Guard, Verdict, WindowStats};
-use whisper_safe::live::{agreed_words, StreamingVad, TurnDetector, TurnEvent, TurnParams};
+use whisper_safe::live::{agreed_words, SpeechProbabilities, TurnDetector, TurnEvent, TurnParams};
 use whisper_safe::{Transcript, SAMPLE_RATE};
 
 use super::input::InputAudio;
@@ -202,7 +202,7 @@ pub struct Session {
     limits: SessionLimits,
     metrics: LiveMetrics,
     /// Server VAD: the probabilities and the turns (with `config.turn_detection`).
-    vad: Option<(StreamingVad, TurnDetector)>,
+    vad: Option<(Box<dyn SpeechProbabilities>, TurnDetector)>,
     /// Samples received since the session began.
     position: usize,
     /// Samples from `buffer_start` to `position`.
@@ -226,7 +226,7 @@ impl std::fmt::Debug for Session {
 }
 
 /// Opens a VAD for a session (the server's Silero model), when it has one.
-pub type VadFactory<'a> = &'a dyn Fn() -> Option<StreamingVad>;
+pub type VadFactory<'a> = &'a dyn Fn() -> Option<Box<dyn SpeechProbabilities>>;
 
 impl Session {
     /// A session with `config`.
@@ -468,6 +468,7 @@ impl Session {
             return Vec::new();
         }
         let mut events = self.commit_item(speech_end, cut);
+        events.extend(self.finish_ready());
         events.extend(self.resume_after_sentence());
         events
     }
@@ -485,6 +486,7 @@ impl Session {
         self.metrics.forced_cuts.inc();
         let end = self.position;
         let mut events = self.commit_item(end, end);
+        events.extend(self.finish_ready());
         let next = self.new_item(end);
         events.push(ServerEvent::SpeechStarted {
             audio_start_ms: ms(next.start),
@@ -991,6 +993,186 @@ mod tests {
         let events = s.decoded(Err(Some("boom".into())), now);
         assert!(
             matches!(&events[..], [ServerEvent::Failed { item_id, .. }] if *item_id == request.item_id)
+        );
+    }
+
+    /// Speech where a 512-sample window is loud: a stand-in for Silero.
+    struct Loudness {
+        pending: Vec<f32>,
+    }
+
+    impl SpeechProbabilities for Loudness {
+        fn push(&mut self, samples: &[f32]) -> whisper_safe::Result<Vec<f32>> {
+            self.pending.extend_from_slice(samples);
+            let windows = self.pending.len() / 512;
+            let probabilities = self.pending[..windows * 512]
+                .chunks(512)
+                .map(|w| {
+                    if w.iter().map(|x| x.abs()).sum::<f32>() / 512.0 > 0.05 {
+                        0.95
+                    } else {
+                        0.02
+                    }
+                })
+                .collect();
+            self.pending.drain(..windows * 512);
+            Ok(probabilities)
+        }
+    }
+
+    fn vad_session() -> Session {
+        let mut config = manual_session().config().clone();
+        config.turn_detection = Some(ServerVad::default());
+        let limits = SessionLimits {
+            max_buffer_samples: RATE * 10,
+        };
+        let open: VadFactory<'_> = &|| {
+            Some(Box::new(Loudness {
+                pending: Vec::new(),
+            }))
+        };
+        Session::new(config, limits, metrics(), open).unwrap()
+    }
+
+    /// 16-bit PCM: `seconds` of a loud tone (speech) or of silence.
+    fn sound(seconds: f64, loud: bool) -> Vec<u8> {
+        let n = (seconds * RATE as f64) as usize;
+        (0..n)
+            .flat_map(|i| {
+                let v = if loud {
+                    ((i as f32 * 0.05).sin() * 9000.0) as i16
+                } else {
+                    0
+                };
+                v.to_le_bytes()
+            })
+            .collect()
+    }
+
+    /// Streams `pcm` in 100 ms appends; each due decode is answered by
+    /// `transcribe(seconds decoded)`. Returns every event.
+    fn drive(s: &mut Session, pcm: &[u8], transcribe: &dyn Fn(f64) -> Decoded) -> Vec<ServerEvent> {
+        let now = Instant::now();
+        let mut events = Vec::new();
+        for chunk in pcm.chunks(3200) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+            events.extend(s.append(&b64, now).unwrap());
+            while let Some(request) = s.next_decode() {
+                let seconds = request.samples.len() as f64 / RATE as f64;
+                events.extend(s.decoded(Ok(transcribe(seconds)), now));
+            }
+        }
+        events
+    }
+
+    fn kinds(events: &[ServerEvent]) -> Vec<&'static str> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::SpeechStarted { .. } => Some("started"),
+                ServerEvent::SpeechStopped { .. } => Some("stopped"),
+                ServerEvent::Committed { .. } => Some("committed"),
+                ServerEvent::Completed { .. } => Some("completed"),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn server_vad_ends_an_item_at_a_sentence_pause_and_the_turn_after_the_silence() {
+        let mut s = vad_session();
+        let mut pcm = sound(0.5, false);
+        pcm.extend(sound(1.8, true));
+        pcm.extend(sound(0.35, false)); // a pause inside the turn
+        pcm.extend(sound(3.0, true));
+        pcm.extend(sound(1.0, false)); // ends the turn (500 ms)
+                                       // Whole sentences once the decode holds more than 2 s of audio.
+        let transcribe = |seconds: f64| {
+            if seconds < 1.0 {
+                decoded("First")
+            } else if seconds < 2.6 {
+                decoded("First sentence.")
+            } else {
+                decoded("Second one.")
+            }
+        };
+        let events = drive(&mut s, &pcm, &transcribe);
+        // Both sentences end at a pause: each item is final before the turn's
+        // silence is over; speech_stopped then names the last one.
+        assert_eq!(
+            kinds(&events),
+            [
+                "started",
+                "committed",
+                "completed",
+                "started",
+                "committed",
+                "completed",
+                "stopped"
+            ],
+            "{events:?}"
+        );
+        let ids: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Committed { item_id, .. }
+                | ServerEvent::SpeechStopped { item_id, .. } => Some(item_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids[1], ids[2], "speech_stopped names the turn's last item");
+        let texts: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Completed { transcript, .. } => Some(transcript.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["First sentence.", "Second one."]);
+        // The first item's audio begins with the prefix padding before speech.
+        let ServerEvent::SpeechStarted { audio_start_ms, .. } = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert!((150..=250).contains(audio_start_ms), "{audio_start_ms}");
+        assert!(!s.has_pending_work());
+    }
+
+    #[test]
+    fn a_pause_without_a_sentence_end_does_not_cut_a_short_item() {
+        let mut s = vad_session();
+        let mut pcm = sound(0.3, false);
+        pcm.extend(sound(2.0, true));
+        pcm.extend(sound(0.35, false));
+        pcm.extend(sound(1.5, true));
+        pcm.extend(sound(1.0, false));
+        let events = drive(&mut s, &pcm, &|_| decoded("and then we went"));
+        assert_eq!(
+            kinds(&events),
+            ["started", "stopped", "committed", "completed"],
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_turn_without_pauses_is_cut_at_30_seconds() {
+        let mut s = vad_session();
+        let mut pcm = sound(0.3, false);
+        pcm.extend(sound(33.0, true));
+        pcm.extend(sound(1.0, false));
+        let events = drive(&mut s, &pcm, &|_| decoded("on and on"));
+        assert_eq!(
+            kinds(&events),
+            // The cut item's final decode runs after the next item began.
+            [
+                "started",
+                "committed",
+                "started",
+                "completed",
+                "stopped",
+                "committed",
+                "completed"
+            ],
+            "{events:?}"
         );
     }
 

@@ -562,16 +562,45 @@ async fn models_are_selected_by_id() {
     let h = harness(|_| {});
     h.load_default();
     let s = service!(h);
-    for id in ["whisper-1", "tiny.en-q8_0", "tiny.en"] {
+    let aliases = [
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-transcribe",
+        "gpt-live-transcribe",
+    ];
+    for id in aliases.into_iter().chain(["tiny.en-q8_0", "tiny.en"]) {
         let ok = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)])).await;
         assert_eq!(ok.status, 200, "{id}: {}", ok.body);
     }
-    for id in ["gpt-4o-transcribe", "base", "tiny.en-f16"] {
+    for id in ["gpt-9-transcribe", "base", "tiny.en-f16"] {
         let body = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)]))
             .await
             .assert_error(404, "model_not_found");
         assert_eq!(body["error"]["param"], "model");
     }
+}
+
+#[actix_web::test]
+async fn model_aliases_are_a_setting() {
+    let h = harness(|a| a.model_aliases = Some("whisper-1, house-model".into()));
+    h.load_default();
+    let s = service!(h);
+    let ok = call!(
+        &s,
+        upload("/v1/audio/transcriptions", &[("model", "house-model")])
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    call!(
+        &s,
+        upload(
+            "/v1/audio/transcriptions",
+            &[("model", "gpt-4o-transcribe")]
+        )
+    )
+    .await
+    .assert_error(404, "model_not_found");
 }
 
 #[actix_web::test]

@@ -36,8 +36,9 @@ backend/faster_whisper_backend.py):
 - end of stream: END_OF_AUDIO makes the server stop at once (its transcription
   thread exits and the socket closes, dropping whatever it had not done), so,
   like the official client (wait_before_disconnect), the adapter first waits
-  for the server to settle: it commits a trailing hypothesis after it has come
-  out the same `same_output_threshold` + 1 times. See stream_whisperlive.
+  for the server to settle: it commits a trailing hypothesis once it has come
+  out unchanged more than `same_output_threshold` times in a row. See
+  stream_whisperlive.
 
 WhisperLiveKit 0.2.26 (whisperlivekit/basic_server.py, audio_processor.py,
 timed_objects.py, parse_args.py):

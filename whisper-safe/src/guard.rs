@@ -301,11 +301,18 @@ pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 /// Whether some phrase of `words` is said [`LOOP_REPEATS`] times or more back to
 /// back.
 pub fn has_loop(words: &[String]) -> bool {
-    let longest = words.len() / LOOP_REPEATS;
-    (1..=longest).any(|n| {
-        (0..=words.len() - n * LOOP_REPEATS).any(|start| {
+    repeats(words, 1, LOOP_REPEATS)
+}
+
+/// Whether some phrase of at least `min_words` of `words` is said `times`
+/// times or more back to back.
+pub fn repeats(words: &[String], min_words: usize, times: usize) -> bool {
+    let times = times.max(2);
+    let longest = words.len() / times;
+    (min_words.max(1)..=longest).any(|n| {
+        (0..=words.len() - n * times).any(|start| {
             let phrase = &words[start..start + n];
-            (1..LOOP_REPEATS).all(|k| &words[start + k * n..start + (k + 1) * n] == phrase)
+            (1..times).all(|k| &words[start + k * n..start + (k + 1) * n] == phrase)
         })
     })
 }
@@ -457,6 +464,17 @@ mod tests {
         assert!(!has_loop(&words(LITANY)));
         assert!(!has_loop(&words(PROSE)));
         assert!(!has_loop(&[]));
+        let thrice = words("Ask what you can do. Ask what you can do. Ask what you can do. Ask");
+        assert!(!has_loop(&thrice) && repeats(&thrice, 2, 3));
+        assert!(!repeats(
+            &words("it was the best of times it was the worst of times"),
+            2,
+            3
+        ));
+        assert!(
+            !repeats(&words("no no no"), 2, 3),
+            "one-word phrases are below the minimum"
+        );
         assert_eq!(
             words("A time, to cast-away."),
             ["a", "time", "to", "cast", "away"]

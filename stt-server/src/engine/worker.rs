@@ -258,9 +258,19 @@ fn detect_speech(
     options: &super::TranscribeOptions,
 ) -> Result<Option<Vec<Span>>, RunError> {
     let mut detector = shared.speech.lock().unwrap_or_else(|e| e.into_inner());
+    let long = region.len() > whisper_safe::pieces::MAX_PIECE_SAMPLES;
     let wanted = match options.vad_filter {
         Some(wanted) => wanted,
-        None => detector.is_some() && region.len() > whisper_safe::pieces::MAX_PIECE_SAMPLES,
+        None => {
+            if long && detector.is_none() {
+                log::warn!(
+                    "{:.0} s of audio served without voice-activity detection: no VAD model is \
+                     loaded, so silence is decoded (stt-server models pull silero-vad)",
+                    region.len() as f64 / f64::from(whisper_safe::SAMPLE_RATE)
+                );
+            }
+            detector.is_some() && long
+        }
     };
     if !wanted {
         return Ok(None);

@@ -27,14 +27,12 @@
 //!   by `speech_started`). `speech_stopped` names the turn's last item.
 //! - A turn longer than 25 s without such an end is cut at a pause (at 30 s
 //!   wherever it is) and continues as the next item.
-//! - Every decode is prompted with the session's prompt and keywords, then
-//!   the last 40 words completed before it (whisper's condition on previous
-//!   text, across items and turns).
+//! - Every decode is prompted with the session's prompt and keywords only.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use whisper_safe::guard::{Guard, Verdict, WindowStats};
+use whisper_safe::guard::{normalized_words, repeats, Guard, Verdict, WindowStats};
 use whisper_safe::live::{agreed_words, SpeechProbabilities, TurnDetector, TurnEvent, TurnParams};
 use whisper_safe::{Transcript, SAMPLE_RATE};
 
@@ -49,8 +47,6 @@ const STEP_SAMPLES: usize = RATE * 3 / 10;
 const MIN_PARTIAL_SAMPLES: usize = RATE / 2;
 /// Shortest buffer a commit accepts (OpenAI's rule).
 const MIN_COMMIT_SAMPLES: usize = RATE / 10;
-/// Words of the previous item's text that prompt the next one.
-const PROMPT_WORDS: usize = 40;
 /// Items this long end at a pause even without a sentence's punctuation.
 const CLAUSE_ITEM_SAMPLES: usize = RATE * 5;
 /// A pause this long after a sentence's final punctuation ends its item.
@@ -114,8 +110,9 @@ pub struct Decoded {
     pub words: Vec<DecodedWord>,
     /// The whole text.
     pub text: String,
-    /// Whether the file path's guard accepts it as it is (no repetition loop,
-    /// probable text): a partial result that is may serve as the final one.
+    /// Whether the file path's guard accepts it as it is (probable text, no
+    /// repetition loop): only such results give deltas, and a partial one may
+    /// serve as the final text.
     pub trusted: bool,
 }
 
@@ -143,10 +140,15 @@ impl Decoded {
         }
         words.retain(|w| !w.text.trim().is_empty());
         let stats = WindowStats::of(transcript, 0.0);
+        let text = transcript.text();
+        // Stricter than the file path: a phrase of two words or more said
+        // three times (a short decode's loop never reaches the guard's four).
+        let trusted = Guard::default().verdict(&stats) == Verdict::Accept
+            && !repeats(&normalized_words(&text), 2, 3);
         Self {
             words,
-            text: transcript.text(),
-            trusted: Guard::default().verdict(&stats) == Verdict::Accept,
+            text,
+            trusted,
         }
     }
 
@@ -215,8 +217,6 @@ pub struct Session {
     /// When each stretch of the stream arrived: (end position, instant).
     arrivals: VecDeque<(usize, Instant)>,
     next_item: u64,
-    /// The text of the last completed item.
-    last_text: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -256,7 +256,6 @@ impl Session {
             previous_item: None,
             arrivals: VecDeque::new(),
             next_item: 1,
-            last_text: String::new(),
         };
         session.configure(config, open_vad)?;
         Ok(session)
@@ -585,17 +584,12 @@ impl Session {
         vec![ServerEvent::Cleared]
     }
 
-    /// The prompt of a decode: the session's prompt and keywords, then the
-    /// end of the text completed before (whisper's condition on previous text).
+    /// The prompt of a decode: the session's prompt and keywords. The text
+    /// completed before is not used: prompted with it, whisper repeated it
+    /// ("Ask what you can do. Ask what you can do. …" after "… can do for
+    /// you"), as the file path found between VAD pieces.
     fn decoding_prompt(&self) -> Option<String> {
-        let words: Vec<&str> = self.last_text.split_whitespace().collect();
-        let recent = words[words.len().saturating_sub(PROMPT_WORDS)..].join(" ");
-        let parts: Vec<String> = [self.config.decoding_prompt(), Some(recent)]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.trim().is_empty())
-            .collect();
-        Some(parts.join(" ")).filter(|p| !p.is_empty())
+        self.config.decoding_prompt()
     }
 
     /// The next decode to run, if one is due and none is running.
@@ -703,6 +697,11 @@ impl Session {
                 None => return Vec::new(), // cleared meanwhile
             },
         };
+        if !decoded.trusted {
+            // A looped or improbable decode neither gives words nor counts as
+            // the hypothesis the next one must agree with.
+            return Vec::new();
+        }
         let words = decoded.word_texts();
         let agreed = agreed_words(&item.hypothesis, &words);
         let mut events = Vec::new();
@@ -783,7 +782,6 @@ impl Session {
                 .observe(now.saturating_duration_since(arrived).as_secs_f64());
         }
         self.prune_arrivals();
-        self.last_text.clone_from(&decoded.text);
         ServerEvent::Completed {
             item_id: ending.item.id.clone(),
             content_index: 0,
@@ -937,6 +935,49 @@ mod tests {
         assert!(
             matches!(&events[..], [ServerEvent::Completed { transcript, .. }] if transcript == "Hello there")
         );
+    }
+
+    fn transcript(text: &str) -> Transcript {
+        let tokens = text
+            .split_inclusive(' ')
+            .map(|t| whisper_safe::Token {
+                text: format!(" {}", t.trim()),
+                logprob: -0.1,
+                probability: 0.9,
+                ..Default::default()
+            })
+            .collect();
+        Transcript {
+            segments: vec![whisper_safe::Segment {
+                end: 3.0,
+                text: format!(" {text}"),
+                tokens,
+                avg_logprob: -0.1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decodes_become_words_and_a_looped_one_is_not_trusted() {
+        let fine = Decoded::of(&transcript("Ask not what your country can do."));
+        assert!(fine.trusted);
+        assert_eq!(fine.words.len(), 7);
+        assert_eq!(fine.words[0].text, " Ask");
+        let looped = Decoded::of(&transcript(
+            "Ask what you can do. Ask what you can do. Ask what you can do. Ask what",
+        ));
+        assert!(!looped.trusted);
+        // An untrusted partial result gives no delta and is not agreed with.
+        let mut s = manual_session();
+        let now = Instant::now();
+        s.append(&pcm(0.6), now).unwrap();
+        s.next_decode().unwrap();
+        assert!(s.decoded(Ok(looped.clone()), now).is_empty());
+        s.append(&pcm(0.4), now).unwrap();
+        s.next_decode().unwrap();
+        assert!(s.decoded(Ok(looped), now).is_empty());
     }
 
     #[test]

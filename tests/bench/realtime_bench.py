@@ -26,7 +26,6 @@ import audioop
 import base64
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -36,10 +35,8 @@ from pathlib import Path
 from openai import AsyncOpenAI, OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def words(text: str) -> list[str]:
-    return [w.strip("'") for w in re.sub(r"[^\w']+", " ", text.lower()).split() if w.strip("'")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+from wer import wer, words  # noqa: E402  (tests/python/wer.py)
 
 
 def matched(reference: list[str], hypothesis: list[str]) -> set[int]:
@@ -69,17 +66,6 @@ def matched(reference: list[str], hypothesis: list[str]) -> set[int]:
         else:
             j -= 1
     return found
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j - 1] + (r != h), previous[j] + 1, current[j - 1] + 1)
-        previous = current
-    return previous[-1] / max(len(ref), 1)
 
 
 class Recorder:

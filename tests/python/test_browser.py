@@ -16,7 +16,7 @@ from live_audio import SENTENCES, silence, synthesize, write_wav
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from test_realtime import USER_KEY, start_server
+from test_realtime import USER_KEY, start_live_server
 from wer import wer
 
 SPOKEN = SENTENCES[:2]
@@ -38,7 +38,7 @@ def browser(microphone: Path) -> webdriver.Chrome:
 
 
 def test_the_live_page_shows_deltas_and_completed_turns():
-    process, base = start_server()
+    process, base = start_live_server()
     with tempfile.TemporaryDirectory() as tmp:
         microphone = Path(tmp) / "speech.wav"
         # Chromium loops the file: the silence at the end keeps the loops apart.

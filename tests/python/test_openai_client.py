@@ -8,15 +8,12 @@ Bound: word error rate <= 0.1 against the fixture's reference transcript.
 
 import os
 import re
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import openai
 import pytest
 from openai import OpenAI
+from stt_server import start_server, stop_server
 from wer import wer
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
@@ -24,40 +21,11 @@ JFK = FIXTURES / "jfk.wav"
 REFERENCE = (FIXTURES / "jfk.txt").read_text(encoding="utf-8").strip()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    env.update(
-        STT_HOST="127.0.0.1",
-        STT_PORT=str(port),
-        WHISPER_LIB_DIR=str(Path(os.environ["WHISPER_STT_TEST_LINKED"]) / "lib"),
-        WHISPER_MODEL_PATH=os.environ["WHISPER_STT_TEST_MODEL"],
-        STT_WORKERS="1",
-        STT_THREADS_PER_WORKER="2",
-    )
-    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, "stt-server exited during start-up"
-        try:
-            with urllib.request.urlopen(base + "/ready", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "stt-server did not become ready in 120 s"
-        time.sleep(0.2)
+    process, base = start_server(os.environ["WHISPER_STT_TEST_MODEL"])
     yield base
-    process.terminate()
-    assert process.wait(timeout=30) == 0, "graceful exit on SIGTERM"
+    stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -147,33 +115,10 @@ def test_include_logprobs_needs_json(client):
 @pytest.fixture(scope="module")
 def base_client():
     """A multilingual model (base q8_0) with the VAD model, for languages[] and chunking_strategy."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    env.update(
-        STT_HOST="127.0.0.1",
-        STT_PORT=str(port),
-        WHISPER_LIB_DIR=str(Path(os.environ["WHISPER_STT_TEST_LINKED"]) / "lib"),
-        WHISPER_MODEL_PATH=os.environ["WHISPER_STT_TEST_MODEL_BASE_Q8_0"],
-        WHISPER_VAD_MODEL=os.environ["WHISPER_STT_TEST_VAD_MODEL"],
-        STT_WORKERS="1",
-        STT_THREADS_PER_WORKER="2",
-    )
-    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, "stt-server exited during start-up"
-        try:
-            with urllib.request.urlopen(base + "/ready", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    process, base = start_server(
+        os.environ["WHISPER_STT_TEST_MODEL_BASE_Q8_0"], WHISPER_VAD_MODEL=os.environ["WHISPER_STT_TEST_VAD_MODEL"])
     yield OpenAI(base_url=base + "/v1", api_key="not-needed", max_retries=0)
-    process.terminate()
-    assert process.wait(timeout=30) == 0
+    stop_server(process)
 
 
 FRENCH = FIXTURES / "fr_test_fr.wav"

@@ -16,8 +16,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +26,7 @@ import pytest
 import websockets
 from live_audio import SENTENCES, encode, read_wav, resample, silence, synthesize
 from openai import AsyncOpenAI
+from stt_server import start_server, stop_server
 from wer import wer
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
@@ -42,51 +41,25 @@ COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(**extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    env.update(
-        STT_HOST="127.0.0.1",
-        STT_PORT=str(port),
-        WHISPER_LIB_DIR=str(Path(os.environ["WHISPER_STT_TEST_LINKED"]) / "lib"),
-        WHISPER_MODEL_PATH=os.environ["WHISPER_STT_TEST_MODEL_BASE_Q8_0"],
+def start_live_server(**extra: str):
+    """base q8_0 with the VAD model, keys and small live limits."""
+    return start_server(
+        os.environ["WHISPER_STT_TEST_MODEL_BASE_Q8_0"],
         WHISPER_VAD_MODEL=os.environ["WHISPER_STT_TEST_VAD_MODEL"],
-        STT_WORKERS="1",
-        STT_THREADS_PER_WORKER="2",
         STT_API_KEYS=USER_KEY,
         STT_ADMIN_KEYS=ADMIN_KEY,
         STT_LIVE_MAX_SESSIONS=str(MAX_SESSIONS),
         STT_LIVE_IDLE_SECONDS=str(IDLE_SECONDS),
         STT_MAX_CONNECTIONS="4096",
+        **extra,
     )
-    env.update(extra)
-    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, "stt-server exited during start-up"
-        try:
-            with urllib.request.urlopen(base + "/ready", timeout=2) as response:
-                if response.status == 200:
-                    return process, base
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "stt-server did not become ready in 120 s"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def server():
-    process, base = start_server()
+    process, base = start_live_server()
     yield base
-    process.terminate()
-    assert process.wait(timeout=30) == 0, "graceful exit on SIGTERM"
+    stop_server(process)
 
 
 def client(base: str, key: str = USER_KEY) -> AsyncOpenAI:
@@ -435,7 +408,7 @@ def test_live_metrics_count_latency_audio_and_sessions(server):
 
 
 def test_shutdown_sends_sessions_a_close_frame():
-    process, base = start_server()
+    process, base = start_live_server()
     try:
         async def run():
             ws = await raw_session(base)

@@ -264,7 +264,8 @@ pub struct ServeArgs {
     /// Live transcription sessions at once (0–100,000); more get 429 at the upgrade.
     #[arg(long, env = "STT_LIVE_MAX_SESSIONS", default_value = DEFAULT_LIVE_MAX_SESSIONS)]
     pub live_max_sessions: Option<String>,
-    /// Seconds a live session may send nothing before it is closed (close code 1008).
+    /// Seconds a live session may send no audio before it is closed (close code 1008;
+    /// pings and other events do not count).
     #[arg(long, env = "STT_LIVE_IDLE_SECONDS", default_value = DEFAULT_LIVE_IDLE_SECONDS)]
     pub live_idle_seconds: Option<String>,
     /// Seconds of audio a live session's input buffer holds before a commit

@@ -364,11 +364,23 @@ def test_session_limit_idle_close_and_a_thousand_upgrades(server):
         results = await asyncio.gather(*(attempt() for _ in range(1000)))
         assert set(results) == {429}, {r: results.count(r) for r in set(results)}
 
-        # Idle sessions are closed with 1008 after STT_LIVE_IDLE_SECONDS.
+        # Idle sessions are closed with 1008 after STT_LIVE_IDLE_SECONDS without
+        # audio; events without audio (here a clear every half second) do not
+        # keep one open.
+        async def chatter(ws):
+            try:
+                while True:
+                    await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+                    await asyncio.sleep(0.5)
+            except websockets.ConnectionClosed:
+                pass
+
+        chatting = asyncio.create_task(chatter(held[0]))
         for ws in held:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await next_event(ws, "never", timeout=IDLE_SECONDS + 10)
             assert closed.value.rcvd.code == 1008, closed.value
+        await chatting
         await asyncio.sleep(0.5)
         assert metric(server, "stt_live_sessions") == 0
 

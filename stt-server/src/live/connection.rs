@@ -263,6 +263,8 @@ struct Live {
     model_item: Option<String>,
     decoding: Option<(DecodeKind, Decoding)>,
     request_id: Arc<str>,
+    /// When audio last arrived (or the session opened): the idle clock.
+    audio_at: Instant,
 }
 
 async fn run(
@@ -323,10 +325,12 @@ async fn run(
         model,
         model_item: None,
         decoding: None,
+        audio_at: Instant::now(),
     };
     if live.sender.send(&created, &state).await.is_err() {
         return;
     }
+    // Idle means no audio: pings and other events do not keep a session.
     let idle = state.live.limits.idle_timeout;
     let mut shutdown = state.live.shutdown_signal();
     let started = Instant::now();
@@ -341,12 +345,14 @@ async fn run(
             }
         };
         tokio::select! {
-            message = tokio::time::timeout(idle, stream.next()) => {
+            () = tokio::time::sleep_until((live.audio_at + idle).into()) => {
+                break End::Close(CloseCode::Policy, format!("no audio for {} s", idle.as_secs()));
+            }
+            message = stream.next() => {
                 let step = match message {
-                    Err(_) => Err(End::Close(CloseCode::Policy, format!("idle for {} s", idle.as_secs()))),
-                    Ok(None) | Ok(Some(Ok(AggregatedMessage::Close(_)))) => Err(End::Gone),
-                    Ok(Some(Ok(message))) => live.on_message(message).await,
-                    Ok(Some(Err(error))) => Err(protocol_close(&error)),
+                    None | Some(Ok(AggregatedMessage::Close(_))) => Err(End::Gone),
+                    Some(Ok(message)) => live.on_message(message).await,
+                    Some(Err(error)) => Err(protocol_close(&error)),
                 };
                 if let Err(end) = step {
                     break end;
@@ -447,7 +453,13 @@ impl Live {
     async fn on_event(&mut self, event: ClientEvent, event_id: Option<&str>) -> Result<(), End> {
         let result = match event {
             ClientEvent::SessionUpdate { session, beta } => self.update(&session, beta),
-            ClientEvent::Append { audio } => self.session.append(&audio, Instant::now()),
+            ClientEvent::Append { audio } => {
+                let appended = self.session.append(&audio, Instant::now());
+                if appended.is_ok() && !audio.is_empty() {
+                    self.audio_at = Instant::now();
+                }
+                appended
+            }
             ClientEvent::Commit => self.session.commit(),
             ClientEvent::Clear => Ok(self.session.clear()),
         };

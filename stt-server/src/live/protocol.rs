@@ -86,6 +86,10 @@ pub struct SessionConfig {
     pub logprobs: bool,
 }
 
+/// Longest prompt and keywords together, in bytes: whisper keeps at most 224
+/// prompt tokens, and the text is tokenized again at every decode.
+pub const MAX_PROMPT_BYTES: usize = 4096;
+
 /// `include` value asking for log-probabilities.
 pub const INCLUDE_LOGPROBS: &str = "item.input_audio_transcription.logprobs";
 
@@ -153,6 +157,15 @@ impl SessionConfig {
         }
         if let Some(transcription) = input.transcription {
             next.apply_transcription(transcription)?;
+            if next
+                .decoding_prompt()
+                .is_some_and(|p| p.len() > MAX_PROMPT_BYTES)
+            {
+                return Err(ProtocolError::invalid(
+                    "session.audio.input.transcription.prompt",
+                    format!("the prompt and keywords together exceed {MAX_PROMPT_BYTES} bytes"),
+                ));
+            }
         }
         if let Some(turn_detection) = input.turn_detection {
             next.turn_detection = parse_turn_detection(turn_detection, self.turn_detection)?;
@@ -740,6 +753,10 @@ mod tests {
                 "session.audio.input.turn_detection.type",
             ),
             (json!({"include": ["nope"]}), "session.include"),
+            (
+                json!({"audio": {"input": {"transcription": {"prompt": "x".repeat(5000)}}}}),
+                "session.audio.input.transcription.prompt",
+            ),
         ];
         for (update, param) in cases {
             let error = defaults().update(&update, false).unwrap_err();

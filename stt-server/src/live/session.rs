@@ -705,29 +705,21 @@ impl Session {
         let words = decoded.word_texts();
         let agreed = agreed_words(&item.hypothesis, &words);
         let mut events = Vec::new();
+        let mut word_ends: Vec<usize> = Vec::new();
         if agreed > item.sent {
             let new = &decoded.words[item.sent..agreed];
             let mut delta: String = new.iter().map(|w| w.text.as_str()).collect();
             if item.sent == 0 {
                 delta = delta.trim_start().to_owned();
             }
-            let item_start = item.start;
             let logprobs = self
                 .config
                 .logprobs
                 .then(|| new.iter().flat_map(|w| w.logprobs.clone()).collect());
-            for word in new {
-                let at = item_start + (word.end * RATE as f64) as usize;
-                if let Some(arrived) = self
-                    .arrivals
-                    .iter()
-                    .find(|(end, _)| *end >= at.min(done.audio_end))
-                {
-                    self.metrics
-                        .partial_latency
-                        .observe(now.saturating_duration_since(arrived.1).as_secs_f64());
-                }
-            }
+            word_ends = new
+                .iter()
+                .map(|w| (item.start + (w.end * RATE as f64) as usize).min(done.audio_end))
+                .collect();
             item.sent = agreed;
             events.push(ServerEvent::Delta {
                 item_id: item.id.clone(),
@@ -738,6 +730,13 @@ impl Session {
         }
         item.hypothesis = words;
         item.latest = Some((done.audio_end, decoded));
+        for at in word_ends {
+            if let Some(arrived) = self.arrival(at) {
+                self.metrics
+                    .partial_latency
+                    .observe(now.saturating_duration_since(arrived).as_secs_f64());
+            }
+        }
         events
     }
 

@@ -53,6 +53,16 @@ pub const DEFAULT_LIVE_MAX_SESSIONS: &str = "8";
 pub const DEFAULT_LIVE_IDLE_SECONDS: &str = "60";
 /// Default `STT_LIVE_MAX_BUFFER_SECONDS`.
 pub const DEFAULT_LIVE_MAX_BUFFER_SECONDS: &str = "300";
+/// Default `STT_MAX_UPLOADS`.
+pub const DEFAULT_MAX_UPLOADS: &str = "256";
+/// `STT_MAX_UPLOADS`.
+const MAX_UPLOADS: RangeInclusive<usize> = 1..=100_000;
+/// Largest uploads the default upload memory holds at once.
+pub const DEFAULT_UPLOADS_IN_MEMORY: u64 = 8;
+/// Default `STT_BODY_IDLE_SECONDS`.
+pub const DEFAULT_BODY_IDLE_SECONDS: &str = "10";
+/// Default `STT_BODY_MIN_BYTES_PER_SECOND`.
+pub const DEFAULT_BODY_MIN_BYTES_PER_SECOND: &str = "1K";
 /// `STT_LIVE_MAX_SESSIONS`.
 const LIVE_MAX_SESSIONS: RangeInclusive<usize> = 0..=100_000;
 /// Requests that may wait per worker by default.
@@ -172,8 +182,8 @@ pub struct ServeArgs {
     /// Requests that may be admitted beyond the workers (0–100,000) [default: 4 ×
     /// workers].
     ///
-    /// They are being read, decoded or waiting; beyond, 429 at once, before the body is
-    /// read. `0`: no waiting.
+    /// Their bodies are complete; they are being decoded or waiting. Beyond, 429 at
+    /// once: the workers are busy. `0`: no waiting.
     #[arg(long, env = "STT_QUEUE_LIMIT")]
     pub queue_limit: Option<String>,
     /// Largest `file` part, bytes: `K`, `M`, `G` are ×1024 (`25M` is 26,214,400),
@@ -210,7 +220,7 @@ pub struct ServeArgs {
     /// 403, and with `STT_API_KEYS` alone nobody can load.
     #[arg(long, env = "STT_ADMIN_KEYS", hide_env_values = true)]
     pub admin_keys: Option<String>,
-    /// The audio memory budget: bytes the admitted requests' uploads and decoded
+    /// The audio memory budget: bytes the admitted requests' files and decoded
     /// samples may hold together, at least one request's worst case [default:
     /// (workers + queue limit) × (max upload + 1 MiB + max audio seconds × 64000)].
     ///
@@ -249,6 +259,31 @@ pub struct ServeArgs {
     /// request timeout, a stalled upload never holds its place until then.
     #[arg(long, env = "STT_BODY_TIMEOUT_SECONDS")]
     pub body_timeout_seconds: Option<String>,
+    /// Seconds a body may send nothing; beyond, 408 `body_stalled`, the connection is
+    /// closed and its memory freed.
+    #[arg(long, env = "STT_BODY_IDLE_SECONDS", default_value = DEFAULT_BODY_IDLE_SECONDS)]
+    pub body_idle_seconds: Option<String>,
+    /// Slowest average a body may arrive at once its first idle-timeout seconds have
+    /// passed, bytes per second (`K` ×1024; `0`: no floor); below, 408 `body_too_slow`.
+    #[arg(
+        long,
+        env = "STT_BODY_MIN_BYTES_PER_SECOND",
+        default_value = DEFAULT_BODY_MIN_BYTES_PER_SECOND
+    )]
+    pub body_min_bytes_per_second: Option<String>,
+    /// Uploads being received at once (1–100,000); beyond, 503 `too_many_uploads`
+    /// before the body is read.
+    ///
+    /// An upload takes no worker place until its body is complete.
+    #[arg(long, env = "STT_MAX_UPLOADS", default_value = DEFAULT_MAX_UPLOADS)]
+    pub max_uploads: Option<String>,
+    /// Bytes the uploads being received may hold together, at least one largest
+    /// upload [default: 8 × (max upload + 1 MiB)].
+    ///
+    /// An upload reserves its declared length when it starts (a chunked one, what has
+    /// arrived); beyond, 503 `upload_memory_full` before more is read.
+    #[arg(long, env = "STT_UPLOAD_MEMORY_BYTES")]
+    pub upload_memory_bytes: Option<String>,
     /// Encoder context for audio under 30 s: `trimmed` or `full`.
     ///
     /// `trimmed`: the encoder computes only the audio plus 2 s of margin (about 2×
@@ -525,8 +560,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Idle keep-alive time.
     pub keep_alive: Duration,
-    /// Time to send an upload.
-    pub body_timeout: Duration,
+    /// How uploads are admitted and how fast they must arrive.
+    pub uploads: crate::server::upload::UploadLimits,
     /// Model names answered as the serving model.
     pub model_aliases: Vec<String>,
     /// Live-session limits.
@@ -687,6 +722,49 @@ impl Config {
                 })
             }
         };
+        let upload_bytes =
+            max_upload_bytes.saturating_add(crate::server::form::FORM_OVERHEAD_BYTES);
+        let uploads = crate::server::upload::UploadLimits {
+            max_uploads: parse_range(
+                or_default(args.max_uploads, DEFAULT_MAX_UPLOADS),
+                "STT_MAX_UPLOADS",
+                "max-uploads",
+                &MAX_UPLOADS,
+            )?,
+            memory_bytes: match text(args.upload_memory_bytes) {
+                None => upload_bytes.saturating_mul(DEFAULT_UPLOADS_IN_MEMORY),
+                Some(v) => parse_bytes(&v)
+                    .filter(|&n| n >= upload_bytes)
+                    .ok_or_else(|| ConfigError {
+                        variable: "STT_UPLOAD_MEMORY_BYTES",
+                        flag: "upload-memory-bytes",
+                        value: v.clone(),
+                        reason: format!(
+                            "expected a byte count such as 512M of at least one largest upload, \
+                             {upload_bytes} bytes (max upload + 1 MiB)"
+                        ),
+                    })?,
+            },
+            idle_timeout: Duration::from_secs_f64(seconds(
+                or_default(args.body_idle_seconds, DEFAULT_BODY_IDLE_SECONDS),
+                "STT_BODY_IDLE_SECONDS",
+                "body-idle-seconds",
+            )?),
+            min_bytes_per_second: {
+                let v = or_default(
+                    args.body_min_bytes_per_second,
+                    DEFAULT_BODY_MIN_BYTES_PER_SECOND,
+                );
+                parse_bytes(&v).ok_or_else(|| ConfigError {
+                    variable: "STT_BODY_MIN_BYTES_PER_SECOND",
+                    flag: "body-min-bytes-per-second",
+                    value: v.clone(),
+                    reason: "expected a byte count per second such as 1024 or 1K (0: no floor)"
+                        .into(),
+                })?
+            },
+            body_timeout: Duration::from_secs_f64(body_timeout),
+        };
         let model_aliases: Vec<String> = or_default(args.model_aliases, DEFAULT_MODEL_ALIASES)
             .split(',')
             .map(|a| a.trim().to_owned())
@@ -732,7 +810,7 @@ impl Config {
             max_connections,
             header_timeout: Duration::from_secs_f64(header_timeout),
             keep_alive: Duration::from_secs_f64(keep_alive),
-            body_timeout: Duration::from_secs_f64(body_timeout),
+            uploads,
             model_aliases,
             live,
         })
@@ -758,7 +836,8 @@ impl Config {
             "listen {}, model {model}, lib dir {}, {} workers × {} threads ({} per piece), \
              queue limit {}, \
              max upload {} bytes, max audio {} s, audio memory budget {} bytes, \
-             request timeout {} s, body timeout {} s, header timeout {} s, keep-alive {} s, \
+             request timeout {} s, body timeout {} s (idle {} s, at least {} bytes/s), \
+             uploads at most {} holding {} bytes, header timeout {} s, keep-alive {} s, \
              {} HTTP workers, max {} connections, shutdown grace {} s, audio context {:?}, \
              {} API keys, {} admin keys, model aliases {}, live sessions at most {} \
              (idle {} s, buffer {} s)",
@@ -775,7 +854,11 @@ impl Config {
             self.max_audio_seconds,
             self.audio_memory_bytes,
             self.request_timeout.as_secs_f64(),
-            self.body_timeout.as_secs_f64(),
+            self.uploads.body_timeout.as_secs_f64(),
+            self.uploads.idle_timeout.as_secs_f64(),
+            self.uploads.min_bytes_per_second,
+            self.uploads.max_uploads,
+            self.uploads.memory_bytes,
             self.header_timeout.as_secs_f64(),
             self.keep_alive.as_secs_f64(),
             self.http_workers,
@@ -967,9 +1050,9 @@ mod tests {
         assert_eq!(config.max_connections, 1024);
         assert_eq!(config.header_timeout, Duration::from_secs(5));
         assert_eq!(config.keep_alive, Duration::from_secs(5));
-        assert_eq!(config.body_timeout, Duration::from_secs(120));
+        assert_eq!(config.uploads.body_timeout, Duration::from_secs(120));
         let short = serve(|a| a.request_timeout_seconds = Some("60".into())).unwrap();
-        assert_eq!(short.body_timeout, Duration::from_secs(30));
+        assert_eq!(short.uploads.body_timeout, Duration::from_secs(30));
         assert!(!config.model.context_options().flash_attn);
         let on = serve(|a| a.model.flash_attn = Some("on".into())).unwrap();
         assert!(on.model.context_options().flash_attn);
@@ -1309,6 +1392,7 @@ mod tests {
                 "--shutdown-timeout-seconds",
                 "--http-workers",
                 "--max-connections",
+                "--max-uploads",
                 "--live-max-sessions",
             ]
         );

@@ -1293,8 +1293,9 @@ macro_rules! call_with_payload {
     };
 }
 
-/// The admission gauges: (admitted requests, reserved bytes).
-macro_rules! admitted {
+/// What requests hold, from the metrics: (admitted requests, audio memory
+/// reserved, uploads being received, upload memory reserved).
+macro_rules! held {
     ($service:expr) => {
         async {
             let text = call!($service, test::TestRequest::get().uri("/metrics"))
@@ -1303,49 +1304,151 @@ macro_rules! admitted {
             (
                 metric(&text, "stt_admitted_requests"),
                 metric(&text, "stt_audio_memory_reserved_bytes"),
+                metric(&text, "stt_uploads_in_flight"),
+                metric(&text, "stt_upload_memory_reserved_bytes"),
             )
         }
     };
 }
+
+/// Nothing held.
+const FREE: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
 
 fn one_second_form() -> web::Bytes {
     multipart(Some(("a.wav", "audio/wav", &wav(1.0))), &[]).into()
 }
 
 #[actix_web::test]
-async fn admission_is_decided_before_the_body_is_read() {
-    // One worker and one waiting place: two uploads being read take both
-    // places, so a third is refused at once, before its body is read.
-    let h = harness(|_| {});
+async fn uploads_take_no_place_until_their_bodies_are_complete() {
+    // One worker and one waiting place; three uploads may arrive at once.
+    let h = harness(|a| a.max_uploads = Some("3".into()));
     h.load_default();
     let s = service!(h);
-    let per_request = Config::from_args(ServeArgs::default())
+    let pending: Vec<_> = (0..3)
+        .map(|_| pending_upload("/v1/audio/transcriptions"))
+        .collect();
+    let mut senders = Vec::new();
+    let mut calls = Vec::new();
+    for (body, request, sender) in pending {
+        senders.push(sender);
+        calls.push(call_with_payload!(&s, request, body));
+    }
+    let (answers, ()) = futures_util::join!(futures_util::future::join_all(calls), async {
+        until("three uploads arriving", || {
+            h.state.uploads.in_flight() == 3
+        })
+        .await;
+        // More uploads than places, none holding a place or audio memory.
+        assert_eq!(held!(&s).await, (0.0, 0.0, 3.0, 0.0));
+        let started = Instant::now();
+        let refused = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "503 at once");
+        refused.assert_error(503, "too_many_uploads");
+        assert_eq!(refused.headers.get("retry-after").unwrap(), "1");
+        // The bodies complete: two take the places, the third finds the
+        // workers busy.
+        let held_form = multipart(
+            Some(("a.wav", "audio/wav", &wav(1.0))),
+            &[("prompt", "hold")],
+        );
+        for sender in senders.drain(..) {
+            sender.send(held_form.clone().into()).unwrap();
+        }
+        until("one running, one waiting, no upload", || {
+            h.state.engine.load_now() == (1, 1) && h.state.uploads.in_flight() == 0
+        })
+        .await;
+        h.world.open_gate();
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    answers
+        .iter()
+        .find(|a| a.status == 429)
         .unwrap()
-        .request_memory_bytes() as f64;
-    let (first_body, first, first_sender) = pending_upload("/v1/audio/transcriptions");
-    let (second_body, second, second_sender) = pending_upload("/v1/audio/transcriptions");
-    let (third_body, third, _third_sender) = pending_upload("/v1/audio/transcriptions");
-    let (first, second, refused) = futures_util::join!(
-        call_with_payload!(&s, first, first_body),
-        call_with_payload!(&s, second, second_body),
+        .assert_error(429, "queue_full");
+    assert_eq!(held!(&s).await, FREE);
+}
+
+#[actix_web::test]
+async fn uploads_reserve_their_declared_length_from_the_upload_memory() {
+    // Room for one largest upload: 1 MiB of file and 1 MiB of form.
+    let h = harness(|a| {
+        a.max_upload_bytes = Some("1M".into());
+        a.upload_memory_bytes = Some("2M".into());
+    });
+    h.load_default();
+    let s = service!(h);
+    let declared = |length: u64| {
+        let (body, request, sender) = pending_upload("/v1/audio/transcriptions");
+        (
+            body,
+            request.insert_header(("content-length", length.to_string())),
+            sender,
+        )
+    };
+    let (big_body, big, big_sender) = declared(1_500_000);
+    let (small_body, small, small_sender) = declared(500_000);
+    let (refused_body, refused, _refused_sender) = declared(600_000);
+    let (big, small, refused) = futures_util::join!(
+        call_with_payload!(&s, big, big_body),
         async {
-            until("two uploads admitted", || h.state.engine.admitted().0 == 2).await;
-            assert_eq!(admitted!(&s).await, (2.0, 2.0 * per_request));
-            let started = Instant::now();
-            // The third body never arrives: only an answer without it can return.
-            let refused = call_with_payload!(&s, third, third_body).await;
-            assert!(started.elapsed() < Duration::from_secs(2), "429 at once");
-            for sender in [first_sender, second_sender] {
+            until("the big upload arriving", || {
+                h.state.uploads.in_flight() == 1
+            })
+            .await;
+            call_with_payload!(&s, small, small_body).await
+        },
+        async {
+            until("both arriving", || h.state.uploads.in_flight() == 2).await;
+            assert_eq!(held!(&s).await, (0.0, 0.0, 2.0, 2_000_000.0));
+            let refused = call_with_payload!(&s, refused, refused_body).await;
+            for sender in [big_sender, small_sender] {
                 sender.send(one_second_form()).unwrap();
             }
             refused
         }
     );
-    assert_eq!(first.status, 200, "{}", first.body);
-    assert_eq!(second.status, 200, "{}", second.body);
-    refused.assert_error(429, "queue_full");
-    assert!(refused.headers.contains_key("retry-after"));
-    assert_eq!(admitted!(&s).await, (0.0, 0.0));
+    assert_eq!(big.status, 200, "{}", big.body);
+    assert_eq!(small.status, 200, "{}", small.body);
+    refused.assert_error(503, "upload_memory_full");
+    assert_eq!(held!(&s).await, FREE);
+}
+
+#[actix_web::test]
+async fn a_stalled_body_is_shed_at_the_idle_timeout() {
+    let h = harness(|a| a.body_idle_seconds = Some("0.3".into()));
+    h.load_default();
+    let s = service!(h);
+    let (body, request, sender) = pending_upload("/v1/audio/transcriptions");
+    // The first part arrives, then nothing.
+    sender
+        .send(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nen\r\n"
+            )
+            .into(),
+        )
+        .unwrap();
+    let started = Instant::now();
+    call_with_payload!(&s, request, body)
+        .await
+        .assert_error(408, "body_stalled");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let text = call!(&s, test::TestRequest::get().uri("/metrics"))
+        .await
+        .body;
+    assert!(
+        text.contains("stt_uploads_shed_total{reason=\"stalled\"} 1"),
+        "{text}"
+    );
+    assert_eq!(held!(&s).await, FREE);
 }
 
 #[actix_web::test]
@@ -1356,7 +1459,6 @@ async fn every_way_a_request_ends_releases_its_reservation() {
     });
     h.load_default();
     let s = service!(h);
-    let free = (0.0, 0.0);
     // Errors after admission: bad audio, bad parameters, an unknown model.
     for (fields, file, status) in [
         (&[][..], &b"not audio at all"[..], 415),
@@ -1375,27 +1477,27 @@ async fn every_way_a_request_ends_releases_its_reservation() {
         )
         .await;
         assert!([status, 422].contains(&bad.status.as_u16()), "{}", bad.body);
-        assert_eq!(admitted!(&s).await, free, "after {}", bad.body);
+        assert_eq!(held!(&s).await, FREE, "after {}", bad.body);
     }
     // A body that stops arriving: 408 at the body timeout.
     let (body, request, _sender) = pending_upload("/v1/audio/transcriptions");
     call_with_payload!(&s, request, body)
         .await
         .assert_error(408, "body_timeout");
-    assert_eq!(admitted!(&s).await, free, "after the body timeout");
+    assert_eq!(held!(&s).await, FREE, "after the body timeout");
     // A client gone while its body arrives.
     let (body, request, _sender) = pending_upload("/v1/audio/transcriptions");
     {
         let pending = Box::pin(call_with_payload!(&s, request, body));
         let admitted_once = Box::pin(until("the upload is admitted", || {
-            h.state.engine.admitted().0 == 1
+            h.state.uploads.in_flight() == 1
         }));
         match futures_util::future::select(pending, admitted_once).await {
             futures_util::future::Either::Right(((), pending)) => drop(pending),
             futures_util::future::Either::Left((reply, _)) => panic!("answered: {}", reply.body),
         }
     }
-    assert_eq!(admitted!(&s).await, free, "after a disconnect");
+    assert_eq!(held!(&s).await, FREE, "after a disconnect");
     // A run past the request timeout (504, cancelled).
     call!(
         &s,
@@ -1404,7 +1506,7 @@ async fn every_way_a_request_ends_releases_its_reservation() {
     .await
     .assert_error(504, "request_timeout");
     until("the held run ends", || h.state.engine.admitted().0 == 0).await;
-    assert_eq!(admitted!(&s).await, free, "after a timeout");
+    assert_eq!(held!(&s).await, FREE, "after a timeout");
     // A success.
     assert_eq!(
         call!(&s, upload("/v1/audio/transcriptions", &[]))
@@ -1412,60 +1514,62 @@ async fn every_way_a_request_ends_releases_its_reservation() {
             .status,
         200
     );
-    assert_eq!(admitted!(&s).await, free, "after a success");
+    assert_eq!(held!(&s).await, FREE, "after a success");
 }
 
 #[actix_web::test]
 async fn the_audio_memory_budget_bounds_admission() {
-    // Room for two worst cases: the decoded size replaces the worst case,
-    // so short audio leaves room for more.
+    // 6 MB: a worst case is the file and 40 s of samples (a 30 s WAV: 3.52 MB);
+    // the decoded size (1.92 MB) replaces it once known, so a second 30 s
+    // request fits beside the first, and a third (2.59 MB) finds the memory held.
     let h = harness(|a| {
         a.queue_limit = Some("4".into());
         a.max_upload_bytes = Some("1M".into());
-        a.max_audio_seconds = Some("10".into());
-        a.audio_memory_bytes = Some((2 * (2 * 1_048_576 + 640_000)).to_string());
+        a.max_audio_seconds = Some("40".into());
+        a.audio_memory_bytes = Some("6000000".into());
     });
     h.load_default();
     let s = service!(h);
-    let worst = f64::from(2 * 1_048_576 + 640_000);
-    let one_second = 16_000.0 * 4.0;
-    let held = || upload("/v1/audio/transcriptions", &[("prompt", "hold")]);
-    let (pending_body, pending, pending_sender) = pending_upload("/v1/audio/transcriptions");
-    let (refused_body, refused, _refused_sender) = pending_upload("/v1/audio/transcriptions");
-    let (a, b, c, d) = futures_util::join!(
-        call!(&s, held()),
-        call!(&s, held()),
+    let samples = 30.0 * 16_000.0 * 4.0;
+    let held_form = || {
+        test::TestRequest::post()
+            .uri("/v1/audio/transcriptions")
+            .insert_header((
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            ))
+            .set_payload(multipart(
+                Some(("a.wav", "audio/wav", &wav(30.0))),
+                &[("prompt", "hold")],
+            ))
+    };
+    let (a, b, c) = futures_util::join!(
+        call!(&s, held_form()),
+        async {
+            until("one running", || h.state.engine.load_now() == (0, 1)).await;
+            call!(&s, held_form()).await
+        },
         async {
             until("one running, one waiting", || {
                 h.state.engine.load_now() == (1, 1)
             })
             .await;
-            assert_eq!(admitted!(&s).await, (2.0, 2.0 * one_second));
-            call_with_payload!(&s, pending, pending_body).await
-        },
-        async {
-            until("a third upload being read", || {
-                h.state.engine.admitted().0 == 3
-            })
-            .await;
-            assert_eq!(admitted!(&s).await, (3.0, 2.0 * one_second + worst));
-            let refused = call_with_payload!(&s, refused, refused_body).await;
-            pending_sender.send(one_second_form()).unwrap();
-            drop(pending_sender);
+            assert_eq!(held!(&s).await, (2.0, 2.0 * samples, 0.0, 0.0));
+            let refused = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
             h.world.open_gate();
             refused
         }
     );
-    for ok in [a, b, c] {
+    for ok in [a, b] {
         assert_eq!(ok.status, 200, "{}", ok.body);
     }
-    d.assert_error(429, "queue_full");
-    assert!(d.headers.contains_key("retry-after"));
-    assert!(d.json()["error"]["message"]
+    c.assert_error(429, "queue_full");
+    assert!(c.headers.contains_key("retry-after"));
+    assert!(c.json()["error"]["message"]
         .as_str()
         .unwrap()
         .contains("memory"));
-    assert_eq!(admitted!(&s).await, (0.0, 0.0));
+    assert_eq!(held!(&s).await, FREE);
 }
 
 #[actix_web::test]

@@ -1,6 +1,7 @@
 //! `stt-server serve` under overload, with the real libraries and tiny.en:
-//! forty concurrent one-hour uploads against the default limits, and many
-//! clients that send their requests byte by byte. Each test starts the binary
+//! forty concurrent one-hour uploads against the default limits, clients that
+//! send their requests byte by byte, a hundred stalled uploads beside a normal
+//! request, and a burst of a thousand uploads. Each test starts the binary
 //! with the shared harness (`tests/support/server.rs`) and talks raw HTTP/1.1
 //! over `TcpStream`.
 
@@ -125,7 +126,9 @@ fn forty_one_hour_uploads_stay_within_the_documented_memory_bound() {
     let idle = server.status_bytes("VmRSS:");
     let workers = metric(&server, "stt_workers");
     let budget = metric(&server, "stt_audio_memory_budget_bytes");
-    let bound = idle + budget + workers * MAX_AUDIO_SECONDS * RUN_BYTES_PER_SECOND + SLACK_BYTES;
+    let uploads = metric(&server, "stt_upload_memory_budget_bytes");
+    let bound =
+        idle + budget + uploads + workers * MAX_AUDIO_SECONDS * RUN_BYTES_PER_SECOND + SLACK_BYTES;
 
     let head = upload_head(&form, body.len());
     let statuses: Vec<u16> = std::thread::scope(|scope| {
@@ -137,7 +140,7 @@ fn forty_one_hour_uploads_stay_within_the_documented_memory_bound() {
             .map(|client| match client.join().expect("client thread") {
                 Ok(response) => {
                     assert!(
-                        [200, 413, 429].contains(&response.status),
+                        [200, 413, 429, 503].contains(&response.status),
                         "{} {}",
                         response.status,
                         response.text()
@@ -152,18 +155,24 @@ fn forty_one_hour_uploads_stay_within_the_documented_memory_bound() {
     let peak = server.status_bytes("VmHWM:");
     let mb = |bytes: f64| bytes / 1e6;
     eprintln!(
-        "40 one-hour uploads: {} × 200, {} × 413, {} × 429; peak RSS {:.0} MB, bound {:.0} MB \
-         (idle {:.0} MB + budget {:.0} MB + runs {:.0} MB + slack)",
+        "40 one-hour uploads: {} × 200, {} × 413, {} × 429, {} × 503; peak RSS {:.0} MB, \
+         bound {:.0} MB (idle {:.0} MB + audio budget {:.0} MB + upload budget {:.0} MB \
+         + runs {:.0} MB + slack)",
         count(200),
         count(413),
         count(429),
+        count(503),
         mb(peak),
         mb(bound),
         mb(idle),
         mb(budget),
+        mb(uploads),
         mb(workers * MAX_AUDIO_SECONDS * RUN_BYTES_PER_SECOND),
     );
-    assert!(count(429) > 0, "the limits refused none: {statuses:?}");
+    assert!(
+        count(429) + count(503) > 0,
+        "the limits refused none: {statuses:?}"
+    );
     assert!(
         peak <= bound,
         "peak RSS {:.0} MB above the bound {:.0} MB",
@@ -172,6 +181,7 @@ fn forty_one_hour_uploads_stay_within_the_documented_memory_bound() {
     );
     assert_eq!(metric(&server, "stt_admitted_requests"), 0.0);
     assert_eq!(metric(&server, "stt_audio_memory_reserved_bytes"), 0.0);
+    assert_eq!(metric(&server, "stt_uploads_in_flight"), 0.0);
     transcribe_jfk(&server);
 }
 
@@ -225,6 +235,11 @@ impl Trickle {
         }
     }
 
+    /// The answer as text.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.answer).into_owned()
+    }
+
     fn status(&self) -> Option<u16> {
         std::str::from_utf8(self.answer.get(..12)?)
             .ok()?
@@ -237,9 +252,11 @@ impl Trickle {
 
 #[test]
 fn slow_clients_are_closed_and_a_normal_client_is_served_meanwhile() {
-    let body_timeout = Duration::from_secs(3);
+    // A body trickled at 10 bytes/s never stalls for the idle timeout but is
+    // far under the floor (1 KiB/s) once the grace (the idle timeout) is over.
+    let grace = Duration::from_secs(3);
     let header_timeout = Duration::from_secs(5);
-    let server = start(&[("STT_BODY_TIMEOUT_SECONDS", "3")]);
+    let server = start(&[("STT_BODY_IDLE_SECONDS", "3")]);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     assert_eq!(
         server.threads_named("actix-rt|system"),
@@ -315,17 +332,136 @@ fn slow_clients_are_closed_and_a_normal_client_is_served_meanwhile() {
             .closed
             .unwrap_or_else(|| panic!("slow body {n} still open after {limit:?}"));
         assert!(
-            closed >= body_timeout - Duration::from_millis(500)
-                && closed < body_timeout + Duration::from_secs(3),
+            closed >= grace - Duration::from_millis(500) && closed < grace + Duration::from_secs(3),
             "slow body {n} closed after {closed:?}"
         );
-        assert_eq!(
-            trickle.status(),
-            Some(408),
+        assert_eq!(trickle.status(), Some(408), "{}", trickle.text());
+        assert!(
+            trickle.text().contains("body_too_slow"),
             "{}",
-            String::from_utf8_lossy(&trickle.answer)
+            trickle.text()
         );
     }
     assert_eq!(metric(&server, "stt_admitted_requests"), 0.0);
+    assert_eq!(metric(&server, "stt_uploads_in_flight"), 0.0);
+    transcribe_jfk(&server);
+}
+
+/// `count` connections that each send the head of a jfk.wav upload and the
+/// first bytes of its body, then nothing.
+fn stalled_uploads(server: &Server, count: usize) -> Vec<Trickle> {
+    let jfk = Form::jfk();
+    let body = jfk.body();
+    let mut bytes = upload_head(&jfk, body.len());
+    bytes.extend_from_slice(&body[..200]);
+    (0..count)
+        .map(|_| {
+            let mut trickle = Trickle::open(server.port, bytes.clone());
+            trickle.stream.set_nonblocking(false).unwrap();
+            trickle.stream.write_all(&bytes).expect("send the head");
+            trickle.stream.set_nonblocking(true).unwrap();
+            trickle.sent = bytes.len();
+            trickle
+        })
+        .collect()
+}
+
+/// Polls `trickles` until each is closed or `limit` has passed since `started`.
+fn wait_closed(trickles: &mut [Trickle], started: Instant, limit: Duration) {
+    while started.elapsed() < limit && trickles.iter().any(|t| t.closed.is_none()) {
+        for trickle in trickles.iter_mut() {
+            trickle.tick(started);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Slack for a normal request beside stalled uploads: at most twice its time
+/// alone plus this (the stalled connections cost the event loop a little).
+const BESIDE_STALLED_SLACK: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_hundred_stalled_uploads_leave_a_normal_request_its_usual_time() {
+    let idle = Duration::from_secs(3);
+    let server = start(&[("STT_BODY_IDLE_SECONDS", "3")]);
+    transcribe_jfk(&server); // warm
+    let alone = transcribe_jfk(&server);
+    let started = Instant::now();
+    let mut stalled = stalled_uploads(&server, 100);
+    assert_eq!(
+        metric(&server, "stt_uploads_in_flight"),
+        100.0,
+        "every stalled upload is being received"
+    );
+    assert_eq!(metric(&server, "stt_admitted_requests"), 0.0);
+    let beside = transcribe_jfk(&server);
+    eprintln!("jfk alone {alone:?}, beside 100 stalled uploads {beside:?}");
+    assert!(
+        beside <= alone * 2 + BESIDE_STALLED_SLACK,
+        "beside stalled uploads {beside:?}, alone {alone:?}"
+    );
+    wait_closed(&mut stalled, started, idle + Duration::from_secs(5));
+    for (n, trickle) in stalled.iter().enumerate() {
+        let closed = trickle
+            .closed
+            .unwrap_or_else(|| panic!("stalled upload {n} still open"));
+        assert!(
+            closed >= idle - Duration::from_millis(500) && closed < idle + Duration::from_secs(2),
+            "stalled upload {n} closed after {closed:?}"
+        );
+        assert_eq!(trickle.status(), Some(408), "{}", trickle.text());
+        assert!(
+            trickle.text().contains("body_stalled"),
+            "{}",
+            trickle.text()
+        );
+    }
+    let text = server.metrics();
+    assert!(
+        text.contains("stt_uploads_shed_total{reason=\"stalled\"} 100"),
+        "{text}"
+    );
+    assert_eq!(metric(&server, "stt_uploads_in_flight"), 0.0);
+    assert_eq!(metric(&server, "stt_upload_bytes_held"), 0.0);
+}
+
+#[test]
+fn a_burst_of_a_thousand_uploads_gets_documented_answers_within_the_memory_bound() {
+    let idle = Duration::from_secs(3);
+    let server = start(&[("STT_BODY_IDLE_SECONDS", "3")]);
+    let rss = server.status_bytes("VmRSS:");
+    let bound = rss
+        + metric(&server, "stt_audio_memory_budget_bytes")
+        + metric(&server, "stt_upload_memory_budget_bytes")
+        + SLACK_BYTES;
+    let max_uploads = 256;
+    let started = Instant::now();
+    let mut burst = stalled_uploads(&server, 1000);
+    wait_closed(&mut burst, started, idle + Duration::from_secs(10));
+    let peak = server.status_bytes("VmHWM:");
+    let mut answers = std::collections::BTreeMap::<String, usize>::new();
+    for trickle in &burst {
+        assert!(trickle.closed.is_some(), "a burst connection still open");
+        let text = trickle.text();
+        let code = ["too_many_uploads", "body_stalled"]
+            .into_iter()
+            .find(|code| text.contains(code))
+            .unwrap_or_else(|| panic!("undocumented answer: {text:?}"));
+        *answers
+            .entry(format!("{} {code}", trickle.status().unwrap()))
+            .or_default() += 1;
+    }
+    eprintln!(
+        "1000 uploads at once: {answers:?}; peak RSS {:.0} MB, bound {:.0} MB",
+        peak / 1e6,
+        bound / 1e6
+    );
+    assert_eq!(answers.get("408 body_stalled"), Some(&max_uploads));
+    assert_eq!(
+        answers.get("503 too_many_uploads"),
+        Some(&(1000 - max_uploads))
+    );
+    assert!(peak <= bound, "peak RSS {peak} above {bound}");
+    assert_eq!(metric(&server, "stt_uploads_in_flight"), 0.0);
     transcribe_jfk(&server);
 }

@@ -47,7 +47,7 @@ impl EngineMetrics {
             workers_busy: IntGauge::new("stt_workers_busy", "Workers running a transcription")?,
             admitted: IntGauge::new(
                 "stt_admitted_requests",
-                "Transcription requests admitted: reading, decoding, waiting or running",
+                "Transcription requests admitted: decoding, waiting or running",
             )?,
             reserved_bytes: IntGauge::new(
                 "stt_audio_memory_reserved_bytes",

@@ -8,7 +8,7 @@
 //!   a switch, jobs in flight finish on the old model, which is freed with its
 //!   last job.
 //! - Admission never waits: [`Engine::reserve`] takes a place and a share of
-//!   the memory budget before the caller reads an upload, or refuses at once
+//!   the memory budget once the caller has the upload, or refuses at once
 //!   with a retry estimate; [`Engine::submit`] queues the job under that
 //!   reservation. Dropping the [`Ticket`] cancels the job.
 
@@ -237,13 +237,13 @@ impl Engine {
         self.shared.queue.load()
     }
 
-    /// (admitted requests, bytes they hold): reading, decoding, waiting or running.
+    /// (admitted requests, bytes they hold): decoding, waiting or running.
     pub fn admitted(&self) -> (usize, u64) {
         self.shared.queue.admitted()
     }
 
-    /// Admits a request whose upload and samples may take up to `bytes`,
-    /// before its upload is read. Never waits. The reservation is released
+    /// Admits a request whose file and samples may take up to `bytes`, once
+    /// its upload is complete. Never waits. The reservation is released
     /// when dropped, or with the job it is submitted with.
     ///
     /// # Errors

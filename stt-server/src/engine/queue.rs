@@ -2,10 +2,10 @@
 //! queued [`Job`] and the caller's [`Ticket`] on it (dropping a ticket before its
 //! answer cancels the job).
 //!
-//! A caller takes a [`Reservation`] before it reads an upload; the
-//! reservation is a place (at most `workers + limit` at once: reading,
-//! decoding, waiting or running) and a share of the memory budget (the
-//! worst case of one request until its audio is decoded, then the size of the
+//! A caller takes a [`Reservation`] once its upload is complete; the
+//! reservation is a place (at most `workers + limit` at once: decoding,
+//! waiting or running) and a share of the memory budget (the file and the
+//! worst case of its samples until its audio is decoded, then the size of the
 //! samples). It moves into the job at [`JobQueue::push`] and is released when
 //! the job is dropped: done, cancelled, removed from the queue, or never
 //! submitted. Beyond either bound, [`JobQueue::reserve`] refuses at once.
@@ -28,7 +28,7 @@ use super::model::LoadedModel;
 pub(crate) enum Refused {
     /// Every place is taken.
     Full {
-        /// Admitted requests not running (reading, decoding or waiting).
+        /// Admitted requests not running (decoding or waiting).
         waiting: usize,
         /// Jobs running.
         running: usize,

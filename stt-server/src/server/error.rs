@@ -90,16 +90,10 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
-    /// 408: the request body did not arrive in time.
-    pub fn body_timeout(limit: Duration) -> Self {
-        Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
-                "the request body did not arrive within {} s",
-                limit.as_secs_f64()
-            ),
-        )
+    /// 408: the request body fell behind (stalled, too slow, or past the body
+    /// timeout); the connection is closed.
+    pub fn slow_body(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, code, message)
     }
 
     /// 404: the model is not loaded or not known.

@@ -1,6 +1,7 @@
 //! Streaming `multipart/form-data` reader with limits enforced while the body
 //! arrives: a huge declared length is refused before reading, an oversized
-//! file as soon as it passes the limit.
+//! file as soon as it passes the limit, a body that falls behind its pace
+//! (see [`Upload`]) as soon as it does.
 
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::header::{self, HeaderMap};
@@ -8,6 +9,7 @@ use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::error::ApiError;
+use super::upload::Upload;
 
 /// Room for the text fields and multipart framing beyond the file itself.
 pub const FORM_OVERHEAD_BYTES: u64 = 1024 * 1024;
@@ -89,7 +91,8 @@ pub fn check_headers(headers: &HeaderMap, max_file_bytes: u64) -> Result<(), Api
     Ok(())
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+/// The body length the request declares (`Content-Length`), if any.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -104,19 +107,22 @@ fn too_large(max_file_bytes: u64) -> ApiError {
 }
 
 /// Reads the whole form, keeping the `file` part (at most `max_file_bytes`)
-/// and text fields (at most [`MAX_FIELD_BYTES`] each).
+/// and text fields (at most [`MAX_FIELD_BYTES`] each), at `upload`'s pace and
+/// counting the bytes it holds.
 ///
 /// # Errors
-/// 413 past a limit; 400 for a malformed body, a non-UTF-8 field, or a second file.
+/// 413 past a limit; 400 for a malformed body, a non-UTF-8 field, or a second
+/// file; 408 when the body falls behind; 503 when the upload memory is full.
 pub async fn read(
     headers: &HeaderMap,
     payload: web::Payload,
     max_file_bytes: u64,
+    upload: &mut Upload,
 ) -> Result<Form, ApiError> {
-    let mut multipart = Multipart::new(headers, payload);
+    let mut multipart = Multipart::new(headers, upload.observe(payload));
     let mut form = Form::default();
     let mut parts = 0;
-    while let Some(field) = multipart.next().await {
+    while let Some(field) = upload.paced(multipart.next()).await? {
         let mut field = field.map_err(malformed)?;
         parts += 1;
         if parts > MAX_PARTS {
@@ -140,7 +146,7 @@ pub async fn read(
             // One buffer of the declared size (within the limit), not a
             // doubling series of copies.
             let expected = declared_length(headers).unwrap_or(0).min(max_file_bytes);
-            let bytes = collect(&mut field, max_file_bytes, expected, || {
+            let bytes = collect(&mut field, upload, max_file_bytes, expected, || {
                 too_large(max_file_bytes)
             })
             .await?;
@@ -151,7 +157,7 @@ pub async fn read(
             });
         } else {
             let limit = MAX_FIELD_BYTES as u64;
-            let bytes = collect(&mut field, limit, 0, || {
+            let bytes = collect(&mut field, upload, limit, 0, || {
                 ApiError::too_large(
                     "field_too_large",
                     format!("field {name:?} exceeds {MAX_FIELD_BYTES} bytes"),
@@ -167,20 +173,22 @@ pub async fn read(
     Ok(form)
 }
 
-/// Reads a part into a buffer of `expected` bytes, failing as soon as it
-/// passes `limit` bytes.
+/// Reads a part into a buffer of `expected` bytes at `upload`'s pace, failing
+/// as soon as it passes `limit` bytes.
 async fn collect(
     field: &mut Field,
+    upload: &mut Upload,
     limit: u64,
     expected: u64,
     over: impl Fn() -> ApiError,
 ) -> Result<Bytes, ApiError> {
     let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
-    while let Some(chunk) = field.next().await {
+    while let Some(chunk) = upload.paced(field.next()).await? {
         let chunk = chunk.map_err(malformed)?;
         if (buffer.len() + chunk.len()) as u64 > limit {
             return Err(over());
         }
+        upload.received(chunk.len())?;
         buffer.extend_from_slice(&chunk);
     }
     Ok(buffer.freeze())

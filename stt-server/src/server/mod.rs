@@ -16,6 +16,7 @@ pub mod request;
 pub mod request_id;
 mod routes;
 mod stream;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,10 +46,6 @@ pub struct Limits {
     pub max_audio_seconds: f64,
     /// Longest a request may take.
     pub request_timeout: Duration,
-    /// Longest the upload may take to arrive.
-    pub body_timeout: Duration,
-    /// Memory reserved for a request at admission (see [`Config::request_memory_bytes`]).
-    pub request_bytes: u64,
 }
 
 /// What every handler shares.
@@ -57,6 +54,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Request limits.
     pub limits: Limits,
+    /// Uploads being received.
+    pub uploads: Arc<upload::UploadGate>,
     /// Where catalog models are looked up.
     pub artifacts_dir: PathBuf,
     /// Accepted bearer keys.
@@ -87,9 +86,8 @@ impl AppState {
                 max_upload_bytes: config.max_upload_bytes,
                 max_audio_seconds: config.max_audio_seconds,
                 request_timeout: config.request_timeout,
-                body_timeout: config.body_timeout,
-                request_bytes: config.request_memory_bytes(),
             },
+            uploads: upload::UploadGate::new(config.uploads, &registry)?,
             artifacts_dir: config.model.artifacts_dir.clone(),
             api_keys: ApiKeys::new(&config.api_keys, &config.admin_keys),
             http_metrics: HttpMetrics::register(&registry)?,

@@ -1,15 +1,18 @@
 //! `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` and the
 //! whisper.cpp-compatible `POST /inference`: one pipeline.
 //!
-//! headers checked → 503 at once when no model serves → admission: a place
-//! and the request's worst-case memory reserved, or 429 at once, before any
-//! byte of the body is read → form streamed in (limits enforced, 408 past
-//! the body timeout) → fields parsed → model and options checked → audio
-//! decoded (decoding pool; the reservation shrinks to the samples) → job
-//! queued under the reservation → answer awaited (or streamed) → response
-//! rendered (blocking pool). The whole request runs under the request
-//! timeout; dropping it (client gone, timeout) cancels the job, and the
-//! reservation is released whichever way the request ends.
+//! headers checked → 503 at once when no model serves → the upload admitted
+//! by count and bytes (503 at once beyond; no worker place yet) → form
+//! streamed in at a pace (limits enforced; 408 for a body that stalls, crawls
+//! or passes the body timeout) → fields parsed → model and options checked →
+//! work admitted now that the audio is here: a place among workers and queue
+//! and the decoded audio's worst case from the audio memory (429 at once when
+//! the workers are busy) → audio decoded (decoding pool; the reservation
+//! shrinks to the samples) → job queued under the reservation → answer
+//! awaited (or streamed) → response rendered (blocking pool). The whole
+//! request runs under the request timeout; dropping it (client gone,
+//! timeout) cancels the job, and upload share and reservation are released
+//! whichever way the request ends.
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::time::Instant;
 
 use super::blocking;
+use crate::config::SAMPLE_BYTES_PER_SECOND;
 use crate::engine::{self, JobSpec};
 use crate::server::error::ApiError;
 use crate::server::formats::{self, RenderOptions};
@@ -85,14 +89,15 @@ async fn run(
     if state.engine.current().is_none() {
         return Err(not_ready(&state.engine));
     }
-    // Admission before the upload is read: refused at once when busy.
-    let mut reservation = state.engine.reserve(limits.request_bytes)?;
-    let form = tokio::time::timeout(
-        limits.body_timeout,
-        form::read(http.headers(), payload, limits.max_upload_bytes),
+    // The body is admitted before it is read; it holds bytes, not a place.
+    let mut upload = state.uploads.admit(form::declared_length(http.headers()))?;
+    let form = form::read(
+        http.headers(),
+        payload,
+        limits.max_upload_bytes,
+        &mut upload,
     )
-    .await
-    .map_err(|_| ApiError::body_timeout(limits.body_timeout))??;
+    .await?;
     let request = request::parse(endpoint, &form)?;
     let file = form
         .file
@@ -111,6 +116,13 @@ async fn run(
         }
     }
     let language = model.check(&request.options)?;
+    // The audio is here: its work is admitted now, or refused at once when the
+    // workers are busy. The upload's bytes move into the reservation.
+    let samples_bytes = (limits.max_audio_seconds * SAMPLE_BYTES_PER_SECOND as f64).ceil() as u64;
+    let mut reservation = state
+        .engine
+        .reserve(file.bytes.len() as u64 + samples_bytes)?;
+    drop(upload);
     // The reservation travels with the decode: a request dropped meanwhile
     // releases it only when the decode, and its memory, is gone.
     let (audio, reservation) = state

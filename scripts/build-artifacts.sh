@@ -5,7 +5,8 @@
 #
 # usage: scripts/build-artifacts.sh [--layout linked|dynamic] [--cpu FLAVOUR]
 #                                   [--variants all|quick] [--openmp on|off]
-#                                   [--llamafile on|off] [--out DIR] [--jobs N]
+#                                   [--llamafile on|off] [--patches series|none]
+#                                   [--out DIR] [--jobs N]
 #
 #   --layout linked   libggml-base, libggml-cpu, libggml, libwhisper (default)
 #   --layout dynamic  libggml-base, libggml, libwhisper + libggml-cpu-<variant>.so
@@ -19,6 +20,9 @@
 #   --llamafile off   build without ggml's tinyBLAS matrix kernels
 #                     (-DGGML_LLAMAFILE=OFF, ggml's own default); tag suffix
 #                     -nollamafile (default on)
+#   --patches none    build stock whisper.cpp, without vendor/patches/ (the server
+#                     detects it and falls back; for tests); tag suffix -stock
+#                     (default series: every patch, in order)
 #   --out DIR         where to put lib/ and manifest.json
 #                     (default: the cache entry itself, printed on stdout)
 #
@@ -31,7 +35,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
 . "$root/vendor/whisper-cpp.pin"
 
-layout=linked cpu=native variants=all openmp=on llamafile=on out="" jobs=$(nproc)
+layout=linked cpu=native variants=all openmp=on llamafile=on patch_set=series out="" jobs=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) layout=$2; shift 2 ;;
@@ -39,9 +43,10 @@ while [ $# -gt 0 ]; do
     --variants) variants=$2; shift 2 ;;
     --openmp) openmp=$2; shift 2 ;;
     --llamafile) llamafile=$2; shift 2 ;;
+    --patches) patch_set=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -111,6 +116,17 @@ case "$llamafile" in
 esac
 patches=("$root"/vendor/patches/*.patch)
 [ -e "${patches[0]}" ] || patches=()
+case "$patch_set" in
+  series) ;;
+  none) patches=(); tag="$tag-stock" ;;
+  *) echo "error: --patches must be series or none" >&2; exit 2 ;;
+esac
+# What whisper_stt_patch_series() (patch 0010) returns: the series' sha256 and numbers.
+series=""
+if [ ${#patches[@]} -gt 0 ]; then
+  series="whisper-stt-patches $(cat "${patches[@]}" | sha256sum | cut -c1-16) $(
+    for p in "${patches[@]}"; do basename "$p" | cut -d- -f1; done | paste -sd, -)"
+fi
 
 key=$( { cat "$root/vendor/whisper-cpp.pin" "${patches[@]}"; echo "$flags"; cat "$0"; } | sha256sum | cut -c1-16)
 entry="$stt_cache/artifacts/$tag-$key"
@@ -133,6 +149,7 @@ if [ ! -f "$entry/manifest.json" ]; then
     }
     echo "applied vendor/patches/$(basename "$p")" >&2
   done
+  [ -z "$series" ] || printf '#define WHISPER_STT_PATCH_SERIES "%s"\n' "$series" >"$src/src/whisper-stt-series.h"
   # build_install NAME FLAGS: configure, build and install into $work/NAME/install
   build_install() {
     local name=$1 b=$work/$1
@@ -166,7 +183,7 @@ if [ ! -f "$entry/manifest.json" ]; then
   elif [ -z "$quick_variants" ]; then
     find "$installed" -name 'libggml-cpu-*.so' -exec cp -L {} "$staged/lib/" \;
   fi
-  "$root/scripts/write-manifest.sh" "$staged" "$layout" "$tag" "$flags" >/dev/null
+  "$root/scripts/write-manifest.sh" "$staged" "$layout" "$tag" "$flags" "$series" "${patches[@]}" >/dev/null
   mkdir -p "$(dirname "$entry")"
   rm -rf "$entry.tmp" && mv "$staged" "$entry.tmp" && rm -rf "$entry" && mv "$entry.tmp" "$entry"
   echo "cached $tag in $entry" >&2

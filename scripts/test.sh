@@ -15,8 +15,10 @@ step "system packages"
 "$root/scripts/install-deps.sh" --test
 
 step "whisper.cpp artifacts (cached by pin and flags)"
-export WHISPER_STT_TEST_LINKED WHISPER_STT_TEST_GENERIC WHISPER_STT_TEST_DYNAMIC
+export WHISPER_STT_TEST_LINKED WHISPER_STT_TEST_GENERIC WHISPER_STT_TEST_DYNAMIC WHISPER_STT_TEST_STOCK
 WHISPER_STT_TEST_LINKED=$(scripts/build-artifacts.sh --layout linked --cpu native)
+# Stock whisper.cpp, without vendor/patches: the server must still serve correctly.
+WHISPER_STT_TEST_STOCK=$(scripts/build-artifacts.sh --layout linked --cpu native --patches none)
 WHISPER_STT_TEST_GENERIC=$(scripts/build-artifacts.sh --layout linked --cpu generic)
 WHISPER_STT_TEST_DYNAMIC=$(scripts/build-artifacts.sh --layout dynamic --variants quick)
 unset LD_LIBRARY_PATH WHISPER_LIB_DIR WHISPER_ARTIFACTS_DIR WHISPER_CPU_BACKEND
@@ -64,6 +66,10 @@ venv=$stt_cache/venv-tests-$(sha256sum tests/python/requirements.txt | cut -c1-1
 step "tests"
 # Library tests that load whisper.cpp (quantization) find it through WHISPER_LIB_DIR.
 WHISPER_LIB_DIR="$WHISPER_STT_TEST_LINKED/lib" cargo test --locked --release --workspace
+
+step "the server's transcription, long-audio and silence suites on stock whisper.cpp (no patches)"
+WHISPER_STT_TEST_LINKED=$WHISPER_STT_TEST_STOCK cargo test --locked --release \
+  -p whisper-stt-tests --test server --test longform
 
 step "the official OpenAI client against the real server: files, live sessions, the live page in Chromium"
 "$venv/bin/pytest" -q tests/python

@@ -145,11 +145,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     stt_server::server::serve(config).map_err(|e| e.to_string())
 }
 
+/// The loaded libraries as JSON, with what works differently without the
+/// patch series (`fallbacks`, empty for the full series).
 fn info() -> Result<(), String> {
     let info = whisper_safe::init().map_err(|e| e.to_string())?;
+    let mut json = serde_json::to_value(info).map_err(|e| e.to_string())?;
+    json["fallbacks"] = whisper_safe::patches::fallbacks(info).into();
     println!(
         "{}",
-        serde_json::to_string_pretty(info).map_err(|e| e.to_string())?
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?
     );
     Ok(())
 }

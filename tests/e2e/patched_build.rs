@@ -27,16 +27,20 @@
 //!   masked. Before, fr_test_fr.wav with base-q5_1 and a trimmed context read "des
 //!   oeufs et forêts" on a fresh state and "de zos et forêt" right after jfk.wav;
 //!   now both states give the same text (and the WER bound of the reuse test).
+//! - 0010: the library names its series (`whisper_stt_patch_series`), the manifest
+//!   lists the same series and each patch's sha256, and `stt-server info`, the
+//!   server's log and `stt_build_info` say it; nothing falls back.
 //! - `stt-server models quantize --type q4_0|iq4_nl` writes files whisper.cpp loads
 //!   and transcribes with (tiny.en on jfk.wav: WER ≤ 0.2; 4-bit weights cost
 //!   accuracy, the bound is twice the f16 bound of safe_api.rs).
 
 use std::path::Path;
 use whisper_safe::{AudioContext, Context, ContextOptions, Params, State, Transcript};
+use whisper_stt_tests::server::{path_str, Server};
 use whisper_stt_tests::speech::{samples_of, white_noise};
 use whisper_stt_tests::{
     base_f16_model, base_model, base_q8_0_model, fixture, init_linked, linked_artifacts, reference,
-    run_stt_server, tiny_en_f16_model, word_error_rate,
+    run_stt_server, tiny_en_f16_model, tiny_en_model, word_error_rate,
 };
 
 fn run(state: &mut State, samples: &[f32]) -> Transcript {
@@ -302,4 +306,60 @@ fn four_bit_types_quantize_load_and_transcribe() {
         let wer = word_error_rate(&reference("jfk.wav"), &text);
         assert!(wer <= 0.2, "{quant}: WER {wer:.3} for {text:?}");
     }
+}
+
+#[test]
+fn the_library_names_its_patch_series_as_the_manifest_does() {
+    init_linked();
+    let info = whisper_safe::loaded().expect("loaded");
+    let series = info
+        .patch_series
+        .clone()
+        .expect("a patched build names its series");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(linked_artifacts().join("manifest.json")).expect("manifest"),
+    )
+    .unwrap();
+    assert_eq!(manifest["patch_series"], series.as_str());
+    let patches: Vec<std::path::PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vendor/patches"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+    let listed = manifest["patches"].as_array().expect("patches listed");
+    assert_eq!(listed.len(), patches.len(), "{listed:?}");
+    let numbers: Vec<&str> = series
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(numbers.len(), patches.len(), "{series}");
+    for number in [
+        whisper_safe::patches::NO_SPEECH_PROB,
+        whisper_safe::patches::TRIMMED_LATER_WINDOWS,
+        whisper_safe::patches::FLASH_ATTENTION_MASK,
+    ] {
+        assert!(whisper_safe::patches::in_series(info, number), "{series}");
+    }
+    assert!(whisper_safe::patches::fallbacks(info).is_empty());
+
+    let output = run_stt_server(
+        &["info"],
+        &[("WHISPER_LIB_DIR", &linked_artifacts().join("lib"))],
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["patch_series"], series.as_str());
+    assert_eq!(printed["fallbacks"], serde_json::json!([]));
+
+    let model = tiny_en_model();
+    let server = Server::start(&[("WHISPER_MODEL_PATH", path_str(&model))]);
+    let log = server.log_text();
+    assert!(log.contains(&format!("patch series: {series}")), "{log}");
+    assert!(!log.contains("without the patches"), "{log}");
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains(&format!("patches=\"{series}\"")),
+        "{metrics}"
+    );
 }

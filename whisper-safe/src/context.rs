@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use whisper_sys::{whisper_context, WhisperApi};
 
 use crate::ggml_file::{self, GgmlFileError};
-use crate::{library, logging, Error, Result};
+use crate::{library, logging, patches, Error, Result};
 
 /// Serialises model loads and state creation: both touch whisper.cpp's global
 /// log hook and allocate backends.
@@ -19,7 +19,8 @@ pub(crate) static INIT_LOCK: Mutex<()> = Mutex::new(());
 pub struct ContextOptions {
     /// Flash attention in the encoder and decoder (default on, as whisper.cpp).
     /// Off needs more memory per state and was 1.3–1.6× faster on an AVX2 CPU, on
-    /// by 1.25× on an AVX-512 one: measure on yours (docs/benchmarks.md).
+    /// by 1.25× on an AVX-512 one: measure on yours (docs/benchmarks.md). Stock
+    /// libraries, without patch 0006, always get it off ([`crate::patches`]).
     pub flash_attn: bool,
     /// Use a GPU backend when one is registered (default on; no effect on CPU-only builds).
     pub use_gpu: bool,
@@ -75,6 +76,8 @@ pub(crate) struct ContextInner {
     pub(crate) info: ModelInfo,
     /// `whisper_token_eot`: token ids at or above it are special or timestamps.
     pub(crate) token_eot: i32,
+    /// Whether the library computes `no_speech_prob` (patch 0002).
+    pub(crate) computes_no_speech_prob: bool,
 }
 
 // SAFETY: a whisper_context holds the weights and vocabulary, read-only after
@@ -129,7 +132,8 @@ impl Context {
             unsafe {
                 let mut params = (api.whisper_context_default_params)();
                 params.use_gpu = options.use_gpu;
-                params.flash_attn = options.flash_attn;
+                params.flash_attn =
+                    options.flash_attn && patches::has(patches::FLASH_ATTENTION_MASK);
                 params.gpu_device = gpu_device;
                 (api.whisper_init_from_file_with_params_no_state)(c_path.as_ptr(), params)
             }
@@ -171,6 +175,7 @@ impl Context {
                 api,
                 info,
                 token_eot,
+                computes_no_speech_prob: patches::has(patches::NO_SPEECH_PROB),
             }),
         })
     }

@@ -11,6 +11,8 @@
 //!   speech in seconds; [`vad`] also checks the VAD model file.
 //! - [`live`]: live transcription's pieces: a VAD fed audio in pieces, turn
 //!   detection, and the agreement of two decodes.
+//! - [`patches`]: what the crate relies on from whisper-stt's patch series, and
+//!   its fallbacks with stock libraries.
 //! - [`ggml_file`]: the model file format — reader, writer and the structural
 //!   check [`Context::new`] runs before whisper.cpp reads a file.
 //!
@@ -52,6 +54,7 @@ mod library;
 pub mod live;
 mod logging;
 mod params;
+pub mod patches;
 pub mod pieces;
 pub mod quantize;
 mod state;
@@ -63,7 +66,7 @@ pub use context::{Context, ContextOptions, ModelInfo};
 pub use error::{Error, Result};
 pub use language::Language;
 pub use library::{
-    init, init_with, set_process_environment, DeviceInfo, Layout, LoadError, LoadInfo,
+    init, init_with, loaded, set_process_environment, DeviceInfo, Layout, LoadError, LoadInfo,
     LoaderConfig, DEFAULT_ARTIFACTS_DIR, DEFAULT_MODEL_SIZE,
 };
 pub use params::{AudioContext, Params, Sampling, MAX_DECODERS, TRIM_LIMIT_SECONDS};

@@ -31,6 +31,11 @@ pub fn init_with(config: &LoaderConfig) -> Result<&'static LoadInfo> {
     Ok(ready(whisper_sys::load_with(config)?).info())
 }
 
+/// What was loaded, if the libraries are loaded.
+pub fn loaded() -> Option<&'static LoadInfo> {
+    whisper_sys::get().map(Library::info)
+}
+
 /// The function table, loading from the environment on first use.
 pub(crate) fn api() -> Result<&'static WhisperApi> {
     match whisper_sys::get() {

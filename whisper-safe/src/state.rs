@@ -424,7 +424,11 @@ unsafe fn read_segment(
             tokens,
             words,
             avg_logprob,
-            no_speech_prob: (api.whisper_full_get_segment_no_speech_prob_from_state)(state, i),
+            no_speech_prob: if inner.computes_no_speech_prob {
+                (api.whisper_full_get_segment_no_speech_prob_from_state)(state, i)
+            } else {
+                0.0
+            },
             temperature,
         }
     }

@@ -102,7 +102,8 @@ pub struct Segment {
     pub words: Vec<Word>,
     /// Mean log-probability of the text tokens.
     pub avg_logprob: f32,
-    /// Probability that the window holds no speech.
+    /// Probability that the window holds no speech (0 with stock libraries, which
+    /// do not compute it: [`crate::patches`]).
     pub no_speech_prob: f32,
     /// The initial sampling temperature of the run (whisper.cpp does not report
     /// which fallback temperature produced each segment).

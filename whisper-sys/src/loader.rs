@@ -65,6 +65,10 @@ pub struct LoadInfo {
     pub manifest: Option<PathBuf>,
     /// `whisper_version()`.
     pub whisper_version: String,
+    /// What libwhisper's `whisper_stt_patch_series()` returns: the whisper-stt
+    /// patch series it was built with (`"whisper-stt-patches <sha256, 16 hex>
+    /// <numbers>"`); `None` for a stock build, which lacks the symbol.
+    pub patch_series: Option<String>,
     /// `ggml_version()`.
     pub ggml_version: String,
     /// Registered backends, by name.
@@ -203,6 +207,7 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
     }
 
     let mut dependencies = NeverUnload(Vec::with_capacity(files.len()));
+    let mut patch_series = None;
     for file in &files {
         dependencies.0.push(open_now(file)?);
         let handle = dependencies.0.last().expect("just pushed");
@@ -217,6 +222,7 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
                 b"whisper_version\0",
                 WHISPER_VERSION,
             )?;
+            patch_series = probe_patch_series(handle);
         }
     }
     // The function table takes a handle of its own (opening a loaded library
@@ -240,7 +246,15 @@ fn open(config: &LoaderConfig) -> Result<Library, LoadError> {
         Layout::Linked => Vec::new(),
         Layout::Dynamic => register_backends(&api, dir, manifest.as_ref(), pinned_file)?,
     };
-    let info = describe(&api, dir, layout, files, backend_modules, manifest.as_ref())?;
+    let info = describe(
+        &api,
+        dir,
+        layout,
+        files,
+        backend_modules,
+        manifest.as_ref(),
+        patch_series,
+    )?;
     Ok(Library {
         api,
         info,
@@ -324,6 +338,17 @@ fn check_version(
     }
 }
 
+/// `whisper_stt_patch_series()` (added by patch 0010), or `None` when the
+/// library lacks it: a stock build.
+fn probe_patch_series(whisper: &RawLibrary) -> Option<String> {
+    type SeriesFn = unsafe extern "C" fn() -> *const c_char;
+    // SAFETY: the symbol, where present, is patch 0010's function of this
+    // signature; its absence is an error from `get`, not a crash.
+    let series = unsafe { whisper.get::<SeriesFn>(b"whisper_stt_patch_series\0") }.ok()?;
+    // SAFETY: it returns a pointer to a static NUL-terminated string.
+    Some(unsafe { c_string(series()) })
+}
+
 /// Copies a C string owned by the library; NULL gives an empty string.
 ///
 /// # Safety
@@ -381,6 +406,7 @@ fn describe(
     libraries: Vec<PathBuf>,
     backend_modules: Vec<PathBuf>,
     manifest: Option<&Manifest>,
+    patch_series: Option<String>,
 ) -> Result<LoadInfo, LoadError> {
     // SAFETY: plain getters of ggml's backend registry and static strings; indices
     // stay below the counts ggml reports.
@@ -421,6 +447,7 @@ fn describe(
             backend_modules,
             manifest: manifest.map(|m| m.path().to_owned()),
             whisper_version: c_string((api.whisper_version)()),
+            patch_series,
             ggml_version: c_string((api.ggml_version)()),
             backends,
             devices,

@@ -48,6 +48,17 @@ impl ModelLoader for WhisperLoader {
                     .join(", "),
                 info.system_info.trim()
             );
+            match &info.patch_series {
+                Some(series) => log::info!("patch series: {series}"),
+                None => log::warn!(
+                    "stock whisper.cpp libraries (no whisper-stt patch series): they serve, \
+                     with fallbacks"
+                ),
+            }
+            let fallbacks = whisper_safe::patches::fallbacks(info);
+            if !fallbacks.is_empty() {
+                log::warn!("without the patches: {}", fallbacks.join("; "));
+            }
         });
         let context = Context::new(path, &self.options)?;
         let languages = context.languages();

@@ -11,7 +11,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use super::error::ApiError;
@@ -23,6 +23,7 @@ pub struct HttpMetrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     refusals: IntCounterVec,
+    build: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -56,14 +57,38 @@ impl HttpMetrics {
             ),
             &["code"],
         )?;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "stt_build_info",
+                "1, labelled with the server's version and the loaded libraries' \
+                 versions and patch series (`stock` without one); absent before they load",
+            ),
+            &["version", "whisper_cpp", "ggml", "patches"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(refusals.clone()))?;
+        registry.register(Box::new(build.clone()))?;
         Ok(Self {
             requests,
             latency,
             refusals,
+            build,
         })
+    }
+
+    /// Sets `stt_build_info` once the libraries are loaded.
+    fn note_build(&self) {
+        if let Some(info) = whisper_safe::loaded() {
+            self.build
+                .with_label_values(&[
+                    env!("CARGO_PKG_VERSION"),
+                    info.whisper_version.as_str(),
+                    info.ggml_version.as_str(),
+                    info.patch_series.as_deref().unwrap_or("stock"),
+                ])
+                .set(1);
+        }
     }
 
     /// Counts a request the key check refused with error `code`.
@@ -127,6 +152,7 @@ pub async fn observe(
 /// # Errors
 /// 500 if encoding fails.
 pub async fn export(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.http_metrics.note_build();
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     encoder

@@ -17,6 +17,11 @@
 //!   output is reused; the bound, a quarter of the first run's, leaves a wide margin
 //!   for a busy machine. Another clip or another encoder context is encoded afresh
 //!   (its own words come out).
+//! - 0004: a later window of a trimmed context encodes the audio left plus the
+//!   margin. jfk.wav twice (22 s) in one window, and split by a token budget after
+//!   the first jfk.wav into two: the second window's encoder time (the split run's
+//!   less the whole run's, the fastest of three each) was 0.52 of the whole window's
+//!   with the patch and 0.97 on the stock build; bound 0.75.
 //! - 0005: on a CPU with AMX-INT8, ggml's AMX tiles take the q8_0 weights of every
 //!   width and no q4_0 weight. Read from whisper.cpp's load log ("AMX total size"):
 //!   base-q8_0 had 15 of its 83 MB there before the patch (only the 2,048-wide
@@ -361,5 +366,57 @@ fn the_library_names_its_patch_series_as_the_manifest_does() {
     assert!(
         metrics.contains(&format!("patches=\"{series}\"")),
         "{metrics}"
+    );
+}
+
+#[test]
+fn a_later_window_of_a_trimmed_context_encodes_only_the_audio_left() {
+    init_linked();
+    let options = ContextOptions {
+        flash_attn: false,
+        ..ContextOptions::default()
+    };
+    let base = Context::new(base_model(), &options).expect("load base");
+    let jfk = samples_of(&fixture("jfk.wav"));
+    let twice: Vec<f32> = jfk.iter().chain(&jfk).copied().collect();
+    let trimmed = Params::greedy()
+        .threads(2)
+        .language(Some("en"))
+        .audio_context(AudioContext::Trimmed);
+    // A token budget that ends the first window after the first jfk.wav: the
+    // second window starts at its last timestamp, on the audio left.
+    let split = trimmed.clone().max_tokens(Some(30));
+    let fastest = |params: &Params| {
+        (0..3)
+            .map(|_| {
+                // A fresh state each time: 0003 would reuse an unchanged window.
+                base.create_state()
+                    .unwrap()
+                    .full(params, &twice)
+                    .expect("transcribe")
+            })
+            .min_by(|a, b| {
+                a.timings
+                    .encoder_seconds
+                    .total_cmp(&b.timings.encoder_seconds)
+            })
+            .unwrap()
+    };
+    let one = fastest(&trimmed);
+    let two = fastest(&split);
+    assert_eq!((one.timings.windows, two.timings.windows), (1, 2));
+    let expected = format!("{0} {0}", reference("jfk.wav"));
+    let wer = word_error_rate(&expected, &two.text());
+    assert!(wer <= 0.1, "WER {wer:.3} for {:?}", two.text());
+    // The second window holds 11 s of 22 (plus the margin): about half the
+    // first's encoder time with 0004 (measured 0.52), the whole of it without
+    // (0.97 on the stock build).
+    let second = two.timings.encoder_seconds - one.timings.encoder_seconds;
+    let share = second / one.timings.encoder_seconds;
+    assert!(
+        share < 0.75,
+        "the second window took {share:.2} of the first's encoder time \
+         ({second:.3} s of {:.3} s)",
+        one.timings.encoder_seconds
     );
 }

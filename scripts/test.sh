@@ -56,6 +56,12 @@ cargo test --locked --release -p whisper-stt-tests --features regenerate-binding
 # The library crates as they would be published: self-contained, docs without warnings
 # (the server's crate docs too: they are its maintainers' map).
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p whisper-sys -p whisper-safe -p stt-server
+# cargo verifies whisper-safe against the whisper-sys just packaged, as a registry
+# crate, and takes a registry crate of the same version as unchanged: its extracted
+# copy (under $CARGO_HOME/registry/src/-<hash>/) and its build in target/debug. Drop
+# both, or an earlier whisper-sys is what whisper-safe is verified against.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/whisper-s{ys,afe}-*
+cargo clean --profile dev -p whisper-sys -p whisper-safe
 cargo package --locked --allow-dirty -p whisper-sys -p whisper-safe
 
 step "Python test tools (venv, cached by tests/python/requirements.txt)"

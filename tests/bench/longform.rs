@@ -16,6 +16,7 @@ use crate::clip::file_name;
 use crate::error::{BenchError, Result};
 use crate::http::{self, Multipart};
 use crate::report::{portable, quote};
+use crate::sections;
 use crate::server::{Server, ServerOptions};
 use crate::stats::median;
 
@@ -26,7 +27,7 @@ pub const MIN_SILENCE: f64 = 5.0;
 const SILENCE_MARGIN: f64 = 0.5;
 /// A reference sentence's start is on time when a segment starts within this.
 const ON_TIME: f64 = 1.0;
-/// The Markdown heading of the section (also what `--splice` looks for).
+/// The Markdown heading of the section (also what `--splice` replaces).
 pub const HEADING: &str = "## Long form: side by side with faster-whisper";
 
 /// A recording's `.json`: what was said when.
@@ -523,7 +524,8 @@ pub fn longform(args: &LongformArgs) -> Result<LongformReport> {
         }
         let document = std::fs::read_to_string(path).unwrap_or_default();
         let section = markdown(&[(&report, &shell_line(&argv))]);
-        std::fs::write(path, splice(&document, &section)).map_err(BenchError::io(path))?;
+        std::fs::write(path, sections::splice(&document, HEADING, &section))
+            .map_err(BenchError::io(path))?;
     }
     Ok(report)
 }
@@ -800,40 +802,6 @@ fn results_table(w: &mut String, report: &LongformReport) {
     }
 }
 
-/// `document` with its [`HEADING`] section replaced by `section` (up to the next
-/// `## ` heading), or `section` put before `## Reproduce`, or appended.
-pub fn splice(document: &str, section: &str) -> String {
-    let lines: Vec<&str> = document.lines().collect();
-    let heading = |l: &&str| l.starts_with("## ");
-    let (start, end) = match lines.iter().position(|l| *l == HEADING) {
-        Some(start) => {
-            let end = lines[start + 1..]
-                .iter()
-                .position(heading)
-                .map_or(lines.len(), |i| start + 1 + i);
-            (start, end)
-        }
-        None => {
-            let at = lines
-                .iter()
-                .position(|l| *l == "## Reproduce")
-                .unwrap_or(lines.len());
-            (at, at)
-        }
-    };
-    let mut out = String::new();
-    for line in &lines[..start] {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.push_str(section);
-    for line in &lines[end..] {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1034,22 +1002,5 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- [lf1] `bench longform`"), "{md}");
-    }
-
-    #[test]
-    fn splice_replaces_the_section_or_puts_it_before_reproduce() {
-        let section = format!("{HEADING}\n\nnew\n\n");
-        let fresh = "# B\n\n## 9. Load\n\nx\n\n## Reproduce\n\nrun\n";
-        let once = splice(fresh, &section);
-        assert_eq!(
-            once,
-            format!("# B\n\n## 9. Load\n\nx\n\n{HEADING}\n\nnew\n\n## Reproduce\n\nrun\n")
-        );
-        let again = splice(&once, &format!("{HEADING}\n\nnewer\n\n"));
-        assert_eq!(
-            again,
-            format!("# B\n\n## 9. Load\n\nx\n\n{HEADING}\n\nnewer\n\n## Reproduce\n\nrun\n")
-        );
-        assert_eq!(splice("", &section), section);
     }
 }

@@ -17,6 +17,7 @@ mod loadtest;
 mod longform;
 mod procfs;
 mod report;
+mod sections;
 mod server;
 mod serving;
 mod stats;

@@ -391,6 +391,23 @@ macro_rules! service {
     };
 }
 
+/// A harness set up by `set` with the default model loaded, and its service.
+macro_rules! loaded {
+    ($set:expr) => {{
+        let h = harness($set);
+        h.load_default();
+        let s = service!(h);
+        (h, s)
+    }};
+}
+
+/// A transcription of one second of tone with the form `fields`; a future of its [`Reply`].
+macro_rules! transcribe {
+    ($service:expr, $fields:expr $(,)?) => {
+        call!($service, upload("/v1/audio/transcriptions", $fields))
+    };
+}
+
 /// Sends a request; a future of its [`Reply`].
 macro_rules! call {
     ($service:expr, $request:expr $(,)?) => {
@@ -418,7 +435,7 @@ async fn probes_follow_the_model_load() {
         .await
         .assert_error(503, "model_not_ready");
     upload("/v1/audio/transcriptions", &[]);
-    call!(&s, upload("/v1/audio/transcriptions", &[]))
+    transcribe!(&s, &[])
         .await
         .assert_error(503, "model_not_ready");
     h.load_default();
@@ -429,14 +446,8 @@ async fn probes_follow_the_model_load() {
 
 #[actix_web::test]
 async fn every_response_format() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
-    let json = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("model", "whisper-1")])
-    )
-    .await;
+    let (h, s) = loaded!(|_| {});
+    let json = transcribe!(&s, &[("model", "whisper-1")]).await;
     assert_eq!(json.status, 200, "{}", json.body);
     assert_eq!(json.content_type(), "application/json");
     assert_eq!(
@@ -444,30 +455,18 @@ async fn every_response_format() {
         "Model ggml-tiny.en-q8_0 heard 16000 samples."
     );
 
-    let text = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("response_format", "text")])
-    )
-    .await;
+    let text = transcribe!(&s, &[("response_format", "text")]).await;
     assert!(text.content_type().starts_with("text/plain"));
     assert_eq!(text.body, "Model ggml-tiny.en-q8_0 heard 16000 samples.\n");
 
-    let srt = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("response_format", "srt")])
-    )
-    .await;
+    let srt = transcribe!(&s, &[("response_format", "srt")]).await;
     assert!(
         srt.body
             .starts_with("1\n00:00:00,000 --> 00:00:00,500\nModel"),
         "{}",
         srt.body
     );
-    let vtt = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("response_format", "vtt")])
-    )
-    .await;
+    let vtt = transcribe!(&s, &[("response_format", "vtt")]).await;
     assert!(
         vtt.body
             .starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:00.500\n"),
@@ -476,32 +475,15 @@ async fn every_response_format() {
     );
     assert!(vtt.content_type().starts_with("text/vtt"));
 
-    let verbose = call!(
-        &s,
-        upload(
-            "/v1/audio/transcriptions",
-            &[("response_format", "verbose_json")]
-        ),
-    )
-    .await
-    .json();
+    let verbose = transcribe!(&s, &[("response_format", "verbose_json")])
+        .await
+        .json();
     assert_eq!(verbose["task"], "transcribe");
     assert_eq!(verbose["language"], "english");
     assert_eq!(verbose["duration"], 1.0);
     assert_eq!(verbose["segments"].as_array().unwrap().len(), 2);
     assert!(verbose.get("words").is_none());
-    for key in [
-        "id",
-        "seek",
-        "start",
-        "end",
-        "text",
-        "tokens",
-        "temperature",
-        "avg_logprob",
-        "compression_ratio",
-        "no_speech_prob",
-    ] {
+    for key in stt_server::server::formats::VERBOSE_SEGMENT_FIELDS {
         assert!(
             verbose["segments"][0].get(key).is_some(),
             "segment lacks {key}"
@@ -546,22 +528,14 @@ async fn every_response_format() {
     .json();
     assert!(both["segments"].is_array() && both["words"].is_array());
 
-    call!(
-        &s,
-        upload(
-            "/v1/audio/transcriptions",
-            &[("timestamp_granularities[]", "word")]
-        ),
-    )
-    .await
-    .assert_error(400, "invalid_parameter");
+    transcribe!(&s, &[("timestamp_granularities[]", "word")])
+        .await
+        .assert_error(400, "invalid_parameter");
 }
 
 #[actix_web::test]
 async fn models_are_selected_by_id() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|_| {});
     let aliases = [
         "whisper-1",
         "gpt-4o-transcribe",
@@ -570,11 +544,11 @@ async fn models_are_selected_by_id() {
         "gpt-live-transcribe",
     ];
     for id in aliases.into_iter().chain(["tiny.en-q8_0", "tiny.en"]) {
-        let ok = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)])).await;
+        let ok = transcribe!(&s, &[("model", id)]).await;
         assert_eq!(ok.status, 200, "{id}: {}", ok.body);
     }
     for id in ["gpt-9-transcribe", "base", "tiny.en-f16"] {
-        let body = call!(&s, upload("/v1/audio/transcriptions", &[("model", id)]))
+        let body = transcribe!(&s, &[("model", id)])
             .await
             .assert_error(404, "model_not_found");
         assert_eq!(body["error"]["param"], "model");
@@ -583,24 +557,12 @@ async fn models_are_selected_by_id() {
 
 #[actix_web::test]
 async fn model_aliases_are_a_setting() {
-    let h = harness(|a| a.model_aliases = Some("whisper-1, house-model".into()));
-    h.load_default();
-    let s = service!(h);
-    let ok = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("model", "house-model")])
-    )
-    .await;
+    let (_h, s) = loaded!(|a| a.model_aliases = Some("whisper-1, house-model".into()));
+    let ok = transcribe!(&s, &[("model", "house-model")]).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    call!(
-        &s,
-        upload(
-            "/v1/audio/transcriptions",
-            &[("model", "gpt-4o-transcribe")]
-        )
-    )
-    .await
-    .assert_error(404, "model_not_found");
+    transcribe!(&s, &[("model", "gpt-4o-transcribe")])
+        .await
+        .assert_error(404, "model_not_found");
 }
 
 #[actix_web::test]
@@ -629,14 +591,7 @@ async fn translation_and_languages() {
     assert!(params.is_translate());
     assert_eq!(params.requested_language(), Some("de"));
 
-    let detected = call!(
-        &s,
-        upload(
-            "/v1/audio/transcriptions",
-            &[("response_format", "verbose_json")]
-        )
-    )
-    .await;
+    let detected = transcribe!(&s, &[("response_format", "verbose_json")]).await;
     assert_eq!(
         detected.json()["language"],
         "french",
@@ -653,38 +608,27 @@ async fn translation_and_languages() {
         None
     );
 
-    let unknown = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("language", "klingon")])
-    )
-    .await
-    .assert_error(400, "invalid_parameter");
+    let unknown = transcribe!(&s, &[("language", "klingon")])
+        .await
+        .assert_error(400, "invalid_parameter");
     assert_eq!(unknown["error"]["param"], "language");
-    call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("temperature", "3")])
-    )
-    .await
-    .assert_error(400, "invalid_parameter");
+    transcribe!(&s, &[("temperature", "3")])
+        .await
+        .assert_error(400, "invalid_parameter");
 }
 
 #[actix_web::test]
 async fn english_only_models_refuse_other_languages_and_translation() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
-    let fr = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("language", "fr")])
-    )
-    .await
-    .assert_error(400, "invalid_parameter");
+    let (h, s) = loaded!(|_| {});
+    let fr = transcribe!(&s, &[("language", "fr")])
+        .await
+        .assert_error(400, "invalid_parameter");
     assert_eq!(fr["error"]["param"], "language");
     let translate = call!(&s, upload("/v1/audio/translations", &[]))
         .await
         .assert_error(400, "invalid_parameter");
     assert_eq!(translate["error"]["param"], "translate");
-    call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    transcribe!(&s, &[]).await;
     assert_eq!(
         h.world
             .last_params
@@ -700,9 +644,7 @@ async fn english_only_models_refuse_other_languages_and_translation() {
 
 #[actix_web::test]
 async fn inference_speaks_whisper_cpp_server_fields() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
+    let (h, s) = loaded!(|_| {});
     let text = call!(
         &s,
         upload(
@@ -736,9 +678,7 @@ async fn inference_speaks_whisper_cpp_server_fields() {
 
 #[actix_web::test]
 async fn bad_inputs_get_documented_errors() {
-    let h = harness(|a| a.max_upload_bytes = Some("64K".into()));
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|a| a.max_upload_bytes = Some("64K".into()));
     let form_type = format!("multipart/form-data; boundary={BOUNDARY}");
     let with_file = |name: &str, mime: &str, bytes: &[u8]| {
         test::TestRequest::post()
@@ -832,15 +772,13 @@ async fn bad_inputs_get_documented_errors() {
         _ => noise.assert_error(422, "invalid_audio"),
     };
     // The worker is still healthy.
-    let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    let ok = transcribe!(&s, &[]).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
 
 #[actix_web::test]
 async fn a_panicking_run_is_a_500_and_the_worker_survives() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|_| {});
     let failed = call!(
         &s,
         upload("/v1/audio/transcriptions", &[("prompt", "panic")])
@@ -856,15 +794,13 @@ async fn a_panicking_run_is_a_500_and_the_worker_survives() {
         failed.to_string().contains("boom-7"),
         "the request id: {failed}"
     );
-    let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    let ok = transcribe!(&s, &[]).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
 
 #[actix_web::test]
 async fn api_keys_guard_everything_but_the_probes() {
-    let h = harness(|a| a.api_keys = Some("k1,k2".into()));
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|a| a.api_keys = Some("k1,k2".into()));
     assert_eq!(
         call!(&s, test::TestRequest::get().uri("/health"))
             .await
@@ -946,9 +882,7 @@ async fn until(what: &str, check: impl Fn() -> bool) {
 #[actix_web::test]
 async fn a_full_queue_answers_429_at_once_and_recovers() {
     // One worker and one waiting place: the third concurrent request is refused.
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
+    let (h, s) = loaded!(|_| {});
     let held = || upload("/v1/audio/transcriptions", &[("prompt", "hold")]);
     let engine = h.state.engine.clone();
     let (first, second, third) = futures_util::join!(call!(&s, held()), call!(&s, held()), async {
@@ -957,7 +891,7 @@ async fn a_full_queue_answers_429_at_once_and_recovers() {
         })
         .await;
         let started = Instant::now();
-        let refused = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+        let refused = transcribe!(&s, &[]).await;
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "429 must not wait"
@@ -977,20 +911,13 @@ async fn a_full_queue_answers_429_at_once_and_recovers() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry));
-    assert_eq!(
-        call!(&s, upload("/v1/audio/transcriptions", &[]))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(transcribe!(&s, &[]).await.status, 200);
     assert_eq!(engine.load_now(), (0, 0));
 }
 
 #[actix_web::test]
 async fn a_dropped_request_cancels_its_run_and_leaves_the_queue() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
+    let (h, s) = loaded!(|_| {});
     let engine = h.state.engine.clone();
     let held = || upload("/v1/audio/transcriptions", &[("prompt", "hold")]);
     // The running request is dropped (as actix drops the handler of a client
@@ -1023,21 +950,16 @@ async fn a_dropped_request_cancels_its_run_and_leaves_the_queue() {
         metrics.contains("stt_jobs_total{outcome=\"cancelled\"} 1"),
         "{metrics}"
     );
-    let ok = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+    let ok = transcribe!(&s, &[]).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
 
 #[actix_web::test]
 async fn a_slow_request_times_out_and_is_cancelled() {
-    let h = harness(|a| a.request_timeout_seconds = Some("0.3".into()));
-    h.load_default();
-    let s = service!(h);
-    call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("prompt", "hold")])
-    )
-    .await
-    .assert_error(504, "request_timeout");
+    let (h, s) = loaded!(|a| a.request_timeout_seconds = Some("0.3".into()));
+    transcribe!(&s, &[("prompt", "hold")])
+        .await
+        .assert_error(504, "request_timeout");
     let engine = h.state.engine.clone();
     until("the run is cancelled", || {
         h.world.cancelled.load(Ordering::SeqCst) == 1 && engine.load_now() == (0, 0)
@@ -1047,14 +969,8 @@ async fn a_slow_request_times_out_and_is_cancelled() {
 
 #[actix_web::test]
 async fn streaming_sends_deltas_then_done() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
-    let sse = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("stream", "true")])
-    )
-    .await;
+    let (_h, s) = loaded!(|_| {});
+    let sse = transcribe!(&s, &[("stream", "true")]).await;
     assert_eq!(sse.status, 200, "{}", sse.body);
     assert_eq!(sse.content_type(), "text/event-stream");
     let events: Vec<Value> = sse
@@ -1078,15 +994,9 @@ async fn streaming_sends_deltas_then_done() {
         .collect();
     assert_eq!(joined, "Model ggml-tiny.en-q8_0 heard 16000 samples.");
     assert_eq!(events[2]["text"], joined);
-    call!(
-        &s,
-        upload(
-            "/v1/audio/transcriptions",
-            &[("stream", "true"), ("response_format", "vtt")]
-        )
-    )
-    .await
-    .assert_error(400, "invalid_parameter");
+    transcribe!(&s, &[("stream", "true"), ("response_format", "vtt")])
+        .await
+        .assert_error(400, "invalid_parameter");
 }
 
 #[actix_web::test]
@@ -1168,36 +1078,26 @@ async fn models_are_listed_and_switched() {
 
     // A request held on the old model finishes on it across the switch.
     let engine = h.state.engine.clone();
-    let (held, switched) = futures_util::join!(
-        call!(
+    let (held, switched) = futures_util::join!(transcribe!(&s, &[("prompt", "hold")]), async {
+        until("the held run", || {
+            h.world.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let switched = call!(
             &s,
-            upload("/v1/audio/transcriptions", &[("prompt", "hold")])
-        ),
-        async {
-            until("the held run", || {
-                h.world.started.load(Ordering::SeqCst) == 1
-            })
-            .await;
-            let switched = call!(
-                &s,
-                test::TestRequest::post().uri("/v1/models/tiny.en-f16/load")
-            )
-            .await;
-            h.world.open_gate();
-            switched
-        }
-    );
+            test::TestRequest::post().uri("/v1/models/tiny.en-f16/load")
+        )
+        .await;
+        h.world.open_gate();
+        switched
+    });
     assert_eq!(switched.status, 200, "{}", switched.body);
     assert_eq!(switched.json()["id"], "tiny.en-f16");
     assert_eq!(
         held.json()["text"],
         "Model ggml-tiny.en-q8_0 heard 16000 samples."
     );
-    let after = call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("model", "tiny.en-f16")])
-    )
-    .await;
+    let after = transcribe!(&s, &[("model", "tiny.en-f16")]).await;
     assert_eq!(
         after.json()["text"],
         "Model ggml-tiny.en heard 16000 samples."
@@ -1227,20 +1127,9 @@ async fn models_are_listed_and_switched() {
 
 #[actix_web::test]
 async fn metrics_count_requests_audio_and_load_time() {
-    let h = harness(|_| {});
-    h.load_default();
-    let s = service!(h);
-    assert_eq!(
-        call!(&s, upload("/v1/audio/transcriptions", &[]))
-            .await
-            .status,
-        200
-    );
-    call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("language", "xx")])
-    )
-    .await;
+    let (_h, s) = loaded!(|_| {});
+    assert_eq!(transcribe!(&s, &[]).await.status, 200);
+    transcribe!(&s, &[("language", "xx")]).await;
     let metrics = call!(&s, test::TestRequest::get().uri("/metrics")).await;
     assert!(metrics.content_type().starts_with("text/plain"));
     let text = metrics.body;
@@ -1321,9 +1210,7 @@ fn one_second_form() -> web::Bytes {
 #[actix_web::test]
 async fn uploads_take_no_place_until_their_bodies_are_complete() {
     // One worker and one waiting place; three uploads may arrive at once.
-    let h = harness(|a| a.max_uploads = Some("3".into()));
-    h.load_default();
-    let s = service!(h);
+    let (h, s) = loaded!(|a| a.max_uploads = Some("3".into()));
     let pending: Vec<_> = (0..3)
         .map(|_| pending_upload("/v1/audio/transcriptions"))
         .collect();
@@ -1341,7 +1228,7 @@ async fn uploads_take_no_place_until_their_bodies_are_complete() {
         // More uploads than places, none holding a place or audio memory.
         assert_eq!(held!(&s).await, (0.0, 0.0, 3.0, 0.0));
         let started = Instant::now();
-        let refused = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+        let refused = transcribe!(&s, &[]).await;
         assert!(started.elapsed() < Duration::from_secs(2), "503 at once");
         refused.assert_error(503, "too_many_uploads");
         assert_eq!(refused.headers.get("retry-after").unwrap(), "1");
@@ -1423,9 +1310,7 @@ async fn uploads_reserve_their_declared_length_from_the_upload_memory() {
 
 #[actix_web::test]
 async fn a_stalled_body_is_shed_at_the_idle_timeout() {
-    let h = harness(|a| a.body_idle_seconds = Some("0.3".into()));
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|a| a.body_idle_seconds = Some("0.3".into()));
     let (body, request, sender) = pending_upload("/v1/audio/transcriptions");
     // The first part arrives, then nothing.
     sender
@@ -1499,21 +1384,13 @@ async fn every_way_a_request_ends_releases_its_reservation() {
     }
     assert_eq!(held!(&s).await, FREE, "after a disconnect");
     // A run past the request timeout (504, cancelled).
-    call!(
-        &s,
-        upload("/v1/audio/transcriptions", &[("prompt", "hold")])
-    )
-    .await
-    .assert_error(504, "request_timeout");
+    transcribe!(&s, &[("prompt", "hold")])
+        .await
+        .assert_error(504, "request_timeout");
     until("the held run ends", || h.state.engine.admitted().0 == 0).await;
     assert_eq!(held!(&s).await, FREE, "after a timeout");
     // A success.
-    assert_eq!(
-        call!(&s, upload("/v1/audio/transcriptions", &[]))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(transcribe!(&s, &[]).await.status, 200);
     assert_eq!(held!(&s).await, FREE, "after a success");
 }
 
@@ -1555,7 +1432,7 @@ async fn the_audio_memory_budget_bounds_admission() {
             })
             .await;
             assert_eq!(held!(&s).await, (2.0, 2.0 * samples, 0.0, 0.0));
-            let refused = call!(&s, upload("/v1/audio/transcriptions", &[])).await;
+            let refused = transcribe!(&s, &[]).await;
             h.world.open_gate();
             refused
         }
@@ -1574,9 +1451,7 @@ async fn the_audio_memory_budget_bounds_admission() {
 
 #[actix_web::test]
 async fn metric_labels_come_from_fixed_sets() {
-    let h = harness(|a| a.api_keys = Some("sekrit-key".into()));
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|a| a.api_keys = Some("sekrit-key".into()));
     for n in 0..30 {
         let method = actix_web::http::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
         let answer = call!(
@@ -1673,9 +1548,7 @@ async fn loading_a_model_needs_an_admin_key() {
     assert_eq!(h.state.engine.current().unwrap().id(), "tiny.en-f16");
 
     // Transcription keys alone: nobody may load.
-    let h = harness(|a| a.api_keys = Some("user-key".into()));
-    h.load_default();
-    let s = service!(h);
+    let (_h, s) = loaded!(|a| a.api_keys = Some("user-key".into()));
     call!(&s, load(Some("user-key")))
         .await
         .assert_error(403, "admin_key_required");

@@ -21,32 +21,7 @@ pub struct HttpError {
     pub reason: String,
 }
 
-/// A response: status, headers (names lower-cased) and the whole body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Headers in order, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// The body (de-chunked).
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The first header called `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as text, lossily.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+pub use whisper_stt_tests::server::Response;
 
 /// `GET path`.
 ///

@@ -59,33 +59,9 @@ enum Command {
         warmup: usize,
     },
     /// One clip alternately in-process and through a one-worker server, same settings.
-    Overhead {
-        #[command(flatten)]
-        settings: DecodeSettings,
-        /// The stt-server binary.
-        #[arg(long)]
-        server_bin: PathBuf,
-        /// The clip, PATH[@LANG].
-        #[arg(long)]
-        clip: Clip,
-        /// Measured pairs.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
+    Overhead(#[command(flatten)] OneClip),
     /// `stt-server transcribe` per request vs a warm server; the model load alone.
-    Cold {
-        #[command(flatten)]
-        settings: DecodeSettings,
-        /// The stt-server binary.
-        #[arg(long)]
-        server_bin: PathBuf,
-        /// The clip, PATH[@LANG].
-        #[arg(long)]
-        clip: Clip,
-        /// Measured runs of each.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
+    Cold(#[command(flatten)] OneClip),
     /// Start a server, send requests from concurrent clients, measure latency,
     /// throughput and memory.
     Serve {
@@ -128,6 +104,22 @@ enum Command {
     Report(report::ReportArgs),
 }
 
+/// One clip through the server and another way, with the same settings.
+#[derive(clap::Args)]
+struct OneClip {
+    #[command(flatten)]
+    settings: DecodeSettings,
+    /// The stt-server binary.
+    #[arg(long)]
+    server_bin: PathBuf,
+    /// The clip, PATH[@LANG].
+    #[arg(long)]
+    clip: Clip,
+    /// Measured runs (pairs, for `overhead`).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
 fn main() -> ExitCode {
     // Single-threaded here, before any library is loaded.
     whisper_safe::set_process_environment();
@@ -148,18 +140,13 @@ fn run(command: Command) -> Result<()> {
             runs,
             warmup,
         } => print(&inproc::inproc(&settings, &clips, runs, warmup)?),
-        Command::Overhead {
-            settings,
-            server_bin,
-            clip,
-            runs,
-        } => print(&serving::overhead(&settings, server_bin, &clip, runs)?),
-        Command::Cold {
-            settings,
-            server_bin,
-            clip,
-            runs,
-        } => print(&serving::cold(&settings, server_bin, &clip, runs)?),
+        Command::Overhead(a) => print(&serving::overhead(
+            &a.settings,
+            a.server_bin,
+            &a.clip,
+            a.runs,
+        )?),
+        Command::Cold(a) => print(&serving::cold(&a.settings, a.server_bin, &a.clip, a.runs)?),
         Command::Serve {
             server,
             clips,

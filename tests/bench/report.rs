@@ -632,50 +632,25 @@ impl<'a> Session<'a> {
     fn levers(&self) -> Result<Levers> {
         eprintln!("==> levers (in process) and faster-whisper");
         let lib = &self.args.lib_dir;
+        // A row on the OpenMP build with `flags` beside the thread count.
+        let row = |label: &str, model: &Path, clips: &[Clip], flags: &[&str]| {
+            self.inproc(label, lib, model, clips, &self.with(flags), &[])
+        };
         let q8 = self.model("base", DEFAULT_QUANT);
         let clips = self.clips.base();
+        let full = ["--audio-context", "full"];
         let base = BaseRuns {
-            default: self.inproc(
+            default: row(
                 "server defaults: q8_0, trimmed, flash off, OpenMP, 2 threads",
-                lib,
                 &q8,
                 &clips,
-                &self.with(&[]),
                 &[],
             )?,
             peer: self.peer(&self.args.ct2_base, &clips)?,
-            full: self.inproc(
-                "full context (1500)",
-                lib,
-                &q8,
-                &clips,
-                &self.with(&["--audio-context", "full"]),
-                &[],
-            )?,
-            q5: self.inproc(
-                "q5_1",
-                lib,
-                &self.model("base", "q5_1"),
-                &clips,
-                &self.with(&[]),
-                &[],
-            )?,
-            f16: self.inproc(
-                "f16",
-                lib,
-                &self.model("base", "f16"),
-                &clips,
-                &self.with(&[]),
-                &[],
-            )?,
-            flash: self.inproc(
-                "flash attention on",
-                lib,
-                &q8,
-                &clips,
-                &self.with(&["--flash-attn", "on"]),
-                &[],
-            )?,
+            full: row("full context (1500)", &q8, &clips, &full)?,
+            q5: row("q5_1", &self.model("base", "q5_1"), &clips, &[])?,
+            f16: row("f16", &self.model("base", "f16"), &clips, &[])?,
+            flash: row("flash attention on", &q8, &clips, &["--flash-attn", "on"])?,
             noomp: self.inproc(
                 "ggml thread pool (GGML_OPENMP=OFF)",
                 &self.args.lib_dir_noomp,
@@ -698,39 +673,11 @@ impl<'a> Session<'a> {
         let q8 = self.model("tiny.en", DEFAULT_QUANT);
         let clips = self.clips.tiny();
         let tiny = TinyRuns {
-            default: self.inproc(
-                "q8_0, trimmed (defaults)",
-                lib,
-                &q8,
-                &clips,
-                &self.with(&[]),
-                &[],
-            )?,
+            default: row("q8_0, trimmed (defaults)", &q8, &clips, &[])?,
             peer: self.peer(&self.args.ct2_tiny, &clips)?,
-            full: self.inproc(
-                "q8_0, full context",
-                lib,
-                &q8,
-                &clips,
-                &self.with(&["--audio-context", "full"]),
-                &[],
-            )?,
-            q5: self.inproc(
-                "q5_1, trimmed",
-                lib,
-                &self.model("tiny.en", "q5_1"),
-                &clips,
-                &self.with(&[]),
-                &[],
-            )?,
-            f16: self.inproc(
-                "f16, trimmed",
-                lib,
-                &self.model("tiny.en", "f16"),
-                &clips,
-                &self.with(&[]),
-                &[],
-            )?,
+            full: row("q8_0, full context", &q8, &clips, &full)?,
+            q5: row("q5_1, trimmed", &self.model("tiny.en", "q5_1"), &clips, &[])?,
+            f16: row("f16, trimmed", &self.model("tiny.en", "f16"), &clips, &[])?,
             clips,
         };
         Ok(Levers { base, tiny })

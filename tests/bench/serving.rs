@@ -27,6 +27,21 @@ pub struct OverheadReport {
     pub ratio: f64,
 }
 
+/// A one-worker server with `settings`, as the in-process runs decode.
+fn one_worker(settings: &DecodeSettings, server_bin: PathBuf) -> Result<Server> {
+    Server::start(&ServerOptions {
+        server_bin,
+        lib_dir: settings.lib_dir.clone(),
+        model: settings.model.clone(),
+        workers: 1,
+        threads: settings.threads,
+        queue_limit: None,
+        audio_context: Some(context_name(settings).into()),
+        max_upload: None,
+        env: vec![flash_attn_env(settings)],
+    })
+}
+
 /// `bench overhead`: the clip alternately in-process and through a one-worker
 /// server with the same settings, `runs` times each after one warm-up of each.
 ///
@@ -38,17 +53,7 @@ pub fn overhead(
     clip: &Clip,
     runs: usize,
 ) -> Result<OverheadReport> {
-    let server = Server::start(&ServerOptions {
-        server_bin,
-        lib_dir: settings.lib_dir.clone(),
-        model: settings.model.clone(),
-        workers: 1,
-        threads: settings.threads,
-        queue_limit: None,
-        audio_context: Some(context_name(settings).into()),
-        max_upload: None,
-        env: vec![flash_attn_env(settings)],
-    })?;
+    let server = one_worker(settings, server_bin)?;
     let mut engine = Engine::load(&settings.lib_dir, &settings.model, settings.flash_attn)?;
     let samples = clip.samples()?;
     let bytes = clip.bytes()?;
@@ -143,17 +148,7 @@ pub fn cold(
             cold_runs.push(elapsed);
         }
     }
-    let server = Server::start(&ServerOptions {
-        server_bin,
-        lib_dir: settings.lib_dir.clone(),
-        model: settings.model.clone(),
-        workers: 1,
-        threads: settings.threads,
-        queue_limit: None,
-        audio_context: Some(context.into()),
-        max_upload: None,
-        env: vec![flash_attn_env(settings)],
-    })?;
+    let server = one_worker(settings, server_bin)?;
     let bytes = clip.bytes()?;
     let mut warm_runs = Vec::new();
     let mut warm_text = String::new();

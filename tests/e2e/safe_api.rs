@@ -257,20 +257,28 @@ fn cancellation_stops_a_long_run_early() {
     assert!(last_progress < 100, "progress reached {last_progress}");
 }
 
-#[test]
-fn a_panicking_callback_is_an_error_and_the_state_still_works() {
-    let samples = samples_of(&fixture("jfk.wav"));
-    let mut state = tiny().create_state().unwrap();
-    let mut on_segment = |_: &whisper_safe::Segment| panic!("callback exploded");
-    let result = state.full_with(
+/// A run over `samples` that calls `on_segment` for each segment found.
+fn run_with_segment_callback(
+    state: &mut whisper_safe::State,
+    samples: &[f32],
+    mut on_segment: impl FnMut(&whisper_safe::Segment),
+) -> whisper_safe::Result<whisper_safe::Transcript> {
+    state.full_with(
         &params(),
-        &samples,
+        samples,
         16_000,
         RunOptions {
             on_segment: Some(&mut on_segment),
             ..RunOptions::default()
         },
-    );
+    )
+}
+
+#[test]
+fn a_panicking_callback_is_an_error_and_the_state_still_works() {
+    let samples = samples_of(&fixture("jfk.wav"));
+    let mut state = tiny().create_state().unwrap();
+    let result = run_with_segment_callback(&mut state, &samples, |_| panic!("callback exploded"));
     match result {
         Err(Error::CallbackPanicked(message)) => assert!(message.contains("callback exploded")),
         other => panic!("expected CallbackPanicked, got {other:?}"),
@@ -314,19 +322,10 @@ fn a_callback_that_panicked_is_not_called_again() {
     assert!(first_window >= 2, "events: {events:?}");
 
     let mut calls = 0;
-    let mut on_segment = |_: &whisper_safe::Segment| {
+    let result = run_with_segment_callback(&mut state, &samples, |_| {
         calls += 1;
         panic!("segment callback exploded");
-    };
-    let result = state.full_with(
-        &params(),
-        &samples,
-        16_000,
-        RunOptions {
-            on_segment: Some(&mut on_segment),
-            ..RunOptions::default()
-        },
-    );
+    });
     assert!(
         matches!(&result, Err(Error::CallbackPanicked(m)) if m.contains("callback exploded")),
         "{result:?}"

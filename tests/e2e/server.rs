@@ -101,18 +101,7 @@ fn every_endpoint_and_format_on_jfk() {
         .map(|s| s["text"].as_str().unwrap())
         .collect();
     assert_jfk(&joined, "segments");
-    for key in [
-        "id",
-        "seek",
-        "start",
-        "end",
-        "text",
-        "tokens",
-        "temperature",
-        "avg_logprob",
-        "compression_ratio",
-        "no_speech_prob",
-    ] {
+    for key in stt_server::server::formats::VERBOSE_SEGMENT_FIELDS {
         assert!(
             segments[0].get(key).is_some(),
             "segment lacks {key}: {}",

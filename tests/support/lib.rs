@@ -13,6 +13,7 @@ use whisper_safe::LoaderConfig;
 
 pub mod http;
 pub mod leak_check;
+pub mod patch_checks;
 pub mod server;
 pub mod speech;
 

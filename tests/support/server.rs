@@ -213,14 +213,19 @@ pub fn metric_value(text: &str, metric: &str) -> Option<f64> {
 
 // ------------------------------------------------------------------ HTTP
 
-#[derive(Debug)]
+/// A response: status, headers in order and the whole body (de-chunked).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Response {
+    /// Status code.
     pub status: u16,
+    /// Headers in order.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -228,10 +233,12 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as text, lossily.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body as JSON; panics when it is not.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))

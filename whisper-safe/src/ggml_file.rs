@@ -967,38 +967,42 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<Summary, FormatEr
 /// # Errors
 /// [`GgmlFileError`] with the path and the defect.
 pub fn verify(path: &Path) -> Result<Summary, GgmlFileError> {
-    let (reader, len) = open_regular(path).map_err(|failure| match failure {
-        OpenFailure::NotAFile => GgmlFileError::NotAFile {
-            path: path.to_path_buf(),
-        },
-        OpenFailure::Io(source) => GgmlFileError::Open {
-            path: path.to_path_buf(),
+    let path_buf = || path.to_path_buf();
+    verify_file(path, verify_reader).map_err(|fault| match fault {
+        FileFault::NotAFile => GgmlFileError::NotAFile { path: path_buf() },
+        FileFault::Open(source) => GgmlFileError::Open {
+            path: path_buf(),
             source,
         },
-    })?;
-    verify_reader(reader, len).map_err(|source| GgmlFileError::Format {
-        path: path.to_path_buf(),
-        source: Box::new(source),
+        FileFault::Format(source) => GgmlFileError::Format {
+            path: path_buf(),
+            source: Box::new(source),
+        },
     })
 }
 
-/// Why a file to verify could not be opened.
-pub(crate) enum OpenFailure {
+/// Why a file could not be verified.
+pub(crate) enum FileFault<F> {
     /// It is not a regular file.
     NotAFile,
     /// Reading its metadata or opening it failed.
-    Io(std::io::Error),
+    Open(std::io::Error),
+    /// Its content is wrong.
+    Format(F),
 }
 
-/// Opens `path` for reading, with its length, when it is a regular file
+/// Runs `verify_reader` over `path` with its length, when it is a regular file
 /// (checked before opening: opening a FIFO for reading waits for a writer).
-pub(crate) fn open_regular(path: &Path) -> Result<(BufReader<File>, u64), OpenFailure> {
-    if !std::fs::metadata(path).map_err(OpenFailure::Io)?.is_file() {
-        return Err(OpenFailure::NotAFile);
+pub(crate) fn verify_file<T, F>(
+    path: &Path,
+    verify_reader: impl FnOnce(BufReader<File>, u64) -> Result<T, F>,
+) -> Result<T, FileFault<F>> {
+    if !std::fs::metadata(path).map_err(FileFault::Open)?.is_file() {
+        return Err(FileFault::NotAFile);
     }
-    let file = File::open(path).map_err(OpenFailure::Io)?;
-    let len = file.metadata().map_err(OpenFailure::Io)?.len();
-    Ok((BufReader::new(file), len))
+    let file = File::open(path).map_err(FileFault::Open)?;
+    let len = file.metadata().map_err(FileFault::Open)?.len();
+    verify_reader(BufReader::new(file), len).map_err(FileFault::Format)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use whisper_sys::{whisper_vad_context, whisper_vad_params, WhisperApi};
 
 use crate::context::INIT_LOCK;
 use crate::ggml_file::{
-    self, open_regular, FormatError, OpenFailure, ReadError, TensorHeader, TensorSpec, TensorType,
+    self, verify_file, FileFault, FormatError, ReadError, TensorHeader, TensorSpec, TensorType,
     Tracked,
 };
 use crate::{library, logging, Error, Result};
@@ -389,18 +389,17 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<VadSummary, VadFo
 /// # Errors
 /// [`VadFileError`] with the path and the defect.
 pub fn verify(path: &Path) -> Result<VadSummary, VadFileError> {
-    let (reader, len) = open_regular(path).map_err(|failure| match failure {
-        OpenFailure::NotAFile => VadFileError::NotAFile {
-            path: path.to_path_buf(),
-        },
-        OpenFailure::Io(source) => VadFileError::Open {
-            path: path.to_path_buf(),
+    let path_buf = || path.to_path_buf();
+    verify_file(path, verify_reader).map_err(|fault| match fault {
+        FileFault::NotAFile => VadFileError::NotAFile { path: path_buf() },
+        FileFault::Open(source) => VadFileError::Open {
+            path: path_buf(),
             source,
         },
-    })?;
-    verify_reader(reader, len).map_err(|source| VadFileError::Format {
-        path: path.to_path_buf(),
-        source: Box::new(source),
+        FileFault::Format(source) => VadFileError::Format {
+            path: path_buf(),
+            source: Box::new(source),
+        },
     })
 }
 

@@ -296,27 +296,11 @@ fn m4a_aac() {
 }
 
 #[test]
-fn wav_u8() {
-    let bytes = ffmpeg_variant(&["-c:a", "pcm_u8"], "wav");
-    check_variant("wav u8", bytes, &lossless("pcm_u8", 16_000, 1));
-}
-
-#[test]
-fn wav_s24() {
-    let bytes = ffmpeg_variant(&["-c:a", "pcm_s24le"], "wav");
-    check_variant("wav s24", bytes, &lossless("pcm_s24le", 16_000, 1));
-}
-
-#[test]
-fn wav_s32() {
-    let bytes = ffmpeg_variant(&["-c:a", "pcm_s32le"], "wav");
-    check_variant("wav s32", bytes, &lossless("pcm_s32le", 16_000, 1));
-}
-
-#[test]
-fn wav_f32() {
-    let bytes = ffmpeg_variant(&["-c:a", "pcm_f32le"], "wav");
-    check_variant("wav f32", bytes, &lossless("pcm_f32le", 16_000, 1));
+fn wav_sample_formats() {
+    for codec in ["pcm_u8", "pcm_s24le", "pcm_s32le", "pcm_f32le"] {
+        let bytes = ffmpeg_variant(&["-c:a", codec], "wav");
+        check_variant(&format!("wav {codec}"), bytes, &lossless(codec, 16_000, 1));
+    }
 }
 
 #[test]
@@ -347,23 +331,15 @@ fn wav_8k_upsampled() {
 }
 
 #[test]
-fn wav_44k1_stereo() {
-    let bytes = ffmpeg_variant(&["-af", STEREO, "-ar", "44100"], "wav");
-    check_variant(
-        "wav 44.1 kHz stereo",
-        bytes,
-        &lossless("pcm_s16le", 44_100, 2),
-    );
-}
-
-#[test]
-fn wav_48k_stereo() {
-    let bytes = ffmpeg_variant(&["-af", STEREO, "-ar", "48000"], "wav");
-    check_variant(
-        "wav 48 kHz stereo",
-        bytes,
-        &lossless("pcm_s16le", 48_000, 2),
-    );
+fn wav_stereo_at_44k1_and_48k() {
+    for rate in [44_100, 48_000] {
+        let bytes = ffmpeg_variant(&["-af", STEREO, "-ar", &rate.to_string()], "wav");
+        check_variant(
+            &format!("wav {rate} Hz stereo"),
+            bytes,
+            &lossless("pcm_s16le", rate, 2),
+        );
+    }
 }
 
 #[test]

@@ -142,6 +142,20 @@ struct VerboseJson<'a> {
     usage: Usage,
 }
 
+/// The fields of a `verbose_json` segment: OpenAI's names, in their order.
+pub const VERBOSE_SEGMENT_FIELDS: [&str; 10] = [
+    "id",
+    "seek",
+    "start",
+    "end",
+    "text",
+    "tokens",
+    "temperature",
+    "avg_logprob",
+    "compression_ratio",
+    "no_speech_prob",
+];
+
 #[derive(Serialize)]
 struct VerboseSegment<'a> {
     id: usize,
@@ -383,21 +397,13 @@ mod tests {
         assert_eq!(both["task"], "transcribe");
         assert_eq!(both["language"], "english");
         assert_eq!(both["duration"], 11.0);
-        let segment = &both["segments"][1];
-        for key in [
-            "id",
-            "seek",
-            "start",
-            "end",
-            "text",
-            "tokens",
-            "temperature",
-            "avg_logprob",
-            "compression_ratio",
-            "no_speech_prob",
-        ] {
-            assert!(!segment[key].is_null(), "segment lacks {key}");
-        }
+        let segment = both["segments"][1].as_object().unwrap();
+        let mut keys: Vec<&str> = segment.keys().map(String::as_str).collect();
+        let mut fields = VERBOSE_SEGMENT_FIELDS;
+        keys.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(keys, fields, "exactly OpenAI's fields");
+        assert!(segment.values().all(|v| !v.is_null()), "{segment:?}");
         assert_eq!(segment["id"], 1);
         assert_eq!(segment["seek"], 350);
         assert_eq!(

@@ -462,7 +462,7 @@ impl FromStr for ModelRequest {
 /// A voice activity detection model: where its weights come from and what the
 /// converted file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VadModel {
+pub struct VadSpec {
     /// Name for `models pull`.
     pub id: &'static str,
     /// Folder in the artifact layout.
@@ -487,7 +487,7 @@ pub struct VadModel {
 
 /// Silero VAD v6 as faster-whisper 1.2.1 ships it (the model faster-whisper's
 /// `vad_filter` runs), converted to whisper.cpp's VAD format.
-pub static SILERO_VAD: VadModel = VadModel {
+pub static SILERO_VAD: VadSpec = VadSpec {
     id: "silero-vad",
     dir_name: "silero-vad",
     file_name: "ggml-silero-v6.bin",

@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 use whisper_safe::ggml_file::TensorType;
 use whisper_safe::vad::{self, VadFileError, VadHeader, VadSummary};
 
-use super::catalog::{VadModel, SILERO_VAD};
+use super::catalog::{VadSpec, SILERO_VAD};
 use super::file_lock::{sibling, FileLock};
 use super::hashing::HashingWriter;
 use super::import::{self, ImportError, PinnedWheel};
@@ -662,7 +662,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The ONNX member of `wheel`, checked against the recorded SHA-256.
-fn onnx_from_wheel(wheel: &Path, model: &VadModel) -> Result<Vec<u8>, SileroError> {
+fn onnx_from_wheel(wheel: &Path, model: &VadSpec) -> Result<Vec<u8>, SileroError> {
     let zip_err = |detail: String| SileroError::Zip {
         path: wheel.to_path_buf(),
         detail,

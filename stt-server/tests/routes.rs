@@ -1266,12 +1266,10 @@ async fn uploads_take_no_place_until_their_bodies_are_complete() {
 #[actix_web::test]
 async fn uploads_reserve_their_declared_length_from_the_upload_memory() {
     // Room for one largest upload: 1 MiB of file and 1 MiB of form.
-    let h = harness(|a| {
+    let (h, s) = loaded!(|a| {
         a.max_upload_bytes = Some("1M".into());
         a.upload_memory_bytes = Some("2M".into());
     });
-    h.load_default();
-    let s = service!(h);
     let declared = |length: u64| {
         let (body, request, sender) = pending_upload("/v1/audio/transcriptions");
         (
@@ -1338,12 +1336,10 @@ async fn a_stalled_body_is_shed_at_the_idle_timeout() {
 
 #[actix_web::test]
 async fn every_way_a_request_ends_releases_its_reservation() {
-    let h = harness(|a| {
+    let (h, s) = loaded!(|a| {
         a.request_timeout_seconds = Some("2".into());
         a.body_timeout_seconds = Some("0.3".into());
     });
-    h.load_default();
-    let s = service!(h);
     // Errors after admission: bad audio, bad parameters, an unknown model.
     for (fields, file, status) in [
         (&[][..], &b"not audio at all"[..], 415),
@@ -1399,14 +1395,12 @@ async fn the_audio_memory_budget_bounds_admission() {
     // 6 MB: a worst case is the file and 40 s of samples (a 30 s WAV: 3.52 MB);
     // the decoded size (1.92 MB) replaces it once known, so a second 30 s
     // request fits beside the first, and a third (2.59 MB) finds the memory held.
-    let h = harness(|a| {
+    let (h, s) = loaded!(|a| {
         a.queue_limit = Some("4".into());
         a.max_upload_bytes = Some("1M".into());
         a.max_audio_seconds = Some("40".into());
         a.audio_memory_bytes = Some("6000000".into());
     });
-    h.load_default();
-    let s = service!(h);
     let samples = 30.0 * 16_000.0 * 4.0;
     let held_form = || {
         test::TestRequest::post()

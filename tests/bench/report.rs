@@ -532,6 +532,18 @@ impl<'a> Session<'a> {
             .join(file)
     }
 
+    /// `bench <subcommand>` against the server binary and library, with base-q8_0.
+    fn with_base_server(&self, subcommand: &str) -> Cmd {
+        self.runner
+            .bench(subcommand)
+            .arg("--server-bin")
+            .arg(&self.args.server_bin)
+            .arg("--lib-dir")
+            .arg(&self.args.lib_dir)
+            .arg("--model")
+            .arg(self.model("base", DEFAULT_QUANT))
+    }
+
     /// `--threads N` and then `more`.
     fn with<'s>(&'s self, more: &[&'s str]) -> Vec<&'s str> {
         ["--threads", self.threads.as_str()]
@@ -736,14 +748,7 @@ impl<'a> Session<'a> {
         eprintln!("==> HTTP overhead");
         let overhead = |context: &str| -> Result<Measured<OverheadReport>> {
             let cmd = self
-                .runner
-                .bench("overhead")
-                .arg("--server-bin")
-                .arg(&self.args.server_bin)
-                .arg("--lib-dir")
-                .arg(&self.args.lib_dir)
-                .arg("--model")
-                .arg(self.model("base", DEFAULT_QUANT))
+                .with_base_server("overhead")
                 .args([
                     "--threads",
                     &self.threads,
@@ -764,14 +769,7 @@ impl<'a> Session<'a> {
         eprintln!("==> cold vs warm");
         self.runner.run::<ColdReport>(
             &self
-                .runner
-                .bench("cold")
-                .arg("--server-bin")
-                .arg(&self.args.server_bin)
-                .arg("--lib-dir")
-                .arg(&self.args.lib_dir)
-                .arg("--model")
-                .arg(self.model("base", DEFAULT_QUANT))
+                .with_base_server("cold")
                 .args(["--threads", &self.threads, "--clip"])
                 .arg(self.clips.jfk.spec())
                 .arg("--runs")
@@ -867,14 +865,7 @@ impl<'a> Session<'a> {
         let load_requests = if self.args.quick { 110 } else { 2000 };
         self.runner.run::<LoadReport>(
             &self
-                .runner
-                .bench("loadtest")
-                .arg("--server-bin")
-                .arg(&self.args.server_bin)
-                .arg("--lib-dir")
-                .arg(&self.args.lib_dir)
-                .arg("--model")
-                .arg(self.model("base", DEFAULT_QUANT))
+                .with_base_server("loadtest")
                 .args(["--workers", "2", "--threads", "1"])
                 .args(clip_args(&self.clips.mixed()))
                 .args([
@@ -900,14 +891,7 @@ impl<'a> Session<'a> {
         let mut passes = Vec::new();
         for word_times in [false, true] {
             let mut cmd = self
-                .runner
-                .bench("longform")
-                .arg("--server-bin")
-                .arg(&self.args.server_bin)
-                .arg("--lib-dir")
-                .arg(&self.args.lib_dir)
-                .arg("--model")
-                .arg(self.model("base", DEFAULT_QUANT))
+                .with_base_server("longform")
                 .args(["--threads", &self.threads]);
             if let Some(vad) = &self.args.vad_model {
                 cmd = cmd

@@ -408,6 +408,14 @@ macro_rules! transcribe {
     };
 }
 
+/// Asserts that a plain transcription is answered 200.
+macro_rules! assert_serves {
+    ($service:expr) => {
+        let ok = transcribe!($service, &[]).await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+    };
+}
+
 /// Sends a request; a future of its [`Reply`].
 macro_rules! call {
     ($service:expr, $request:expr $(,)?) => {
@@ -772,8 +780,7 @@ async fn bad_inputs_get_documented_errors() {
         _ => noise.assert_error(422, "invalid_audio"),
     };
     // The worker is still healthy.
-    let ok = transcribe!(&s, &[]).await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_serves!(&s);
 }
 
 #[actix_web::test]
@@ -794,8 +801,7 @@ async fn a_panicking_run_is_a_500_and_the_worker_survives() {
         failed.to_string().contains("boom-7"),
         "the request id: {failed}"
     );
-    let ok = transcribe!(&s, &[]).await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_serves!(&s);
 }
 
 #[actix_web::test]
@@ -950,8 +956,7 @@ async fn a_dropped_request_cancels_its_run_and_leaves_the_queue() {
         metrics.contains("stt_jobs_total{outcome=\"cancelled\"} 1"),
         "{metrics}"
     );
-    let ok = transcribe!(&s, &[]).await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_serves!(&s);
 }
 
 #[actix_web::test]

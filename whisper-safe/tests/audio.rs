@@ -797,16 +797,16 @@ fn mutated_inputs_give_results_or_errors() {
     eprintln!("mutation outcomes: {outcomes:?}");
 }
 
-/// A reader that panics on its first read.
-struct PanickingReader;
+/// A reader whose every read is `read()` and whose seeks claim to succeed.
+struct OddReader(fn() -> io::Result<usize>);
 
-impl Read for PanickingReader {
+impl Read for OddReader {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        panic!("reader exploded");
+        (self.0)()
     }
 }
 
-impl Seek for PanickingReader {
+impl Seek for OddReader {
     fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
         Ok(1000)
     }
@@ -814,33 +814,22 @@ impl Seek for PanickingReader {
 
 #[test]
 fn a_panic_while_decoding_is_returned_as_an_error() {
-    match decode_reader(PanickingReader, &DecodeOptions::default()) {
+    let reader = OddReader(|| panic!("reader exploded"));
+    match decode_reader(reader, &DecodeOptions::default()) {
         Err(AudioError::DecoderPanic { message, .. }) => assert_eq!(message, "reader exploded"),
         other => panic!("expected DecoderPanic, got {other:?}"),
     }
 }
 
-/// A reader whose every read fails.
-struct FailingReader;
-
-impl Read for FailingReader {
-    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+#[test]
+fn reader_failure_is_an_io_error() {
+    let reader = OddReader(|| {
         Err(io::Error::new(
             io::ErrorKind::ConnectionReset,
             "upload aborted",
         ))
-    }
-}
-
-impl Seek for FailingReader {
-    fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
-        Ok(1000)
-    }
-}
-
-#[test]
-fn reader_failure_is_an_io_error() {
-    match decode_reader(FailingReader, &DecodeOptions::default()) {
+    });
+    match decode_reader(reader, &DecodeOptions::default()) {
         Err(AudioError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
         other => panic!("expected Io, got {other:?}"),
     }

@@ -1,92 +1,44 @@
 //! Configuration from environment variables and command-line flags (flags win).
 //!
 //! Each setting is declared once, as a field of [`ModelArgs`] or [`ServeArgs`]:
-//! flag, variable, help, a literal default (a constant that the checks below use
-//! too) or a computed one stated as `[default: …]`, and a range stated as `(a–b)`.
-//! `--help` shows these declarations, and the tables of docs/configuration.md are
-//! rendered from them (a unit test fails when the document differs).
+//! flag, variable, help, the value parser that checks it, a literal default or a
+//! computed one stated as `[default: …]`, and a range stated as `(a–b)`. `--help`
+//! shows these declarations, and the tables of docs/configuration.md are rendered
+//! from them (a unit test fails when the document differs).
 //!
-//! Every value is read as text and validated here, so an invalid value stops the
-//! start with a message naming both the variable and the flag.
+//! clap parses every value, so an invalid one stops the start with a message naming
+//! the flag, and the variable too when read through [`parse_from`] (which also takes
+//! a variable set to blanks as unset). [`Config::from_args`] then computes the
+//! defaults that depend on other settings and checks the settings against each other.
 
+use std::ffi::{OsStr, OsString};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::builder::{PathBufValueParser, TypedValueParser};
+use clap::{ArgAction, Command, FromArgMatches};
 use whisper_safe::AudioContext;
 
 use crate::engine::ModelSource;
-use crate::models::catalog::{self, ModelRequest, Quant};
+use crate::models::catalog::{self, CatalogError, KnownModel, ModelRequest, Quant};
 
-/// Default `WHISPER_FLASH_ATTN`.
-pub const DEFAULT_FLASH_ATTN: &str = "off";
-/// Default `STT_HOST`: every interface.
-pub const DEFAULT_HOST: &str = "0.0.0.0";
-/// Default `STT_PORT`.
-pub const DEFAULT_PORT: &str = "8080";
-/// Default `STT_MAX_UPLOAD_BYTES`: 25 MiB, as OpenAI's API.
-pub const DEFAULT_MAX_UPLOAD_BYTES: &str = "25M";
-/// Default `STT_MAX_AUDIO_SECONDS`.
-pub const DEFAULT_MAX_AUDIO_SECONDS: &str = "3600";
-/// Default `STT_REQUEST_TIMEOUT_SECONDS`.
-pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: &str = "600";
-/// Default `STT_SHUTDOWN_TIMEOUT_SECONDS`.
-pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: &str = "30";
-/// Default `STT_MAX_CONNECTIONS`.
-pub const DEFAULT_MAX_CONNECTIONS: &str = "1024";
-/// Default `STT_HEADER_TIMEOUT_SECONDS`.
-pub const DEFAULT_HEADER_TIMEOUT_SECONDS: &str = "5";
-/// Default `STT_KEEP_ALIVE_SECONDS`.
-pub const DEFAULT_KEEP_ALIVE_SECONDS: &str = "5";
-/// Default `STT_AUDIO_CONTEXT`.
-pub const DEFAULT_AUDIO_CONTEXT: &str = "trimmed";
 /// Time a client has to send an upload by default, unless half the request timeout is shorter.
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 120.0;
-/// Default `STT_MODEL_ALIASES`.
-pub const DEFAULT_MODEL_ALIASES: &str =
-    "whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,gpt-transcribe,gpt-live-transcribe";
-/// Default `STT_LIVE_MAX_SESSIONS`.
-pub const DEFAULT_LIVE_MAX_SESSIONS: &str = "8";
-/// Default `STT_LIVE_IDLE_SECONDS`.
-pub const DEFAULT_LIVE_IDLE_SECONDS: &str = "60";
-/// Default `STT_LIVE_MAX_BUFFER_SECONDS`.
-pub const DEFAULT_LIVE_MAX_BUFFER_SECONDS: &str = "300";
-/// Default `STT_MAX_UPLOADS`.
-pub const DEFAULT_MAX_UPLOADS: &str = "256";
-/// `STT_MAX_UPLOADS`.
-const MAX_UPLOADS: RangeInclusive<usize> = 1..=100_000;
 /// Largest uploads the default upload memory holds at once.
 pub const DEFAULT_UPLOADS_IN_MEMORY: u64 = 8;
-/// Default `STT_BODY_IDLE_SECONDS`.
-pub const DEFAULT_BODY_IDLE_SECONDS: &str = "10";
-/// Default `STT_BODY_MIN_BYTES_PER_SECOND`.
-pub const DEFAULT_BODY_MIN_BYTES_PER_SECOND: &str = "1K";
-/// `STT_LIVE_MAX_SESSIONS`.
-const LIVE_MAX_SESSIONS: RangeInclusive<usize> = 0..=100_000;
 /// Requests that may wait per worker by default.
 pub const DEFAULT_QUEUE_PER_WORKER: usize = 4;
 /// Bytes of decoded audio per second: 16 kHz mono `f32`.
 pub const SAMPLE_BYTES_PER_SECOND: u64 = 16_000 * 4;
-/// Default `STT_THREADS_PER_PIECE`.
-pub const DEFAULT_THREADS_PER_PIECE: &str = "1";
 /// whisper.cpp gains little beyond this many threads per run.
 pub const MAX_DEFAULT_THREADS_PER_WORKER: usize = 4;
 
-/// `STT_WORKERS` and `STT_HTTP_WORKERS`.
-const WORKERS: RangeInclusive<usize> = 1..=256;
-/// `STT_THREADS_PER_WORKER`.
-const THREADS_PER_WORKER: RangeInclusive<usize> = 1..=512;
-/// `STT_QUEUE_LIMIT`.
-const QUEUE_LIMIT: RangeInclusive<usize> = 0..=100_000;
-/// `STT_SHUTDOWN_TIMEOUT_SECONDS`.
-const SHUTDOWN_TIMEOUT_SECONDS: RangeInclusive<usize> = 0..=3600;
-/// `STT_MAX_CONNECTIONS`.
-const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
-
 /// Which model and libraries to load; shared by `serve` and `transcribe`.
-#[derive(clap::Args, Debug, Clone, Default)]
+///
+/// [`Default`] is the declared defaults.
+#[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model size from the catalog: `tiny`, `tiny.en`, `base`, `base.en`, `small`,
     /// `small.en`, `medium`, `medium.en`, `large-v3`, `large-v3-turbo`.
@@ -94,14 +46,15 @@ pub struct ModelArgs {
         long,
         env = "WHISPER_MODEL_SIZE",
         value_name = "SIZE",
-        default_value = whisper_safe::DEFAULT_MODEL_SIZE
+        default_value = whisper_safe::DEFAULT_MODEL_SIZE,
+        value_parser = model_size
     )]
-    pub model_size: Option<String>,
+    pub model_size: &'static KnownModel,
     /// Weight type of the model file: `f16`, `q8_0`, `q5_1`, `q5_0`, `q4_0`, `iq4_nl`
     /// [default: the file of the size already present, in the order q8_0, q5_1, f16,
     /// q5_0, q4_0, iq4_nl, else q8_0 (docs/models.md)].
-    #[arg(long, env = "WHISPER_MODEL_QUANT", value_name = "QUANT")]
-    pub model_quant: Option<String>,
+    #[arg(long, env = "WHISPER_MODEL_QUANT", value_name = "QUANT", value_parser = parsed::<Quant>)]
+    pub model_quant: Option<Quant>,
     /// Artifact directory.
     ///
     /// The model is `<dir>/whisper_<size>_xeon/ggml-<size>[-<quant>].bin` (f16 files
@@ -113,17 +66,27 @@ pub struct ModelArgs {
         value_name = "DIR",
         default_value = whisper_safe::DEFAULT_ARTIFACTS_DIR
     )]
-    pub artifacts_dir: Option<PathBuf>,
+    pub artifacts_dir: PathBuf,
     /// Directory of the whisper.cpp shared libraries; must exist [default: from the
     /// artifact layout].
-    #[arg(long, env = "WHISPER_LIB_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "WHISPER_LIB_DIR",
+        value_name = "DIR",
+        value_parser = PathBufValueParser::new().try_map(existing_dir)
+    )]
     pub lib_dir: Option<PathBuf>,
     /// An explicit model file (must exist); overrides size and quantization [default:
     /// from size and quant].
     ///
     /// Its API id comes from its name (`ggml-base.en-q5_1.bin` → `base.en-q5_1`, else
     /// the file stem).
-    #[arg(long, env = "WHISPER_MODEL_PATH", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "WHISPER_MODEL_PATH",
+        value_name = "FILE",
+        value_parser = PathBufValueParser::new().try_map(existing_file)
+    )]
     pub model_path: Option<PathBuf>,
     /// Dynamic-backend layout only: pin one CPU variant (`haswell`, …) or a backend
     /// file [default: all variants].
@@ -138,77 +101,88 @@ pub struct ModelArgs {
         long,
         env = "WHISPER_FLASH_ATTN",
         value_name = "on|off",
-        default_value = DEFAULT_FLASH_ATTN
+        default_value = "off",
+        value_parser = on_off,
+        action = ArgAction::Set
     )]
-    pub flash_attn: Option<String>,
+    pub flash_attn: bool,
     /// Silero VAD model file for long audio, or `off` [default:
     /// silero-vad/ggml-silero-v6.bin in the artifact directory, when present].
     ///
     /// A file named here must load, or the server does not start; the default file is
     /// used when present (its absence is a warning: long audio is then cut at quiet
     /// moments and silence is decoded). See docs/api.md, Long audio.
-    #[arg(long, env = "WHISPER_VAD_MODEL", value_name = "FILE|off")]
-    pub vad_model: Option<String>,
+    #[arg(long, env = "WHISPER_VAD_MODEL", value_name = "FILE|off", value_parser = vad_model)]
+    pub vad_model: Option<VadModel>,
 }
 
 /// Flags and variables of `stt-server serve`.
-#[derive(clap::Args, Debug, Clone, Default)]
+///
+/// [`Default`] is the declared defaults.
+#[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Model and libraries.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Listening address (IP or host name).
-    #[arg(long, env = "STT_HOST", default_value = DEFAULT_HOST)]
-    pub host: Option<String>,
+    #[arg(long, env = "STT_HOST", default_value = "0.0.0.0")]
+    pub host: String,
     /// Listening port.
-    #[arg(long, env = "STT_PORT", default_value = DEFAULT_PORT)]
-    pub port: Option<String>,
+    #[arg(long, env = "STT_PORT", default_value = "8080", value_parser = parsed::<u16>)]
+    pub port: u16,
     /// Decoding states over the one loaded model (1–256) [default: cores ÷ threads per
     /// worker].
     ///
     /// Each runs one request at a time on its own thread.
-    #[arg(long, env = "STT_WORKERS")]
-    pub workers: Option<String>,
+    #[arg(long, env = "STT_WORKERS", value_parser = count::<1, 256>)]
+    pub workers: Option<usize>,
     /// Compute threads of each run (1–512) [default: min(4, cores ÷ workers)].
-    #[arg(long, env = "STT_THREADS_PER_WORKER")]
-    pub threads_per_worker: Option<String>,
+    #[arg(long, env = "STT_THREADS_PER_WORKER", value_parser = count::<1, 512>)]
+    pub threads_per_worker: Option<usize>,
     /// Compute threads of each piece of a long recording (1–512).
     ///
     /// A worker decodes threads per worker ÷ this many pieces at once, each on a decoding
     /// state of its own (created when first needed); set it to the threads per worker to
     /// decode one piece at a time (a larger value does the same, with a warning at start).
-    #[arg(long, env = "STT_THREADS_PER_PIECE", default_value = DEFAULT_THREADS_PER_PIECE)]
-    pub threads_per_piece: Option<String>,
+    #[arg(long, env = "STT_THREADS_PER_PIECE", default_value = "1", value_parser = count::<1, 512>)]
+    pub threads_per_piece: usize,
     /// Requests that may be admitted beyond the workers (0–100,000) [default: 4 ×
     /// workers].
     ///
     /// Their bodies are complete; they are being decoded or waiting. Beyond, 429 at
     /// once: the workers are busy. `0`: no waiting.
-    #[arg(long, env = "STT_QUEUE_LIMIT")]
-    pub queue_limit: Option<String>,
+    #[arg(long, env = "STT_QUEUE_LIMIT", value_parser = count::<0, 100_000>)]
+    pub queue_limit: Option<usize>,
     /// Largest `file` part, bytes: `K`, `M`, `G` are ×1024 (`25M` is 26,214,400),
     /// `KB`, `MB`, `GB` ×1000.
-    #[arg(long, env = "STT_MAX_UPLOAD_BYTES", default_value = DEFAULT_MAX_UPLOAD_BYTES)]
-    pub max_upload_bytes: Option<String>,
+    #[arg(long, env = "STT_MAX_UPLOAD_BYTES", default_value = "25M", value_parser = positive_bytes)]
+    pub max_upload_bytes: u64,
     /// Longest audio accepted, seconds (413 beyond; checked while decoding).
-    #[arg(long, env = "STT_MAX_AUDIO_SECONDS", default_value = DEFAULT_MAX_AUDIO_SECONDS)]
-    pub max_audio_seconds: Option<String>,
+    #[arg(
+        long,
+        env = "STT_MAX_AUDIO_SECONDS",
+        default_value = "3600",
+        value_parser = parse_seconds
+    )]
+    pub max_audio_seconds: f64,
     /// Longest a request may take, seconds, upload and queueing included (504 beyond;
     /// the run is stopped).
     #[arg(
         long,
         env = "STT_REQUEST_TIMEOUT_SECONDS",
-        default_value = DEFAULT_REQUEST_TIMEOUT_SECONDS
+        default_value = "600",
+        value_parser = parse_seconds
     )]
-    pub request_timeout_seconds: Option<String>,
+    pub request_timeout_seconds: f64,
     /// After SIGTERM/SIGINT, how long requests in flight may still run, seconds
     /// (0–3600).
     #[arg(
         long,
         env = "STT_SHUTDOWN_TIMEOUT_SECONDS",
-        default_value = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
+        default_value = "30",
+        value_parser = count::<0, 3600>
     )]
-    pub shutdown_timeout_seconds: Option<String>,
+    pub shutdown_timeout_seconds: usize,
     /// Comma-separated bearer keys; when set, every endpoint but `/health` and
     /// `/ready` needs `Authorization: Bearer <key>`.
     #[arg(long, env = "STT_API_KEYS", hide_env_values = true)]
@@ -226,96 +200,122 @@ pub struct ServeArgs {
     ///
     /// Lower it to let fewer hour-long uploads in at once while short ones still queue
     /// (docs/configuration.md, Memory bound).
-    #[arg(long, env = "STT_AUDIO_MEMORY_BYTES")]
-    pub audio_memory_bytes: Option<String>,
+    #[arg(long, env = "STT_AUDIO_MEMORY_BYTES", value_parser = parse_bytes)]
+    pub audio_memory_bytes: Option<u64>,
     /// HTTP event-loop threads (1–256) [default: cores].
     ///
     /// They parse and route; decoding and inference run elsewhere.
-    #[arg(long, env = "STT_HTTP_WORKERS")]
-    pub http_workers: Option<String>,
+    #[arg(long, env = "STT_HTTP_WORKERS", value_parser = count::<1, 256>)]
+    pub http_workers: Option<usize>,
     /// Open connections at most (1–1,000,000); beyond, new ones wait in the listen
     /// backlog until one closes (each costs up to ~64 KiB of buffers).
-    #[arg(long, env = "STT_MAX_CONNECTIONS", default_value = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: Option<String>,
+    #[arg(
+        long,
+        env = "STT_MAX_CONNECTIONS",
+        default_value = "1024",
+        value_parser = count::<1, 1_000_000>
+    )]
+    pub max_connections: usize,
     /// Seconds a connection's first request line and headers may take to arrive,
     /// else 408 and close.
     #[arg(
         long,
         env = "STT_HEADER_TIMEOUT_SECONDS",
-        default_value = DEFAULT_HEADER_TIMEOUT_SECONDS
+        default_value = "5",
+        value_parser = parse_seconds
     )]
-    pub header_timeout_seconds: Option<String>,
+    pub header_timeout_seconds: f64,
     /// Seconds an idle keep-alive connection stays open.
-    #[arg(
-        long,
-        env = "STT_KEEP_ALIVE_SECONDS",
-        default_value = DEFAULT_KEEP_ALIVE_SECONDS
-    )]
-    pub keep_alive_seconds: Option<String>,
+    #[arg(long, env = "STT_KEEP_ALIVE_SECONDS", default_value = "5", value_parser = parse_seconds)]
+    pub keep_alive_seconds: f64,
     /// Seconds the upload may take to arrive, below the request timeout [default:
     /// min(120, request timeout ÷ 2)].
     ///
     /// Beyond, 408 `body_timeout` and the connection is closed; being below the
     /// request timeout, a stalled upload never holds its place until then.
-    #[arg(long, env = "STT_BODY_TIMEOUT_SECONDS")]
-    pub body_timeout_seconds: Option<String>,
+    #[arg(long, env = "STT_BODY_TIMEOUT_SECONDS", value_parser = parse_seconds)]
+    pub body_timeout_seconds: Option<f64>,
     /// Seconds a body may send nothing; beyond, 408 `body_stalled`, the connection is
     /// closed and its memory freed.
-    #[arg(long, env = "STT_BODY_IDLE_SECONDS", default_value = DEFAULT_BODY_IDLE_SECONDS)]
-    pub body_idle_seconds: Option<String>,
+    #[arg(long, env = "STT_BODY_IDLE_SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub body_idle_seconds: f64,
     /// Slowest average a body may arrive at once its first idle-timeout seconds have
     /// passed, bytes per second (`K` ×1024; `0`: no floor); below, 408 `body_too_slow`.
     #[arg(
         long,
         env = "STT_BODY_MIN_BYTES_PER_SECOND",
-        default_value = DEFAULT_BODY_MIN_BYTES_PER_SECOND
+        default_value = "1K",
+        value_parser = parse_bytes
     )]
-    pub body_min_bytes_per_second: Option<String>,
+    pub body_min_bytes_per_second: u64,
     /// Uploads being received at once (1–100,000); beyond, 503 `too_many_uploads`
     /// before the body is read.
     ///
     /// An upload takes no worker place until its body is complete.
-    #[arg(long, env = "STT_MAX_UPLOADS", default_value = DEFAULT_MAX_UPLOADS)]
-    pub max_uploads: Option<String>,
+    #[arg(long, env = "STT_MAX_UPLOADS", default_value = "256", value_parser = count::<1, 100_000>)]
+    pub max_uploads: usize,
     /// Bytes the uploads being received may hold together, at least one largest
     /// upload [default: 8 × (max upload + 1 MiB)].
     ///
     /// An upload reserves its declared length when it starts (a chunked one, what has
     /// arrived); beyond, 503 `upload_memory_full` before more is read.
-    #[arg(long, env = "STT_UPLOAD_MEMORY_BYTES")]
-    pub upload_memory_bytes: Option<String>,
+    #[arg(long, env = "STT_UPLOAD_MEMORY_BYTES", value_parser = parse_bytes)]
+    pub upload_memory_bytes: Option<u64>,
     /// Encoder context for audio under 30 s: `trimmed` or `full`.
     ///
     /// `trimmed`: the encoder computes only the audio plus 2 s of margin (about 2×
     /// faster on short clips, same words in the measurements); `full`: always 30 s
     /// windows.
-    #[arg(long, env = "STT_AUDIO_CONTEXT", default_value = DEFAULT_AUDIO_CONTEXT)]
-    pub audio_context: Option<String>,
+    #[arg(long, env = "STT_AUDIO_CONTEXT", default_value = "trimmed", value_parser = audio_context)]
+    pub audio_context: AudioContext,
     /// Comma-separated model names answered as the serving model, on the file
     /// endpoints and in live sessions (OpenAI's names, so that their clients work
     /// unchanged).
-    #[arg(long, env = "STT_MODEL_ALIASES", default_value = DEFAULT_MODEL_ALIASES)]
-    pub model_aliases: Option<String>,
+    #[arg(
+        long,
+        env = "STT_MODEL_ALIASES",
+        default_value = "whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,gpt-transcribe,gpt-live-transcribe"
+    )]
+    pub model_aliases: String,
     /// Live transcription sessions at once (0–100,000); more get 429 at the upgrade.
-    #[arg(long, env = "STT_LIVE_MAX_SESSIONS", default_value = DEFAULT_LIVE_MAX_SESSIONS)]
-    pub live_max_sessions: Option<String>,
+    #[arg(
+        long,
+        env = "STT_LIVE_MAX_SESSIONS",
+        default_value = "8",
+        value_parser = count::<0, 100_000>
+    )]
+    pub live_max_sessions: usize,
     /// Seconds a live session may send no audio before it is closed (close code 1008;
     /// pings and other events do not count).
-    #[arg(long, env = "STT_LIVE_IDLE_SECONDS", default_value = DEFAULT_LIVE_IDLE_SECONDS)]
-    pub live_idle_seconds: Option<String>,
+    #[arg(long, env = "STT_LIVE_IDLE_SECONDS", default_value = "60", value_parser = parse_seconds)]
+    pub live_idle_seconds: f64,
     /// Seconds of audio a live session's input buffer holds before a commit
     /// (manual turns; server VAD cuts turns at 30 s).
     #[arg(
         long,
         env = "STT_LIVE_MAX_BUFFER_SECONDS",
-        default_value = DEFAULT_LIVE_MAX_BUFFER_SECONDS
+        default_value = "300",
+        value_parser = parse_seconds
     )]
-    pub live_max_buffer_seconds: Option<String>,
+    pub live_max_buffer_seconds: f64,
 }
 
-/// A value that stops the start.
+impl Default for ModelArgs {
+    fn default() -> Self {
+        declared_defaults()
+    }
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        declared_defaults()
+    }
+}
+
+/// A setting that stops the start; clap's own message for a value that does not
+/// parse has the same form.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {variable} (--{flag}) value {value:?}: {reason}")]
+#[error("invalid value '{value}' for '{variable} (--{flag})': {reason}")]
 pub struct ConfigError {
     /// The environment variable.
     pub variable: &'static str,
@@ -359,91 +359,27 @@ pub enum VadModel {
 }
 
 impl ModelConfig {
-    /// Validates the model flags and variables.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the variable.
-    pub fn from_args(args: ModelArgs) -> Result<Self, ConfigError> {
-        let size = or_default(args.model_size, whisper_safe::DEFAULT_MODEL_SIZE);
-        let model = catalog::lookup(&size).map_err(|e| ConfigError {
-            variable: "WHISPER_MODEL_SIZE",
-            flag: "model-size",
-            value: size.clone(),
-            reason: e.to_string(),
-        })?;
-        let quant = text(args.model_quant)
-            .map(|q| {
-                q.parse::<Quant>().map_err(|e| ConfigError {
-                    variable: "WHISPER_MODEL_QUANT",
-                    flag: "model-quant",
-                    value: q.clone(),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()?;
-        let model_path = args.model_path.filter(|p| !p.as_os_str().is_empty());
-        if let Some(path) = &model_path {
-            if !path.is_file() {
-                return Err(ConfigError {
-                    variable: "WHISPER_MODEL_PATH",
-                    flag: "model-path",
-                    value: path.display().to_string(),
-                    reason: "no such file".into(),
-                });
-            }
-        }
-        let flash_attn = match or_default(args.flash_attn, DEFAULT_FLASH_ATTN).as_str() {
-            "off" => false,
-            "on" => true,
-            other => {
-                return Err(ConfigError {
-                    variable: "WHISPER_FLASH_ATTN",
-                    flag: "flash-attn",
-                    value: other.to_owned(),
-                    reason: "expected on or off".into(),
-                })
-            }
-        };
-        let artifacts_dir = args
-            .artifacts_dir
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from(whisper_safe::DEFAULT_ARTIFACTS_DIR));
-        let vad_model = match text(args.vad_model) {
-            None => VadModel::Default(crate::models::vad_model_path(&artifacts_dir)),
-            Some(off) if off.eq_ignore_ascii_case("off") => VadModel::Off,
-            Some(path) => {
-                let path = PathBuf::from(path);
-                if !path.is_file() {
-                    return Err(ConfigError {
-                        variable: "WHISPER_VAD_MODEL",
-                        flag: "vad-model",
-                        value: path.display().to_string(),
-                        reason: "no such file (stt-server models pull silero-vad, or off)".into(),
-                    });
-                }
-                VadModel::Explicit(path)
-            }
-        };
-        let lib_dir = args.lib_dir.filter(|p| !p.as_os_str().is_empty());
-        if let Some(dir) = &lib_dir {
-            if !dir.is_dir() {
-                return Err(ConfigError {
-                    variable: "WHISPER_LIB_DIR",
-                    flag: "lib-dir",
-                    value: dir.display().to_string(),
-                    reason: "no such directory".into(),
-                });
-            }
-        }
-        Ok(Self {
-            request: ModelRequest { model, quant },
-            artifacts_dir,
-            lib_dir,
-            model_path,
-            cpu_backend: text(args.cpu_backend),
-            flash_attn,
+    /// The model selection of these (parsed) flags and variables; the VAD model
+    /// defaults to the artifact layout's.
+    pub fn from_args(args: ModelArgs) -> Self {
+        let vad_model = args.vad_model.unwrap_or_else(|| {
+            VadModel::Default(crate::models::vad_model_path(&args.artifacts_dir))
+        });
+        Self {
+            request: ModelRequest {
+                model: args.model_size,
+                quant: args.model_quant,
+            },
+            artifacts_dir: args.artifacts_dir,
+            lib_dir: args.lib_dir,
+            model_path: args.model_path,
+            cpu_backend: args
+                .cpu_backend
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty()),
+            flash_attn: args.flash_attn,
             vad_model,
-        })
+        }
     }
 
     /// Loads the voice-activity detector into `engine`: an explicit file must
@@ -569,51 +505,33 @@ pub struct Config {
 }
 
 impl Config {
-    /// Validates every flag and variable of `serve`.
+    /// The configuration of these (parsed) flags and variables: the defaults that
+    /// depend on other settings, and the checks of settings against each other.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first invalid variable.
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let model = ModelConfig::from_args(args.model)?;
-        let host = or_default(args.host, DEFAULT_HOST);
-        let port: u16 = parse(or_default(args.port, DEFAULT_PORT), "STT_PORT", "port")?;
-        let listen = (host.as_str(), port)
+        let host = args.host.trim();
+        let listen = (host, args.port)
             .to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| ConfigError {
                 variable: "STT_HOST",
                 flag: "host",
-                value: host.clone(),
+                value: host.to_owned(),
                 reason: "not an address or a resolvable host name".into(),
             })?;
-        let workers = text(args.workers)
-            .map(|v| parse_range(v, "STT_WORKERS", "workers", &WORKERS))
-            .transpose()?;
-        let threads = text(args.threads_per_worker)
-            .map(|v| {
-                parse_range(
-                    v,
-                    "STT_THREADS_PER_WORKER",
-                    "threads-per-worker",
-                    &THREADS_PER_WORKER,
-                )
-            })
-            .transpose()?;
-        let (workers, threads_per_worker) = pool_shape(cores, workers, threads);
+        let (workers, threads_per_worker) =
+            pool_shape(cores, args.workers, args.threads_per_worker);
         if workers * threads_per_worker > cores {
             log::warn!(
                 "{workers} workers × {threads_per_worker} threads exceed the {cores} cores: \
                  concurrent runs will compete for them"
             );
         }
-        let threads_per_piece = parse_range(
-            or_default(args.threads_per_piece, DEFAULT_THREADS_PER_PIECE),
-            "STT_THREADS_PER_PIECE",
-            "threads-per-piece",
-            &THREADS_PER_WORKER,
-        )?;
+        let threads_per_piece = args.threads_per_piece;
         if threads_per_piece > threads_per_worker {
             log::warn!(
                 "{threads_per_piece} threads per piece exceed the {threads_per_worker} threads \
@@ -621,94 +539,21 @@ impl Config {
                  {threads_per_worker} thread(s)"
             );
         }
-        let queue_limit = text(args.queue_limit)
-            .map(|v| parse_range(v, "STT_QUEUE_LIMIT", "queue-limit", &QUEUE_LIMIT))
-            .transpose()?
+        let queue_limit = args
+            .queue_limit
             .unwrap_or(DEFAULT_QUEUE_PER_WORKER * workers);
-        let max_upload_bytes = or_default(args.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
-        let max_upload_bytes = parse_bytes(&max_upload_bytes)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| ConfigError {
-                variable: "STT_MAX_UPLOAD_BYTES",
-                flag: "max-upload-bytes",
-                value: max_upload_bytes.clone(),
-                reason: "expected a positive byte count such as 26214400, 25M or 25MB".into(),
-            })?;
-        let max_audio_seconds = seconds(
-            or_default(args.max_audio_seconds, DEFAULT_MAX_AUDIO_SECONDS),
-            "STT_MAX_AUDIO_SECONDS",
-            "max-audio-seconds",
-        )?;
-        let request_timeout = seconds(
-            or_default(
-                args.request_timeout_seconds,
-                DEFAULT_REQUEST_TIMEOUT_SECONDS,
-            ),
-            "STT_REQUEST_TIMEOUT_SECONDS",
-            "request-timeout-seconds",
-        )?;
-        let shutdown_timeout = parse_range(
-            or_default(
-                args.shutdown_timeout_seconds,
-                DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
-            ),
-            "STT_SHUTDOWN_TIMEOUT_SECONDS",
-            "shutdown-timeout-seconds",
-            &SHUTDOWN_TIMEOUT_SECONDS,
-        )?;
-        let api_keys = keys(args.api_keys, "STT_API_KEYS", "api-keys")?;
-        let admin_keys = keys(args.admin_keys, "STT_ADMIN_KEYS", "admin-keys")?;
-        let audio_context = match or_default(args.audio_context, DEFAULT_AUDIO_CONTEXT).as_str() {
-            "trimmed" => AudioContext::Trimmed,
-            "full" => AudioContext::Full,
-            other => {
-                return Err(ConfigError {
-                    variable: "STT_AUDIO_CONTEXT",
-                    flag: "audio-context",
-                    value: other.to_owned(),
-                    reason: "expected `trimmed` or `full`".into(),
-                })
-            }
-        };
-        let request_bytes = request_memory_bytes(max_upload_bytes, max_audio_seconds);
-        let audio_memory_bytes = match text(args.audio_memory_bytes) {
+        let request_bytes = request_memory_bytes(args.max_upload_bytes, args.max_audio_seconds);
+        let audio_memory_bytes = match args.audio_memory_bytes {
             None => request_bytes.saturating_mul((workers + queue_limit) as u64),
-            Some(v) => parse_bytes(&v)
-                .filter(|&n| n >= request_bytes)
-                .ok_or_else(|| ConfigError {
-                    variable: "STT_AUDIO_MEMORY_BYTES",
-                    flag: "audio-memory-bytes",
-                    value: v.clone(),
-                    reason: format!(
-                        "expected a byte count such as 2G of at least one request's worst case, \
-                         {request_bytes} bytes (max upload + 1 MiB + max audio seconds × 64000)"
-                    ),
-                })?,
+            Some(bytes) => at_least(
+                bytes,
+                request_bytes,
+                "one request's worst case (max upload + 1 MiB + max audio seconds × 64000)",
+                ("STT_AUDIO_MEMORY_BYTES", "audio-memory-bytes"),
+            )?,
         };
-        let http_workers = text(args.http_workers)
-            .map(|v| parse_range(v, "STT_HTTP_WORKERS", "http-workers", &WORKERS))
-            .transpose()?
-            .unwrap_or(cores);
-        let max_connections = parse_range(
-            or_default(args.max_connections, DEFAULT_MAX_CONNECTIONS),
-            "STT_MAX_CONNECTIONS",
-            "max-connections",
-            &MAX_CONNECTIONS,
-        )?;
-        let header_timeout = seconds(
-            or_default(args.header_timeout_seconds, DEFAULT_HEADER_TIMEOUT_SECONDS),
-            "STT_HEADER_TIMEOUT_SECONDS",
-            "header-timeout-seconds",
-        )?;
-        let keep_alive = seconds(
-            or_default(args.keep_alive_seconds, DEFAULT_KEEP_ALIVE_SECONDS),
-            "STT_KEEP_ALIVE_SECONDS",
-            "keep-alive-seconds",
-        )?;
-        let body_timeout = match text(args.body_timeout_seconds)
-            .map(|v| seconds(v, "STT_BODY_TIMEOUT_SECONDS", "body-timeout-seconds"))
-            .transpose()?
-        {
+        let request_timeout = args.request_timeout_seconds;
+        let body_timeout = match args.body_timeout_seconds {
             None => DEFAULT_BODY_TIMEOUT_SECONDS.min(request_timeout / 2.0),
             Some(s) if s < request_timeout => s,
             Some(s) => {
@@ -722,97 +567,56 @@ impl Config {
                 })
             }
         };
-        let upload_bytes =
-            max_upload_bytes.saturating_add(crate::server::form::FORM_OVERHEAD_BYTES);
+        let upload_bytes = args
+            .max_upload_bytes
+            .saturating_add(crate::server::form::FORM_OVERHEAD_BYTES);
         let uploads = crate::server::upload::UploadLimits {
-            max_uploads: parse_range(
-                or_default(args.max_uploads, DEFAULT_MAX_UPLOADS),
-                "STT_MAX_UPLOADS",
-                "max-uploads",
-                &MAX_UPLOADS,
-            )?,
-            memory_bytes: match text(args.upload_memory_bytes) {
+            max_uploads: args.max_uploads,
+            memory_bytes: match args.upload_memory_bytes {
                 None => upload_bytes.saturating_mul(DEFAULT_UPLOADS_IN_MEMORY),
-                Some(v) => parse_bytes(&v)
-                    .filter(|&n| n >= upload_bytes)
-                    .ok_or_else(|| ConfigError {
-                        variable: "STT_UPLOAD_MEMORY_BYTES",
-                        flag: "upload-memory-bytes",
-                        value: v.clone(),
-                        reason: format!(
-                            "expected a byte count such as 512M of at least one largest upload, \
-                             {upload_bytes} bytes (max upload + 1 MiB)"
-                        ),
-                    })?,
+                Some(bytes) => at_least(
+                    bytes,
+                    upload_bytes,
+                    "one largest upload (max upload + 1 MiB)",
+                    ("STT_UPLOAD_MEMORY_BYTES", "upload-memory-bytes"),
+                )?,
             },
-            idle_timeout: Duration::from_secs_f64(seconds(
-                or_default(args.body_idle_seconds, DEFAULT_BODY_IDLE_SECONDS),
-                "STT_BODY_IDLE_SECONDS",
-                "body-idle-seconds",
-            )?),
-            min_bytes_per_second: {
-                let v = or_default(
-                    args.body_min_bytes_per_second,
-                    DEFAULT_BODY_MIN_BYTES_PER_SECOND,
-                );
-                parse_bytes(&v).ok_or_else(|| ConfigError {
-                    variable: "STT_BODY_MIN_BYTES_PER_SECOND",
-                    flag: "body-min-bytes-per-second",
-                    value: v.clone(),
-                    reason: "expected a byte count per second such as 1024 or 1K (0: no floor)"
-                        .into(),
-                })?
-            },
+            idle_timeout: Duration::from_secs_f64(args.body_idle_seconds),
+            min_bytes_per_second: args.body_min_bytes_per_second,
             body_timeout: Duration::from_secs_f64(body_timeout),
         };
-        let model_aliases: Vec<String> = or_default(args.model_aliases, DEFAULT_MODEL_ALIASES)
-            .split(',')
-            .map(|a| a.trim().to_owned())
-            .filter(|a| !a.is_empty())
-            .collect();
-        let live = crate::live::LiveLimits {
-            max_sessions: parse_range(
-                or_default(args.live_max_sessions, DEFAULT_LIVE_MAX_SESSIONS),
-                "STT_LIVE_MAX_SESSIONS",
-                "live-max-sessions",
-                &LIVE_MAX_SESSIONS,
-            )?,
-            idle_timeout: Duration::from_secs_f64(seconds(
-                or_default(args.live_idle_seconds, DEFAULT_LIVE_IDLE_SECONDS),
-                "STT_LIVE_IDLE_SECONDS",
-                "live-idle-seconds",
-            )?),
-            max_buffer_seconds: seconds(
-                or_default(
-                    args.live_max_buffer_seconds,
-                    DEFAULT_LIVE_MAX_BUFFER_SECONDS,
-                ),
-                "STT_LIVE_MAX_BUFFER_SECONDS",
-                "live-max-buffer-seconds",
-            )?,
-        };
         Ok(Self {
-            model,
+            model: ModelConfig::from_args(args.model),
             listen,
             workers,
             threads_per_worker,
             threads_per_piece,
             queue_limit,
-            max_upload_bytes,
-            max_audio_seconds,
+            max_upload_bytes: args.max_upload_bytes,
+            max_audio_seconds: args.max_audio_seconds,
             request_timeout: Duration::from_secs_f64(request_timeout),
-            shutdown_timeout: Duration::from_secs(shutdown_timeout as u64),
-            api_keys,
-            admin_keys,
-            audio_context,
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds as u64),
+            api_keys: keys(args.api_keys, ("STT_API_KEYS", "api-keys"))?,
+            admin_keys: keys(args.admin_keys, ("STT_ADMIN_KEYS", "admin-keys"))?,
+            audio_context: args.audio_context,
             audio_memory_bytes,
-            http_workers,
-            max_connections,
-            header_timeout: Duration::from_secs_f64(header_timeout),
-            keep_alive: Duration::from_secs_f64(keep_alive),
+            http_workers: args.http_workers.unwrap_or(cores),
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs_f64(args.header_timeout_seconds),
+            keep_alive: Duration::from_secs_f64(args.keep_alive_seconds),
             uploads,
-            model_aliases,
-            live,
+            model_aliases: args
+                .model_aliases
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            live: crate::live::LiveLimits {
+                max_sessions: args.live_max_sessions,
+                idle_timeout: Duration::from_secs_f64(args.live_idle_seconds),
+                max_buffer_seconds: args.live_max_buffer_seconds,
+            },
         })
     }
 
@@ -883,35 +687,6 @@ fn request_memory_bytes(max_upload_bytes: u64, max_audio_seconds: f64) -> u64 {
         .saturating_add(samples)
 }
 
-/// Comma-separated bearer keys.
-fn keys(
-    value: Option<String>,
-    variable: &'static str,
-    flag: &'static str,
-) -> Result<Vec<String>, ConfigError> {
-    let keys: Vec<String> = text(value)
-        .map(|keys| {
-            keys.split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    match keys
-        .iter()
-        .find(|k| k.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        Some(bad) => Err(ConfigError {
-            variable,
-            flag,
-            value: format!("<{} characters>", bad.len()),
-            reason: "a key contains whitespace or control characters".into(),
-        }),
-        None => Ok(keys),
-    }
-}
-
 /// Workers and threads per worker: given values are kept; missing ones are
 /// chosen so that workers × threads fits the cores, with at most
 /// [`MAX_DEFAULT_THREADS_PER_WORKER`] threads per run.
@@ -928,91 +703,249 @@ pub fn pool_shape(cores: usize, workers: Option<usize>, threads: Option<usize>) 
     }
 }
 
-/// Parses `25M` (×1024²), `25MB` (×1000²), `26214400`.
-pub fn parse_bytes(value: &str) -> Option<u64> {
+/// `bytes` when it holds at least `least`, `what` that is.
+fn at_least(
+    bytes: u64,
+    least: u64,
+    what: &str,
+    (variable, flag): (&'static str, &'static str),
+) -> Result<u64, ConfigError> {
+    if bytes >= least {
+        return Ok(bytes);
+    }
+    Err(ConfigError {
+        variable,
+        flag,
+        value: bytes.to_string(),
+        reason: format!("must be at least {what}, {least} bytes"),
+    })
+}
+
+/// Comma-separated bearer keys, checked here rather than by clap, whose message
+/// would show the key.
+fn keys(
+    value: Option<String>,
+    (variable, flag): (&'static str, &'static str),
+) -> Result<Vec<String>, ConfigError> {
+    let keys: Vec<String> = value
+        .iter()
+        .flat_map(|keys| keys.split(','))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match keys
+        .iter()
+        .find(|k| k.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        Some(bad) => Err(ConfigError {
+            variable,
+            flag,
+            value: format!("<{} characters>", bad.len()),
+            reason: "a key contains whitespace or control characters".into(),
+        }),
+        None => Ok(keys),
+    }
+}
+
+/// Parses `args` and the environment into `T` as [`clap::Parser::parse_from`] does,
+/// except that a variable set to blanks counts as unset and an invalid value's
+/// message names its variable too, as `VARIABLE (--flag)`. Exits on an error, and
+/// after `--help` or `--version`.
+pub fn parse_from<T: clap::Parser>(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> T {
+    let mut command = unset_blank_variables(T::command(), &|name: &OsStr| std::env::var_os(name));
+    match command.try_get_matches_from_mut(args) {
+        Ok(matches) => {
+            T::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+        }
+        Err(e) => name_the_variable(e, &command).exit(),
+    }
+}
+
+/// `command` without the variables that `var` finds set to blanks.
+fn unset_blank_variables(command: Command, var: &impl Fn(&OsStr) -> Option<OsString>) -> Command {
+    command
+        .mut_args(|arg| {
+            let value = arg.get_env().and_then(var);
+            match value {
+                Some(v) if v.to_string_lossy().trim().is_empty() => arg.env(None::<&str>),
+                _ => arg,
+            }
+        })
+        .mut_subcommands(|sub| unset_blank_variables(sub, var))
+}
+
+/// `err`, an invalid value's, with the argument shown as `VARIABLE (--flag)` when
+/// `command` (or a subcommand) declares a variable for the flag.
+fn name_the_variable(mut err: clap::Error, command: &Command) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    // clap shows the argument as `--flag <VALUE>`.
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let Some(flag) = shown
+        .strip_prefix("--")
+        .and_then(|s| s.split([' ', '=']).next())
+    else {
+        return err;
+    };
+    if let Some(variable) = variable_of(command, flag) {
+        let named = format!("{} (--{flag})", variable.to_string_lossy());
+        err.insert(ContextKind::InvalidArg, ContextValue::String(named));
+    }
+    err
+}
+
+/// The variable declared for `--flag` in `command` or its subcommands.
+fn variable_of(command: &Command, flag: &str) -> Option<OsString> {
+    command
+        .get_arguments()
+        .filter(|arg| arg.get_long() == Some(flag))
+        .find_map(|arg| arg.get_env().map(OsStr::to_owned))
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| variable_of(sub, flag))
+        })
+}
+
+/// `T` from `flags` alone (no variables), clap's declared defaults filled in.
+fn from_flags<T: clap::Args + FromArgMatches>(flags: &[&str]) -> Result<T, clap::Error> {
+    let command = T::augment_args(Command::new("flags")).mut_args(|a| a.env(None::<&str>));
+    let matches =
+        command.try_get_matches_from(std::iter::once("flags").chain(flags.iter().copied()))?;
+    T::from_arg_matches(&matches)
+}
+
+/// `T` with its declared defaults.
+fn declared_defaults<T: clap::Args + FromArgMatches>() -> T {
+    from_flags(&[]).unwrap_or_else(|e| panic!("the declared defaults do not parse: {e}"))
+}
+
+/// A `T`, surrounding blanks ignored.
+fn parsed<T: FromStr>(value: &str) -> Result<T, T::Err> {
+    value.trim().parse()
+}
+
+/// A count in `MIN..=MAX`.
+fn count<const MIN: usize, const MAX: usize>(value: &str) -> Result<usize, String> {
+    match parsed::<usize>(value) {
+        Ok(n) if (MIN..=MAX).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be in {MIN}..={MAX}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Seconds: a positive number, at most 10⁷.
+pub fn parse_seconds(value: &str) -> Result<f64, String> {
+    match parsed::<f64>(value) {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 1e7 => Ok(s),
+        Ok(_) => Err("must be a positive number of seconds, at most 10000000".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Bytes: `25M` (×1024²), `25MB` (×1000²), `26214400`.
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
     let value = value.trim();
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
     let (number, suffix) = value.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor: u64 = match suffix.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KI" | "KIB" => 1 << 10,
-        "M" | "MI" | "MIB" => 1 << 20,
-        "G" | "GI" | "GIB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return None,
+    let factor: Option<u64> = match suffix.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => Some(1),
+        "K" | "KI" | "KIB" => Some(1 << 10),
+        "M" | "MI" | "MIB" => Some(1 << 20),
+        "G" | "GI" | "GIB" => Some(1 << 30),
+        "KB" => Some(1_000),
+        "MB" => Some(1_000_000),
+        "GB" => Some(1_000_000_000),
+        _ => None,
     };
-    number.checked_mul(factor)
+    number
+        .parse::<u64>()
+        .ok()
+        .zip(factor)
+        .and_then(|(n, factor)| n.checked_mul(factor))
+        .ok_or_else(|| "expected a byte count such as 26214400, 25M or 25MB".into())
 }
 
-/// A non-empty, trimmed value.
-fn text(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
-/// The value given, else the declared default, which then passes the same checks.
-fn or_default(value: Option<String>, default: &str) -> String {
-    text(value).unwrap_or_else(|| default.to_owned())
-}
-
-fn parse<T: FromStr>(
-    value: String,
-    variable: &'static str,
-    flag: &'static str,
-) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse::<T>().map_err(|e| ConfigError {
-        variable,
-        flag,
-        reason: e.to_string(),
-        value,
-    })
-}
-
-fn parse_range(
-    value: String,
-    variable: &'static str,
-    flag: &'static str,
-    range: &RangeInclusive<usize>,
-) -> Result<usize, ConfigError> {
-    match parse::<usize>(value, variable, flag)? {
-        n if !range.contains(&n) => Err(ConfigError {
-            variable,
-            flag,
-            value: n.to_string(),
-            reason: format!("must be in {}..={}", range.start(), range.end()),
-        }),
+/// Bytes, at least one.
+fn positive_bytes(value: &str) -> Result<u64, String> {
+    match parse_bytes(value)? {
+        0 => Err("must be positive".into()),
         n => Ok(n),
     }
 }
 
-fn seconds(value: String, variable: &'static str, flag: &'static str) -> Result<f64, ConfigError> {
-    match parse::<f64>(value, variable, flag)? {
-        s if !(s.is_finite() && s > 0.0 && s <= 1e7) => Err(ConfigError {
-            variable,
-            flag,
-            value: s.to_string(),
-            reason: "must be a positive number of seconds".into(),
-        }),
-        s => Ok(s),
+/// A size from the catalog.
+fn model_size(value: &str) -> Result<&'static KnownModel, CatalogError> {
+    catalog::lookup(value.trim())
+}
+
+/// `on` or `off`.
+fn on_off(value: &str) -> Result<bool, &'static str> {
+    match value.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected `on` or `off`"),
+    }
+}
+
+/// `trimmed` or `full`.
+fn audio_context(value: &str) -> Result<AudioContext, &'static str> {
+    match value.trim() {
+        "trimmed" => Ok(AudioContext::Trimmed),
+        "full" => Ok(AudioContext::Full),
+        _ => Err("expected `trimmed` or `full`"),
+    }
+}
+
+/// A VAD model file that exists, or `off`.
+fn vad_model(value: &str) -> Result<VadModel, &'static str> {
+    match value.trim() {
+        off if off.eq_ignore_ascii_case("off") => Ok(VadModel::Off),
+        path if Path::new(path).is_file() => Ok(VadModel::Explicit(path.into())),
+        _ => Err("no such file (stt-server models pull silero-vad, or off)"),
+    }
+}
+
+/// A file that exists.
+fn existing_file(path: PathBuf) -> Result<PathBuf, &'static str> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err("no such file")
+    }
+}
+
+/// A directory that exists.
+fn existing_dir(path: PathBuf) -> Result<PathBuf, &'static str> {
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err("no such directory")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{Args, FromArgMatches};
+    use clap::Args;
 
-    fn serve(set: impl FnOnce(&mut ServeArgs)) -> Result<Config, ConfigError> {
-        let mut args = ServeArgs::default();
-        set(&mut args);
-        Config::from_args(args)
+    /// `serve`'s configuration from these flags, or the message that stops the start.
+    fn serve(flags: &[&str]) -> Result<Config, String> {
+        let declared = ServeArgs::augment_args(Command::new("serve"));
+        let args = from_flags(flags).map_err(|e| name_the_variable(e, &declared).to_string())?;
+        Config::from_args(args).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -1032,7 +965,7 @@ mod tests {
 
     #[test]
     fn defaults_are_documented_values() {
-        let config = serve(|_| {}).unwrap();
+        let config = Config::from_args(ServeArgs::default()).unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.max_upload_bytes, 26_214_400);
         assert_eq!(config.model.request.to_string(), "small");
@@ -1051,106 +984,80 @@ mod tests {
         assert_eq!(config.header_timeout, Duration::from_secs(5));
         assert_eq!(config.keep_alive, Duration::from_secs(5));
         assert_eq!(config.uploads.body_timeout, Duration::from_secs(120));
-        let short = serve(|a| a.request_timeout_seconds = Some("60".into())).unwrap();
+        assert_eq!(config.uploads.memory_bytes, 8 * 27_262_976);
+        assert_eq!(config.uploads.min_bytes_per_second, 1024);
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(config.model_aliases.len(), 5);
+        let short = serve(&["--request-timeout-seconds", "60"]).unwrap();
         assert_eq!(short.uploads.body_timeout, Duration::from_secs(30));
         assert!(!config.model.context_options().flash_attn);
-        let on = serve(|a| a.model.flash_attn = Some("on".into())).unwrap();
+        let on = serve(&["--flash-attn", "on"]).unwrap();
         assert!(on.model.context_options().flash_attn);
     }
 
     #[test]
-    fn invalid_values_name_the_variable() {
-        type Case = (fn(&mut ServeArgs), &'static str);
-        let cases: Vec<Case> = vec![
-            (|a| a.port = Some("eighty".into()), "STT_PORT"),
-            (|a| a.port = Some("70000".into()), "STT_PORT"),
-            (|a| a.workers = Some("0".into()), "STT_WORKERS"),
+    fn invalid_values_name_the_variable_and_the_flag() {
+        let cases = [
+            ("--port=eighty", "STT_PORT"),
+            ("--port=70000", "STT_PORT"),
+            ("--workers=0", "STT_WORKERS"),
+            ("--threads-per-worker=-1", "STT_THREADS_PER_WORKER"),
+            ("--queue-limit=many", "STT_QUEUE_LIMIT"),
+            ("--max-upload-bytes=25 parsecs", "STT_MAX_UPLOAD_BYTES"),
+            ("--max-upload-bytes=0", "STT_MAX_UPLOAD_BYTES"),
+            ("--max-audio-seconds=-3", "STT_MAX_AUDIO_SECONDS"),
             (
-                |a| a.threads_per_worker = Some("-1".into()),
-                "STT_THREADS_PER_WORKER",
-            ),
-            (|a| a.queue_limit = Some("many".into()), "STT_QUEUE_LIMIT"),
-            (
-                |a| a.max_upload_bytes = Some("25 parsecs".into()),
-                "STT_MAX_UPLOAD_BYTES",
-            ),
-            (
-                |a| a.max_audio_seconds = Some("-3".into()),
-                "STT_MAX_AUDIO_SECONDS",
-            ),
-            (
-                |a| a.request_timeout_seconds = Some("NaN".into()),
+                "--request-timeout-seconds=NaN",
                 "STT_REQUEST_TIMEOUT_SECONDS",
             ),
-            (|a| a.host = Some("not a host!".into()), "STT_HOST"),
+            ("--host=not a host!", "STT_HOST"),
+            ("--model-size=huge", "WHISPER_MODEL_SIZE"),
+            ("--model-quant=q3_k", "WHISPER_MODEL_QUANT"),
+            ("--model-path=/nonexistent/model.bin", "WHISPER_MODEL_PATH"),
+            ("--lib-dir=/nonexistent/lib", "WHISPER_LIB_DIR"),
+            ("--vad-model=/nonexistent/vad.bin", "WHISPER_VAD_MODEL"),
+            ("--api-keys=good,bad key", "STT_API_KEYS"),
+            ("--admin-keys=bad\tkey", "STT_ADMIN_KEYS"),
+            ("--audio-memory-bytes=100M", "STT_AUDIO_MEMORY_BYTES"),
+            ("--upload-memory-bytes=1M", "STT_UPLOAD_MEMORY_BYTES"),
+            ("--http-workers=0", "STT_HTTP_WORKERS"),
+            ("--max-connections=none", "STT_MAX_CONNECTIONS"),
+            ("--header-timeout-seconds=0", "STT_HEADER_TIMEOUT_SECONDS"),
+            ("--keep-alive-seconds=-1", "STT_KEEP_ALIVE_SECONDS"),
+            ("--body-timeout-seconds=600", "STT_BODY_TIMEOUT_SECONDS"),
             (
-                |a| a.model.model_size = Some("huge".into()),
-                "WHISPER_MODEL_SIZE",
+                "--body-min-bytes-per-second=slow",
+                "STT_BODY_MIN_BYTES_PER_SECOND",
             ),
-            (
-                |a| a.model.model_quant = Some("q3_k".into()),
-                "WHISPER_MODEL_QUANT",
-            ),
-            (
-                |a| a.model.model_path = Some("/nonexistent/model.bin".into()),
-                "WHISPER_MODEL_PATH",
-            ),
-            (
-                |a| a.model.lib_dir = Some("/nonexistent/lib".into()),
-                "WHISPER_LIB_DIR",
-            ),
-            (|a| a.api_keys = Some("good,bad key".into()), "STT_API_KEYS"),
-            (|a| a.admin_keys = Some("bad\tkey".into()), "STT_ADMIN_KEYS"),
-            (
-                |a| a.audio_memory_bytes = Some("100M".into()),
-                "STT_AUDIO_MEMORY_BYTES",
-            ),
-            (|a| a.http_workers = Some("0".into()), "STT_HTTP_WORKERS"),
-            (
-                |a| a.max_connections = Some("none".into()),
-                "STT_MAX_CONNECTIONS",
-            ),
-            (
-                |a| a.header_timeout_seconds = Some("0".into()),
-                "STT_HEADER_TIMEOUT_SECONDS",
-            ),
-            (
-                |a| a.keep_alive_seconds = Some("-1".into()),
-                "STT_KEEP_ALIVE_SECONDS",
-            ),
-            (
-                |a| a.body_timeout_seconds = Some("600".into()),
-                "STT_BODY_TIMEOUT_SECONDS",
-            ),
-            (
-                |a| a.audio_context = Some("half".into()),
-                "STT_AUDIO_CONTEXT",
-            ),
-            (
-                |a| a.model.flash_attn = Some("maybe".into()),
-                "WHISPER_FLASH_ATTN",
-            ),
+            ("--audio-context=half", "STT_AUDIO_CONTEXT"),
+            ("--flash-attn=maybe", "WHISPER_FLASH_ATTN"),
+            ("--live-idle-seconds=1e8", "STT_LIVE_IDLE_SECONDS"),
         ];
-        for (set, variable) in cases {
-            let err = serve(set).expect_err(variable).to_string();
-            assert!(err.contains(variable), "{variable}: {err}");
+        for (flag, variable) in cases {
+            let err = serve(&[flag]).expect_err(flag);
+            let named = format!("{variable} ({})", flag.split('=').next().unwrap());
+            assert!(err.contains(&named), "{flag}: {err}");
         }
+        // A key is never shown.
+        let err = serve(&["--api-keys=good,bad key"]).unwrap_err();
+        assert!(!err.contains("bad key"), "{err}");
     }
 
     #[test]
     fn values_parse() {
-        let config = serve(|a| {
-            a.host = Some("127.0.0.1".into());
-            a.port = Some("0".into());
-            a.workers = Some("2".into());
-            a.threads_per_worker = Some("1".into());
-            a.queue_limit = Some("0".into());
-            a.max_upload_bytes = Some("1MB".into());
-            a.api_keys = Some(" a , b,,".into());
-            a.audio_context = Some("full".into());
-            a.model.model_size = Some("tiny.en".into());
-            a.model.model_quant = Some("F16".into());
-        })
+        let config = serve(&[
+            "--host=127.0.0.1",
+            "--port=0",
+            "--workers=2",
+            "--threads-per-worker= 1 ",
+            "--queue-limit=0",
+            "--max-upload-bytes=1MB",
+            "--api-keys= a , b,,",
+            "--audio-context=full",
+            "--model-size=tiny.en",
+            "--model-quant=F16",
+            "--vad-model=OFF",
+        ])
         .unwrap();
         assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!((config.workers, config.threads_per_worker), (2, 1));
@@ -1159,17 +1066,35 @@ mod tests {
         assert_eq!(config.api_keys, ["a", "b"]);
         assert_eq!(config.audio_context, AudioContext::Full);
         assert_eq!(config.model.request.to_string(), "tiny.en-f16");
+        assert_eq!(config.model.vad_model, VadModel::Off);
         assert!(!config.summary().contains("a, b"));
     }
 
     #[test]
+    fn blank_variables_count_as_unset() {
+        let var = |name: &OsStr| match name.to_str()? {
+            "STT_WORKERS" => Some(" \t".into()),
+            "STT_PORT" => Some("8081".into()),
+            _ => None,
+        };
+        let command = unset_blank_variables(ServeArgs::augment_args(Command::new("serve")), &var);
+        let env = |flag| {
+            let arg = command.get_arguments().find(|a| a.get_long() == Some(flag));
+            arg.unwrap().get_env()
+        };
+        assert_eq!(env("workers"), None);
+        assert_eq!(env("port"), Some(OsStr::new("STT_PORT")));
+        assert_eq!(env("queue-limit"), Some(OsStr::new("STT_QUEUE_LIMIT")));
+    }
+
+    #[test]
     fn byte_sizes() {
-        assert_eq!(parse_bytes("25M"), Some(26_214_400));
-        assert_eq!(parse_bytes("25MB"), Some(25_000_000));
-        assert_eq!(parse_bytes("1k"), Some(1024));
-        assert_eq!(parse_bytes("123"), Some(123));
-        assert_eq!(parse_bytes("M"), None);
-        assert_eq!(parse_bytes("99999999999999999999G"), None);
+        assert_eq!(parse_bytes("25M"), Ok(26_214_400));
+        assert_eq!(parse_bytes("25MB"), Ok(25_000_000));
+        assert_eq!(parse_bytes("1k"), Ok(1024));
+        assert_eq!(parse_bytes("123"), Ok(123));
+        assert!(parse_bytes("M").is_err());
+        assert!(parse_bytes("99999999999999999999G").is_err());
     }
 
     /// Marks the start of the generated block in docs/configuration.md (the line goes on
@@ -1177,21 +1102,6 @@ mod tests {
     const GENERATED: &str = "<!-- generated from stt-server/src/config.rs";
     /// Marks its end.
     const END_GENERATED: &str = "<!-- end generated -->";
-
-    /// `serve`'s settings as clap declares them, without their variables, so that the
-    /// tests' own environment stays out.
-    fn serve_command() -> clap::Command {
-        ServeArgs::augment_args(clap::Command::new("serve"))
-            .mut_args(|a| a.env(None::<&'static str>))
-    }
-
-    /// `serve`'s settings from these flags, clap's declared defaults filled in.
-    fn parse_flags(flags: &[&str]) -> ServeArgs {
-        let matches = serve_command()
-            .try_get_matches_from(std::iter::once("serve").chain(flags.iter().copied()))
-            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
-        ServeArgs::from_arg_matches(&matches).unwrap()
-    }
 
     /// A setting's help, all paragraphs on one line.
     fn help(arg: &clap::Arg) -> String {
@@ -1307,14 +1217,9 @@ mod tests {
     }
 
     #[test]
-    fn declared_defaults_are_the_checked_ones() {
-        // clap fills in the declared defaults; unset fields fall back to the same constants.
-        assert_eq!(
-            Config::from_args(parse_flags(&[])).unwrap(),
-            Config::from_args(ServeArgs::default()).unwrap()
-        );
+    fn stated_defaults_name_the_constants() {
         // Defaults computed at start state the constants they use.
-        let command = serve_command();
+        let command = ServeArgs::augment_args(Command::new("serve"));
         let stated = [
             (
                 "threads-per-worker",
@@ -1327,6 +1232,10 @@ mod tests {
             (
                 "body-timeout-seconds",
                 format!("min({DEFAULT_BODY_TIMEOUT_SECONDS}, "),
+            ),
+            (
+                "upload-memory-bytes",
+                format!("{DEFAULT_UPLOADS_IN_MEMORY} × (max upload + "),
             ),
             (
                 "audio-memory-bytes",
@@ -1347,7 +1256,7 @@ mod tests {
                 "--{flag}: {default:?} lacks {text:?}"
             );
         }
-        let model = ModelArgs::augment_args(clap::Command::new("model"));
+        let model = ModelArgs::augment_args(Command::new("model"));
         let sizes = model
             .get_arguments()
             .find(|a| a.get_long() == Some("model-size"));
@@ -1364,12 +1273,12 @@ mod tests {
     #[test]
     fn stated_ranges_are_the_checked_ones() {
         let mut checked = Vec::new();
-        for arg in serve_command().get_arguments() {
+        for arg in ServeArgs::augment_args(Command::new("serve")).get_arguments() {
             let Some((low, high)) = stated_range(&help(arg)) else {
                 continue;
             };
             let flag = format!("--{}", arg.get_long().unwrap());
-            let check = |n: usize| Config::from_args(parse_flags(&[&flag, &n.to_string()]));
+            let check = |n: usize| serve(&[&flag, &n.to_string()]);
             for n in [low, high] {
                 check(n).unwrap_or_else(|e| panic!("{flag} {n}: {e}"));
             }
@@ -1377,7 +1286,6 @@ mod tests {
                 let Err(err) = check(n) else {
                     panic!("{flag} {n}: accepted outside the stated {low}–{high}");
                 };
-                let err = err.to_string();
                 assert!(err.contains(&format!("({flag})")), "{flag} {n}: {err}");
             }
             checked.push(flag);

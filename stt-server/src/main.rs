@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stt_server::config::{Config, ServeArgs};
+use stt_server::config::{self, Config, ServeArgs};
 use stt_server::models::catalog::SILERO_VAD;
 use stt_server::models::catalog::{self, ModelRequest, ModelSpec, Quant, PRESENT_ORDER};
 use stt_server::models::{import, pull, quantize, silero};
@@ -117,11 +117,13 @@ fn main() -> ExitCode {
     // Before any thread exists: setting the environment races with readers.
     whisper_safe::set_process_environment();
     stt_server::server::init_logging();
-    let command = Cli::parse().command.unwrap_or_else(|| {
-        // No subcommand: `serve`, with its settings from the environment.
-        let serve = Cli::parse_from(["stt-server", "serve"]).command;
-        serve.expect("serve parses without arguments")
-    });
+    let command = config::parse_from::<Cli>(std::env::args_os())
+        .command
+        .unwrap_or_else(|| {
+            // No subcommand: `serve`, with its settings from the environment.
+            let serve = config::parse_from::<Cli>(["stt-server", "serve"]).command;
+            serve.expect("serve parses without arguments")
+        });
     let result = match command {
         Command::Serve(args) => serve(*args),
         Command::Transcribe(args) => {

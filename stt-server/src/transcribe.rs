@@ -142,7 +142,7 @@ enum FileError {
 /// # Errors
 /// [`TranscribeError`]; a file that fails is logged and the others still run.
 pub fn transcribe_files(args: TranscribeArgs, out: &mut dyn Write) -> Result<(), TranscribeError> {
-    let model_config = ModelConfig::from_args(args.model.clone())?;
+    let model_config = ModelConfig::from_args(args.model.clone());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let registry = prometheus::Registry::new();
     let engine = Engine::start(

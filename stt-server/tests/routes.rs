@@ -17,6 +17,7 @@ use actix_web::{test, web};
 use serde_json::Value;
 use stt_server::config::{Config, ServeArgs};
 use stt_server::engine::{Decoder, Engine, Model, ModelLoader, ModelSource, SpeechDetector};
+use stt_server::models::catalog;
 use stt_server::server::{app, engine_config, AppState};
 use whisper_safe::pieces::Span;
 use whisper_safe::{Language, Params, RunOptions, Segment, Transcript, Word};
@@ -245,15 +246,15 @@ fn harness(set: impl FnOnce(&mut ServeArgs)) -> Harness {
     let artifacts = tempfile::tempdir().unwrap();
     install(artifacts.path(), "tiny.en", "fake");
     let mut args = ServeArgs {
-        host: Some("127.0.0.1".into()),
-        port: Some("0".into()),
-        workers: Some("1".into()),
-        threads_per_worker: Some("1".into()),
-        queue_limit: Some("1".into()),
+        host: "127.0.0.1".into(),
+        port: 0,
+        workers: Some(1),
+        threads_per_worker: Some(1),
+        queue_limit: Some(1),
         ..ServeArgs::default()
     };
-    args.model.artifacts_dir = Some(artifacts.path().to_owned());
-    args.model.model_size = Some("tiny.en".into());
+    args.model.artifacts_dir = artifacts.path().to_owned();
+    args.model.model_size = catalog::lookup("tiny.en").unwrap();
     set(&mut args);
     let config = Config::from_args(args).unwrap();
     let world = Arc::new(World::default());
@@ -565,7 +566,7 @@ async fn models_are_selected_by_id() {
 
 #[actix_web::test]
 async fn model_aliases_are_a_setting() {
-    let (_h, s) = loaded!(|a| a.model_aliases = Some("whisper-1, house-model".into()));
+    let (_h, s) = loaded!(|a| a.model_aliases = "whisper-1, house-model".into());
     let ok = transcribe!(&s, &[("model", "house-model")]).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     transcribe!(&s, &[("model", "gpt-4o-transcribe")])
@@ -575,7 +576,7 @@ async fn model_aliases_are_a_setting() {
 
 #[actix_web::test]
 async fn translation_and_languages() {
-    let h = harness(|a| a.model.model_size = Some("base".into()));
+    let h = harness(|a| a.model.model_size = catalog::lookup("base").unwrap());
     install(h.artifacts.path(), "base", "fake");
     h.state
         .engine
@@ -686,7 +687,7 @@ async fn inference_speaks_whisper_cpp_server_fields() {
 
 #[actix_web::test]
 async fn bad_inputs_get_documented_errors() {
-    let (_h, s) = loaded!(|a| a.max_upload_bytes = Some("64K".into()));
+    let (_h, s) = loaded!(|a| a.max_upload_bytes = 64 << 10);
     let form_type = format!("multipart/form-data; boundary={BOUNDARY}");
     let with_file = |name: &str, mime: &str, bytes: &[u8]| {
         test::TestRequest::post()
@@ -961,7 +962,7 @@ async fn a_dropped_request_cancels_its_run_and_leaves_the_queue() {
 
 #[actix_web::test]
 async fn a_slow_request_times_out_and_is_cancelled() {
-    let (h, s) = loaded!(|a| a.request_timeout_seconds = Some("0.3".into()));
+    let (h, s) = loaded!(|a| a.request_timeout_seconds = 0.3);
     transcribe!(&s, &[("prompt", "hold")])
         .await
         .assert_error(504, "request_timeout");
@@ -1215,7 +1216,7 @@ fn one_second_form() -> web::Bytes {
 #[actix_web::test]
 async fn uploads_take_no_place_until_their_bodies_are_complete() {
     // One worker and one waiting place; three uploads may arrive at once.
-    let (h, s) = loaded!(|a| a.max_uploads = Some("3".into()));
+    let (h, s) = loaded!(|a| a.max_uploads = 3);
     let pending: Vec<_> = (0..3)
         .map(|_| pending_upload("/v1/audio/transcriptions"))
         .collect();
@@ -1272,8 +1273,8 @@ async fn uploads_take_no_place_until_their_bodies_are_complete() {
 async fn uploads_reserve_their_declared_length_from_the_upload_memory() {
     // Room for one largest upload: 1 MiB of file and 1 MiB of form.
     let (h, s) = loaded!(|a| {
-        a.max_upload_bytes = Some("1M".into());
-        a.upload_memory_bytes = Some("2M".into());
+        a.max_upload_bytes = 1 << 20;
+        a.upload_memory_bytes = Some(2 << 20);
     });
     let declared = |length: u64| {
         let (body, request, sender) = pending_upload("/v1/audio/transcriptions");
@@ -1313,7 +1314,7 @@ async fn uploads_reserve_their_declared_length_from_the_upload_memory() {
 
 #[actix_web::test]
 async fn a_stalled_body_is_shed_at_the_idle_timeout() {
-    let (_h, s) = loaded!(|a| a.body_idle_seconds = Some("0.3".into()));
+    let (_h, s) = loaded!(|a| a.body_idle_seconds = 0.3);
     let (body, request, sender) = pending_upload("/v1/audio/transcriptions");
     // The first part arrives, then nothing.
     sender
@@ -1342,8 +1343,8 @@ async fn a_stalled_body_is_shed_at_the_idle_timeout() {
 #[actix_web::test]
 async fn every_way_a_request_ends_releases_its_reservation() {
     let (h, s) = loaded!(|a| {
-        a.request_timeout_seconds = Some("2".into());
-        a.body_timeout_seconds = Some("0.3".into());
+        a.request_timeout_seconds = 2.0;
+        a.body_timeout_seconds = Some(0.3);
     });
     // Errors after admission: bad audio, bad parameters, an unknown model.
     for (fields, file, status) in [
@@ -1401,10 +1402,10 @@ async fn the_audio_memory_budget_bounds_admission() {
     // the decoded size (1.92 MB) replaces it once known, so a second 30 s
     // request fits beside the first, and a third (2.59 MB) finds the memory held.
     let (h, s) = loaded!(|a| {
-        a.queue_limit = Some("4".into());
-        a.max_upload_bytes = Some("1M".into());
-        a.max_audio_seconds = Some("40".into());
-        a.audio_memory_bytes = Some("6000000".into());
+        a.queue_limit = Some(4);
+        a.max_upload_bytes = 1 << 20;
+        a.max_audio_seconds = 40.0;
+        a.audio_memory_bytes = Some(6_000_000);
     });
     let samples = 30.0 * 16_000.0 * 4.0;
     let held_form = || {

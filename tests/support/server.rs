@@ -24,6 +24,9 @@ pub struct Server {
     pub _dir: tempfile::TempDir,
 }
 
+/// How many ports [`Server::start`] tries.
+const PORT_ATTEMPTS: usize = 5;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -34,10 +37,40 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Starts `stt-server serve` with the linked libraries and `env`, and
     /// waits until it is ready (checking that /health answers meanwhile).
+    ///
+    /// The port is free when chosen, but a client connection's ephemeral port can
+    /// take it before the server binds; the server then exits naming the address,
+    /// and starts again on another port.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut server = Self::spawn(env);
-        server.wait_ready();
-        server
+        for _ in 0..PORT_ATTEMPTS {
+            let mut server = Self::spawn(env);
+            if !server.lost_its_port() {
+                server.wait_ready();
+                return server;
+            }
+        }
+        panic!("stt-server found its port taken {PORT_ATTEMPTS} times");
+    }
+
+    /// Waits until the server answers or exits: `true` when it exited because
+    /// its port was taken (any other exit panics with the log).
+    fn lost_its_port(&mut self) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < START_LIMIT {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let log = self.log_text();
+                assert!(
+                    log.contains("Address already in use"),
+                    "stt-server exited with {status}:\n{log}"
+                );
+                return true;
+            }
+            if self.try_get("/health").is_ok() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Starts `stt-server serve` with the linked libraries and `env`.

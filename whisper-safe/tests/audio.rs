@@ -570,19 +570,24 @@ fn invalid_max_seconds_is_refused() {
     }
 }
 
-#[test]
-fn video_without_audio_has_no_audio_track() {
-    let bytes = ffmpeg(
+/// One second of black video in `codec`, in a `container` file, with no audio.
+fn black_video(codec: &str, container: &str) -> Vec<u8> {
+    ffmpeg(
         &[
             "-f",
             "lavfi",
             "-i",
             "color=c=black:s=16x16:d=1",
             "-c:v",
-            "ffv1",
+            codec,
         ],
-        "mkv",
-    );
+        container,
+    )
+}
+
+#[test]
+fn video_without_audio_has_no_audio_track() {
+    let bytes = black_video("ffv1", "mkv");
     let error = decode_err(bytes, &DecodeOptions::default());
     assert!(
         matches!(error, AudioError::NoAudioTrack { .. }),
@@ -1068,17 +1073,7 @@ fn unsupported_codecs_and_files_are_named() {
 
 #[test]
 fn video_without_audio_is_named() {
-    let bytes = ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=16x16:d=1",
-            "-c:v",
-            "mpeg4",
-        ],
-        "mp4",
-    );
+    let bytes = black_video("mpeg4", "mp4");
     let message = decode_err(bytes, &DecodeOptions::default()).to_string();
     assert!(
         message.contains("no audio track in this MP4 video file"),

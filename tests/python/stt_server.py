@@ -6,6 +6,7 @@ WHISPER_STT_TEST_LINKED and the model variables), on a free port of 127.0.0.1.
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -19,8 +20,18 @@ def free_port() -> int:
 
 def start_server(model: str, **env: str) -> tuple[subprocess.Popen, str]:
     """stt-server serving `model` (a path), 1 worker × 2 threads, with `env` on
-    top; returns the process and its base URL once /ready answers 200."""
-    port = free_port()
+    top; returns the process and its base URL once /ready answers 200. The
+    port is free when chosen, but a client connection can take it before the
+    server binds: the server then exits naming the address, and starts again
+    on another port."""
+    for _ in range(5):
+        started = _start_on(free_port(), model, env)
+        if started is not None:
+            return started
+    raise AssertionError("stt-server found its port taken 5 times")
+
+
+def _start_on(port: int, model: str, env: dict) -> tuple[subprocess.Popen, str] | None:
     full = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     full.update(
         STT_HOST="127.0.0.1",
@@ -31,11 +42,16 @@ def start_server(model: str, **env: str) -> tuple[subprocess.Popen, str]:
         STT_THREADS_PER_WORKER="2",
     )
     full.update(env)
-    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=full)
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([os.environ["STT_SERVER_BIN"], "serve"], env=full, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
-        assert process.poll() is None, "stt-server exited during start-up"
+        if process.poll() is not None:
+            log.seek(0)
+            text = log.read().decode(errors="replace")
+            assert "Address already in use" in text, f"stt-server exited during start-up:\n{text}"
+            return None
         try:
             with urllib.request.urlopen(base + "/ready", timeout=2) as response:
                 if response.status == 200:

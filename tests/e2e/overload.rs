@@ -388,11 +388,8 @@ fn a_hundred_stalled_uploads_leave_a_normal_request_its_usual_time() {
     let alone = transcribe_jfk(&server);
     let started = Instant::now();
     let mut stalled = stalled_uploads(&server, 100);
-    assert_eq!(
-        metric(&server, "stt_uploads_in_flight"),
-        100.0,
-        "every stalled upload is being received"
-    );
+    // Every stalled upload is being received (the server reads the heads as they come).
+    server.wait_metric("stt_uploads_in_flight", 100.0);
     assert_eq!(metric(&server, "stt_admitted_requests"), 0.0);
     let beside = transcribe_jfk(&server);
     eprintln!("jfk alone {alone:?}, beside 100 stalled uploads {beside:?}");

@@ -681,10 +681,14 @@ impl Config {
 
 /// See [`Config::request_memory_bytes`].
 fn request_memory_bytes(max_upload_bytes: u64, max_audio_seconds: f64) -> u64 {
-    let samples = (max_audio_seconds * SAMPLE_BYTES_PER_SECOND as f64).ceil() as u64;
     max_upload_bytes
         .saturating_add(crate::server::form::FORM_OVERHEAD_BYTES)
-        .saturating_add(samples)
+        .saturating_add(samples_bytes(max_audio_seconds))
+}
+
+/// Bytes of decoded samples of `seconds` of audio.
+pub fn samples_bytes(seconds: f64) -> u64 {
+    (seconds * SAMPLE_BYTES_PER_SECOND as f64).ceil() as u64
 }
 
 /// Workers and threads per worker: given values are kept; missing ones are

@@ -20,7 +20,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::time::Instant;
 
 use super::blocking;
-use crate::config::SAMPLE_BYTES_PER_SECOND;
+use crate::config::samples_bytes;
 use crate::engine::{self, JobSpec};
 use crate::server::error::ApiError;
 use crate::server::formats::{self, RenderOptions};
@@ -118,10 +118,9 @@ async fn run(
     let language = model.check(&request.options)?;
     // The audio is here: its work is admitted now, or refused at once when the
     // workers are busy. The upload's bytes move into the reservation.
-    let samples_bytes = (limits.max_audio_seconds * SAMPLE_BYTES_PER_SECOND as f64).ceil() as u64;
     let mut reservation = state
         .engine
-        .reserve(file.bytes.len() as u64 + samples_bytes)?;
+        .reserve(file.bytes.len() as u64 + samples_bytes(limits.max_audio_seconds))?;
     drop(upload);
     // The reservation travels with the decode: a request dropped meanwhile
     // releases it only when the decode, and its memory, is gone.

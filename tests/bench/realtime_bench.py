@@ -12,10 +12,15 @@ one matched in the session's final text (a sentence with none is counted as
 missed). Also: final WER against the reference, the file endpoint's WER on
 the same audio, and the CPU the server used (cores busy while streaming).
 
+Sessions stream the same recording from the same instant (or `--stagger` seconds
+apart), each copy with its own ±1 LSB of noise: no two sessions send identical
+samples, which would let stt-server reuse one encoder output for all of them
+(whisper.cpp patch 0003) and flatter the figures.
+
 usage: python realtime_bench.py --audio SET.wav --timings SET.json --reference SET.txt
          (--stt URL [--pid PID] [--file-wer] [--file-probe CLIP]
           | --peer whisperlive|whisperlivekit [--policy P] --peer-python VENV_PYTHON --ct2 DIR)
-         [--sessions N] [--speed 1.0] [--chunk 0.1] [--label NAME] [--detail]
+         [--sessions N] [--stagger 0] [--speed 1.0] [--chunk 0.1] [--label NAME] [--detail]
 A peer is started here (tests/bench/realtime_peers.py), with --threads CPU
 threads, and stopped after the run. Prints one JSON object on stdout.
 """
@@ -26,10 +31,12 @@ import audioop
 import base64
 import json
 import os
+import random
 import statistics
 import sys
 import time
 import wave
+from array import array
 from pathlib import Path
 
 from openai import AsyncOpenAI, OpenAI
@@ -69,9 +76,11 @@ def matched(reference: list[str], hypothesis: list[str]) -> set[int]:
 
 
 class Recorder:
-    """Snapshots of one session: (wall time, partial text, final text)."""
+    """Snapshots of one session: (wall time, partial text, final text), and
+    when its first sample is due (`t0`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
         self.snapshots: list[tuple[float, str, str]] = []
 
     def __call__(self, wall: float, partial: str, final: str) -> None:
@@ -204,16 +213,28 @@ async def probe_files(base: str, clip: Path, every: float, stop: asyncio.Event, 
             pass
 
 
-async def run_sessions(args, pcm16k: bytes, t0: float, file_times: list[float]) -> list[Recorder]:
-    recorders = [Recorder() for _ in range(args.sessions)]
+def dithered(pcm16k: bytes, seed: int) -> bytes:
+    """`pcm16k` with noise of -1, 0 or +1 in each sample, its own for each
+    `seed` (seed 0: unchanged)."""
+    if seed == 0:
+        return pcm16k
+    rng = random.Random(seed)
+    samples = array("h", pcm16k)
+    for i, noise in enumerate(rng.choices((-1, 0, 1), k=len(samples))):
+        samples[i] = max(-32768, min(32767, samples[i] + noise))
+    return samples.tobytes()
+
+
+async def run_sessions(args, copies: list[bytes], t0: float, file_times: list[float]) -> list[Recorder]:
+    recorders = [Recorder(t0 + k * args.stagger) for k in range(args.sessions)]
     if args.peer is None:
-        runs = [stream_stt(args.stt, pcm16k, t0, args.speed, args.chunk, r) for r in recorders]
+        runs = [stream_stt(args.stt, pcm, r.t0, args.speed, args.chunk, r) for pcm, r in zip(copies, recorders)]
     else:
         import realtime_peers
 
         stream = (realtime_peers.stream_whisperlive if args.peer == "whisperlive"
                   else realtime_peers.stream_whisperlivekit)
-        runs = [stream(args.port, pcm16k, t0, args.speed, args.chunk, r) for r in recorders]
+        runs = [stream(args.port, pcm, r.t0, args.speed, args.chunk, r) for pcm, r in zip(copies, recorders)]
     stop = asyncio.Event()
     probe = None
     if args.file_probe and args.stt:
@@ -240,6 +261,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pid", type=int, help="server process, for its CPU time")
     parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--stagger", type=float, default=0.0, help="seconds between the sessions' starts")
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--chunk", type=float, default=0.1)
     parser.add_argument("--file-probe", type=Path,
@@ -285,15 +307,16 @@ def measure(args, reference_text, sentences, reference_words, spans, pcm16k) -> 
         alone = [file_request_seconds(args.stt, args.file_probe) for _ in range(5)]
         cpu_before, wall_before = cpu_seconds(args.pid), time.monotonic()
     file_times: list[float] = []
+    copies = [dithered(pcm16k, k) for k in range(args.sessions)]
     t0 = time.monotonic() + 1.0  # when the first sample is due
-    recorders = asyncio.run(run_sessions(args, pcm16k, t0, file_times))
+    recorders = asyncio.run(run_sessions(args, copies, t0, file_times))
     wall = time.monotonic() - wall_before
     cpu_after = cpu_seconds(args.pid)
     audio_seconds = len(pcm16k) / 32000
     partial_all, final_all, wers, missed, tails = [], [], [], 0, []
     for r in recorders:
-        p = latencies(r.snapshots, sentences, reference_words, spans, t0, args.speed, 1)
-        f = latencies(r.snapshots, sentences, reference_words, spans, t0, args.speed, 2)
+        p = latencies(r.snapshots, sentences, reference_words, spans, r.t0, args.speed, 1)
+        f = latencies(r.snapshots, sentences, reference_words, spans, r.t0, args.speed, 2)
         if args.detail:
             for n, sentence in enumerate(sentences):
                 fmt = lambda x: "  -  " if x is None else f"{x:5.2f}"  # noqa: E731
@@ -306,10 +329,11 @@ def measure(args, reference_text, sentences, reference_words, spans, pcm16k) -> 
         final_text = r.snapshots[-1][2] if r.snapshots else ""
         wers.append(wer(reference_text, final_text))
         if r.snapshots:
-            tails.append(r.snapshots[-1][0] - (t0 + audio_seconds / args.speed))
+            tails.append(r.snapshots[-1][0] - (r.t0 + audio_seconds / args.speed))
     result = {
         "run": args.label or (args.peer or "stt-server"),
         "sessions": args.sessions,
+        "stagger_s": args.stagger,
         "speed": args.speed,
         "audio_seconds": round(audio_seconds, 1),
         "sentences": len(sentences) * args.sessions,

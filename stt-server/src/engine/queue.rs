@@ -10,7 +10,7 @@
 //! the job is dropped: done, cancelled, removed from the queue, or never
 //! submitted. Beyond either bound, [`JobQueue::reserve`] refuses at once.
 //! Live sessions' steps ([`LiveStep`]) hold no reservation and wait ahead of
-//! file work.
+//! file work; urgent steps (an item's final text) ahead of partial ones.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -165,12 +165,13 @@ impl JobQueue {
             drop(job);
             return Err(Refused::Closed);
         }
-        if job.live.is_some() {
-            // Live steps go before file work, in their own order.
+        if let Some(step) = job.live {
+            // Live steps go before file work, urgent ones before partial
+            // ones, each kind in its own order.
             let at = inner
                 .waiting
                 .iter()
-                .position(|queued| queued.live.is_none())
+                .position(|queued| step.goes_before(queued.live))
                 .unwrap_or(inner.waiting.len());
             inner.waiting.insert(at, job);
         } else {
@@ -286,6 +287,17 @@ pub struct LiveStep {
     /// A partial step not started by then is skipped (its result would be
     /// stale); `None` for a turn's final decode, which is never skipped.
     pub deadline: Option<Instant>,
+    /// Whether its result may be an item's final text: it waits ahead of
+    /// partial steps.
+    pub urgent: bool,
+}
+
+impl LiveStep {
+    /// Whether this step waits ahead of a queued job with `queued` (`None`
+    /// for file work).
+    fn goes_before(self, queued: Option<LiveStep>) -> bool {
+        queued.is_none_or(|queued| self.urgent && !queued.urgent)
+    }
 }
 
 /// The caller's handle on a submitted job.
@@ -345,5 +357,33 @@ impl Drop for Ticket {
                 log::info!("job {} left the queue: its client is gone", self.id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urgent_steps_wait_ahead_of_partial_steps_and_live_ahead_of_files() {
+        let partial = LiveStep {
+            deadline: Some(Instant::now()),
+            urgent: false,
+        };
+        let urgent = LiveStep {
+            deadline: None,
+            urgent: true,
+        };
+        assert!(partial.goes_before(None) && urgent.goes_before(None));
+        assert!(urgent.goes_before(Some(partial)));
+        assert!(
+            !urgent.goes_before(Some(urgent)),
+            "urgent steps keep their order"
+        );
+        assert!(
+            !partial.goes_before(Some(partial)),
+            "partial steps keep their order"
+        );
+        assert!(!partial.goes_before(Some(urgent)));
     }
 }

@@ -562,7 +562,8 @@ impl Live {
             progress: None,
         };
         let step = LiveStep {
-            deadline: partial.then(|| Instant::now() + PARTIAL_DEADLINE),
+            deadline: (!request.urgent).then(|| Instant::now() + PARTIAL_DEADLINE),
+            urgent: request.urgent,
         };
         let ticket = self
             .state

@@ -90,6 +90,10 @@ pub struct DecodeRequest {
     pub prompt: Option<String>,
     /// Stream position of the end of `samples`.
     pub audio_end: usize,
+    /// Whether its result may be the item's final text (a final decode, or a
+    /// partial one up to a pause that may end the item): it goes before
+    /// partial steps.
+    pub urgent: bool,
 }
 
 /// A word of a decode, with what is reported about it.
@@ -604,6 +608,7 @@ impl Session {
                 samples: ending.samples.clone(),
                 prompt: self.decoding_prompt(),
                 audio_end: ending.item.start + ending.samples.len(),
+                urgent: true,
             }
         } else {
             let item = self.item.as_ref()?;
@@ -626,6 +631,7 @@ impl Session {
                 samples: self.buffer[from..end - self.buffer_start].to_vec(),
                 prompt: self.decoding_prompt(),
                 audio_end: end,
+                urgent: item.pause.is_some_and(|(_, cut)| cut == end),
             }
         };
         match request.kind {
@@ -1175,6 +1181,38 @@ mod tests {
         };
         assert!((150..=250).contains(audio_start_ms), "{audio_start_ms}");
         assert!(!s.has_pending_work());
+    }
+
+    #[test]
+    fn decodes_that_may_end_an_item_are_urgent_and_partial_steps_are_not() {
+        let mut s = vad_session();
+        let mut pcm = sound(0.5, false);
+        pcm.extend(sound(1.8, true));
+        pcm.extend(sound(0.35, false)); // a pause that may end the item
+        pcm.extend(sound(1.0, true));
+        let now = Instant::now();
+        let mut requests = Vec::new();
+        for chunk in pcm.chunks(3200) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+            s.append(&b64, now).unwrap();
+            while let Some(request) = s.next_decode() {
+                requests.push((request.kind, request.urgent));
+                s.decoded(Ok(decoded("and then")), now);
+            }
+        }
+        s.commit().unwrap();
+        let request = s.next_decode().expect("the committed item's final decode");
+        requests.push((request.kind, request.urgent));
+        let urgent: Vec<_> = requests.iter().filter(|(_, urgent)| *urgent).collect();
+        assert_eq!(
+            urgent,
+            [&(DecodeKind::Partial, true), &(DecodeKind::Final, true)],
+            "{requests:?}"
+        );
+        assert!(
+            requests.len() > 4,
+            "partial steps while speaking: {requests:?}"
+        );
     }
 
     #[test]

@@ -287,22 +287,12 @@ impl Drop for Harness {
     }
 }
 
-/// A 16 kHz mono 16-bit WAV of `seconds` of a 440 Hz tone, written by `hound`.
+/// A 16 kHz mono WAV of `seconds` of a 440 Hz tone.
 fn wav(seconds: f64) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut out, spec).expect("WAV header");
-    for i in 0..(seconds * 16_000.0) as usize {
-        let v = ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16;
-        writer.write_sample(v).expect("write to memory");
-    }
-    writer.finalize().expect("finish the WAV");
-    out.into_inner()
+    let tone: Vec<i16> = (0..(seconds * 16_000.0) as usize)
+        .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16)
+        .collect();
+    test_kit::wav(&tone)
 }
 
 const BOUNDARY: &str = "----stt-test-boundary";

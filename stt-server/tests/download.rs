@@ -1,9 +1,7 @@
-//! Tests of the model downloader against a small HTTP server on 127.0.0.1.
+//! Tests of the model downloader against a mirror on 127.0.0.1 ([`test_kit::mirror`]).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,177 +9,7 @@ use sha2::Digest;
 use stt_server::models::download::{
     download, file_checksum, Checksum, ChecksumKind, DownloadConfig, DownloadError, DownloadReport,
 };
-
-/// How the test server answers.
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Serves the body, honouring `Range: bytes=N-` (206, or 416 past the end).
-    Normal,
-    /// Like `Normal`, but the body goes out in small chunks with pauses (~0.3 s).
-    Slow,
-    /// The first request announces the full body, sends `after` bytes, then closes
-    /// the connection (or, with `stall`, keeps it open without sending more).
-    CutFirst { after: usize, stall: bool },
-    /// Always answers 200 with the whole body, whatever the range.
-    IgnoreRange,
-    /// The first `count` requests get `status`, later ones are `Normal`.
-    FailFirst { status: u16, count: usize },
-    /// Reads the request and never answers.
-    Stall,
-}
-
-#[derive(Default)]
-struct Seen {
-    /// The `Range` header of every request, in order.
-    ranges: Vec<Option<String>>,
-    /// Responses with status 200 (whole-file transfers).
-    full_gets: usize,
-    /// Body bytes written to clients.
-    body_bytes: usize,
-}
-
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Seen>>,
-}
-
-impl Server {
-    fn start(body: Vec<u8>, mode: Mode) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let body = Arc::new(body);
-        let server_seen = Arc::clone(&seen);
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (body, seen) = (Arc::clone(&body), Arc::clone(&server_seen));
-                thread::spawn(move || handle(stream, &body, mode, &seen));
-            }
-        });
-        Self { addr, seen }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.addr)
-    }
-
-    fn ranges(&self) -> Vec<Option<String>> {
-        self.seen.lock().unwrap().ranges.clone()
-    }
-
-    fn full_gets(&self) -> usize {
-        self.seen.lock().unwrap().full_gets
-    }
-
-    fn body_bytes(&self) -> usize {
-        self.seen.lock().unwrap().body_bytes
-    }
-}
-
-fn handle(mut stream: TcpStream, body: &[u8], mode: Mode, seen: &Mutex<Seen>) {
-    let mut range = None;
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_string());
-            }
-        }
-    }
-    let index = {
-        let mut s = seen.lock().unwrap();
-        s.ranges.push(range.clone());
-        s.ranges.len() - 1
-    };
-    let start = range
-        .as_deref()
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .map(|n| n.parse::<usize>().expect("range start"));
-
-    let (status, from, chunk_pause, cut) = match mode {
-        Mode::Stall => {
-            thread::sleep(Duration::from_secs(30));
-            return;
-        }
-        Mode::FailFirst { status, count } if index < count => {
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 {status} Failing\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            return;
-        }
-        Mode::IgnoreRange => (200, 0, None, None),
-        Mode::CutFirst { after, stall } if index == 0 => (200, 0, None, Some((after, stall))),
-        Mode::Slow => (200, 0, Some(Duration::from_millis(15)), None),
-        _ => match start {
-            Some(n) if n >= body.len() => {
-                let _ = stream.write_all(
-                    format!(
-                        "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\n\
-                         Content-Length: 0\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    )
-                    .as_bytes(),
-                );
-                return;
-            }
-            Some(n) => (206, n, None, None),
-            None => (200, 0, None, None),
-        },
-    };
-    let mut head = format!(
-        "HTTP/1.1 {status} OK\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len() - from
-    );
-    if status == 206 {
-        head += &format!(
-            "Content-Range: bytes {from}-{}/{}\r\n",
-            body.len() - 1,
-            body.len()
-        );
-    } else {
-        seen.lock().unwrap().full_gets += 1;
-    }
-    head += "\r\n";
-    if stream.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    let to_send = match cut {
-        Some((after, _)) => &body[..after],
-        None => &body[from..],
-    };
-    let chunk_len = if chunk_pause.is_some() {
-        to_send.len() / 20 + 1
-    } else {
-        to_send.len().max(1)
-    };
-    for chunk in to_send.chunks(chunk_len) {
-        if stream.write_all(chunk).is_err() {
-            return;
-        }
-        seen.lock().unwrap().body_bytes += chunk.len();
-        if let Some(pause) = chunk_pause {
-            thread::sleep(pause);
-        }
-    }
-    let _ = stream.flush();
-    if let Some((_, true)) = cut {
-        thread::sleep(Duration::from_secs(30));
-    }
-    let _ = stream.shutdown(Shutdown::Write);
-}
+use test_kit::mirror::{Mirror, Mode};
 
 /// Deterministic pseudo-random test data.
 fn data(len: usize) -> Vec<u8> {
@@ -216,7 +44,7 @@ fn config(max_attempts: u32) -> DownloadConfig {
 
 /// Downloads the server's file to `dest` with the default test configuration.
 fn pull(
-    server: &Server,
+    server: &Mirror,
     dest: &Path,
     checksum: &Checksum,
     max_attempts: u32,
@@ -268,7 +96,7 @@ fn file_checksum_matches_known_vectors() {
 #[test]
 fn downloads_and_verifies() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("sub").join("ggml-test.bin");
     let report = download(
@@ -290,7 +118,7 @@ fn downloads_and_verifies() {
 fn resumes_after_connection_drop() {
     const CUT: usize = 100_000;
     let body = data(LEN);
-    let server = Server::start(
+    let server = Mirror::start(
         body.clone(),
         Mode::CutFirst {
             after: CUT,
@@ -316,7 +144,7 @@ fn resumes_after_connection_drop() {
 fn resumes_after_stall_mid_body() {
     const CUT: usize = 50_000;
     let body = data(LEN);
-    let server = Server::start(
+    let server = Mirror::start(
         body.clone(),
         Mode::CutFirst {
             after: CUT,
@@ -344,7 +172,7 @@ fn resumes_after_stall_mid_body() {
 fn continues_part_from_an_earlier_run() {
     const HAVE: usize = 123_456;
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     std::fs::write(part_of(&dest), &body[..HAVE]).unwrap();
@@ -358,7 +186,7 @@ fn continues_part_from_an_earlier_run() {
 #[test]
 fn server_ignoring_range_restarts_from_zero() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::IgnoreRange);
+    let server = Mirror::start(body.clone(), Mode::IgnoreRange);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     // Stale garbage, longer than the file: the 200 body must replace all of it.
@@ -373,7 +201,7 @@ fn server_ignoring_range_restarts_from_zero() {
 #[test]
 fn complete_part_is_finished_after_416() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     std::fs::write(part_of(&dest), &body).unwrap();
@@ -387,7 +215,7 @@ fn complete_part_is_finished_after_416() {
 #[test]
 fn oversized_part_is_discarded_after_416() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     std::fs::write(part_of(&dest), vec![1u8; LEN + 10]).unwrap();
@@ -403,7 +231,7 @@ fn oversized_part_is_discarded_after_416() {
 #[test]
 fn checksum_mismatch_leaves_nothing() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     let wrong = sha256_of(b"something else");
@@ -426,7 +254,7 @@ fn checksum_mismatch_leaves_nothing() {
 #[test]
 fn corrupt_destination_is_replaced() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     std::fs::write(&dest, b"not the model").unwrap();
@@ -438,7 +266,7 @@ fn corrupt_destination_is_replaced() {
 
 #[test]
 fn not_found_is_not_retried() {
-    let server = Server::start(
+    let server = Mirror::start(
         Vec::new(),
         Mode::FailFirst {
             status: 404,
@@ -462,7 +290,7 @@ fn not_found_is_not_retried() {
 #[test]
 fn server_error_is_retried() {
     let body = data(LEN);
-    let server = Server::start(
+    let server = Mirror::start(
         body.clone(),
         Mode::FailFirst {
             status: 503,
@@ -479,7 +307,7 @@ fn server_error_is_retried() {
 
 #[test]
 fn retries_are_bounded() {
-    let server = Server::start(
+    let server = Mirror::start(
         Vec::new(),
         Mode::FailFirst {
             status: 500,
@@ -503,7 +331,7 @@ fn retries_are_bounded() {
 
 #[test]
 fn stalled_server_times_out() {
-    let server = Server::start(data(10), Mode::Stall);
+    let server = Mirror::start(data(10), Mode::Stall);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     let cfg = DownloadConfig {
@@ -534,7 +362,7 @@ fn stalled_server_times_out() {
 #[test]
 fn concurrent_pulls_fetch_once() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Slow);
+    let server = Mirror::start(body.clone(), Mode::Slow);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     let checksum = sha256_of(&body);
@@ -566,7 +394,7 @@ fn concurrent_pulls_fetch_once() {
 #[test]
 fn disk_full_is_an_io_error_naming_the_file() {
     let body = data(LEN);
-    let server = Server::start(body.clone(), Mode::Normal);
+    let server = Mirror::start(body.clone(), Mode::Normal);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.bin");
     // Every write to /dev/full fails with ENOSPC.

@@ -278,6 +278,12 @@ impl Harness {
         let source = ModelSource::from_catalog("tiny.en".parse().unwrap(), self.artifacts.path());
         self.state.engine.load(&source).unwrap();
     }
+
+    /// The parameters of the fake's last run.
+    fn last_params(&self) -> Params {
+        let last = self.world.last_params.lock().unwrap();
+        last.clone().expect("a run")
+    }
 }
 
 impl Drop for Harness {
@@ -287,22 +293,12 @@ impl Drop for Harness {
     }
 }
 
-/// A 16 kHz mono 16-bit WAV of `seconds` of a 440 Hz tone, written by `hound`.
+/// A 16 kHz mono WAV of `seconds` of a 440 Hz tone.
 fn wav(seconds: f64) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut out, spec).expect("WAV header");
-    for i in 0..(seconds * 16_000.0) as usize {
-        let v = ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16;
-        writer.write_sample(v).expect("write to memory");
-    }
-    writer.finalize().expect("finish the WAV");
-    out.into_inner()
+    let tone: Vec<i16> = (0..(seconds * 16_000.0) as usize)
+        .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16)
+        .collect();
+    test_kit::wav(&tone)
 }
 
 const BOUNDARY: &str = "----stt-test-boundary";
@@ -330,15 +326,22 @@ fn multipart(file: Option<(&str, &str, &[u8])>, fields: &[(&str, &str)]) -> Vec<
     body
 }
 
+/// A multipart body with the WAV `audio` as `a.wav` and the text `fields`.
+fn wav_form(audio: &[u8], fields: &[(&str, &str)]) -> Vec<u8> {
+    multipart(Some(("a.wav", "audio/wav", audio)), fields)
+}
+
+/// A POST to `path` of a multipart body (set by the caller).
+fn form_post(path: &str) -> test::TestRequest {
+    test::TestRequest::post().uri(path).insert_header((
+        "content-type",
+        format!("multipart/form-data; boundary={BOUNDARY}"),
+    ))
+}
+
+/// A POST to `path` of one second of tone and the text `fields`.
 fn upload(path: &str, fields: &[(&str, &str)]) -> test::TestRequest {
-    let audio = wav(1.0);
-    test::TestRequest::post()
-        .uri(path)
-        .insert_header((
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        ))
-        .set_payload(multipart(Some(("a.wav", "audio/wav", &audio)), fields))
+    form_post(path).set_payload(wav_form(&wav(1.0), fields))
 }
 
 struct Reply {
@@ -443,7 +446,6 @@ async fn probes_follow_the_model_load() {
     call!(&s, test::TestRequest::get().uri("/ready"))
         .await
         .assert_error(503, "model_not_ready");
-    upload("/v1/audio/transcriptions", &[]);
     transcribe!(&s, &[])
         .await
         .assert_error(503, "model_not_ready");
@@ -513,14 +515,7 @@ async fn every_response_format() {
     .json();
     assert!(words.get("segments").is_none(), "{words}");
     assert_eq!(words["words"][0]["word"], "Model");
-    assert!(h
-        .world
-        .last_params
-        .lock()
-        .unwrap()
-        .as_ref()
-        .unwrap()
-        .wants_words());
+    assert!(h.last_params().wants_words());
 
     let both = call!(
         &s,
@@ -596,7 +591,7 @@ async fn translation_and_languages() {
     .await;
     assert_eq!(translated.status, 200, "{}", translated.body);
     assert_eq!(translated.json()["task"], "translate");
-    let params = h.world.last_params.lock().unwrap().clone().unwrap();
+    let params = h.last_params();
     assert!(params.is_translate());
     assert_eq!(params.requested_language(), Some("de"));
 
@@ -606,16 +601,7 @@ async fn translation_and_languages() {
         "french",
         "the fake reports fr when asked to detect"
     );
-    assert_eq!(
-        h.world
-            .last_params
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .requested_language(),
-        None
-    );
+    assert_eq!(h.last_params().requested_language(), None);
 
     let unknown = transcribe!(&s, &[("language", "klingon")])
         .await
@@ -639,13 +625,7 @@ async fn english_only_models_refuse_other_languages_and_translation() {
     assert_eq!(translate["error"]["param"], "translate");
     transcribe!(&s, &[]).await;
     assert_eq!(
-        h.world
-            .last_params
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .requested_language(),
+        h.last_params().requested_language(),
         Some("en"),
         "English-only models decode en without detection"
     );
@@ -673,27 +653,15 @@ async fn inference_speaks_whisper_cpp_server_fields() {
         json.json()["text"],
         "Model ggml-tiny.en-q8_0 heard 16000 samples."
     );
-    assert_eq!(
-        h.world
-            .last_params
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .requested_language(),
-        Some("en")
-    );
+    assert_eq!(h.last_params().requested_language(), Some("en"));
 }
 
 #[actix_web::test]
 async fn bad_inputs_get_documented_errors() {
     let (_h, s) = loaded!(|a| a.max_upload_bytes = 64 << 10);
-    let form_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let form = || form_post("/v1/audio/transcriptions");
     let with_file = |name: &str, mime: &str, bytes: &[u8]| {
-        test::TestRequest::post()
-            .uri("/v1/audio/transcriptions")
-            .insert_header(("content-type", form_type.clone()))
-            .set_payload(multipart(Some((name, mime, bytes)), &[]))
+        form().set_payload(multipart(Some((name, mime, bytes)), &[]))
     };
     let mut random = vec![0u8; 4096];
     let mut seed = 12345u32;
@@ -734,30 +702,18 @@ async fn bad_inputs_get_documented_errors() {
             "unsupported_media_type",
         ),
         (
-            test::TestRequest::post()
-                .uri("/v1/audio/transcriptions")
-                .insert_header(("content-type", form_type.clone()))
-                .set_payload(multipart(None, &[("model", "whisper-1")])),
+            form().set_payload(multipart(None, &[("model", "whisper-1")])),
             400,
             "invalid_parameter",
         ),
-        (
-            test::TestRequest::post()
-                .uri("/v1/audio/transcriptions")
-                .insert_header(("content-type", form_type.clone()))
-                .set_payload("--garbage"),
-            400,
-            "invalid_request",
-        ),
+        (form().set_payload("--garbage"), 400, "invalid_request"),
         (
             with_file("big.wav", "audio/wav", &wav(3.0)),
             413,
             "file_too_large",
         ),
         (
-            test::TestRequest::post()
-                .uri("/v1/audio/transcriptions")
-                .insert_header(("content-type", form_type.clone()))
+            form()
                 .set_payload(Vec::new())
                 .insert_header(("content-length", "1000000000000")),
             413,
@@ -1171,11 +1127,7 @@ fn pending_upload(
     let stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
         Box::pin(futures_util::StreamExt::fuse(stream));
     let payload = actix_web::dev::Payload::Stream { payload: stream };
-    let request = test::TestRequest::post().uri(path).insert_header((
-        "content-type",
-        format!("multipart/form-data; boundary={BOUNDARY}"),
-    ));
-    (payload, request, sender)
+    (payload, form_post(path), sender)
 }
 
 /// Sends `request` with `payload` as its body; a future of its [`Reply`].
@@ -1209,10 +1161,6 @@ macro_rules! held {
 /// Nothing held.
 const FREE: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
 
-fn one_second_form() -> web::Bytes {
-    multipart(Some(("a.wav", "audio/wav", &wav(1.0))), &[]).into()
-}
-
 #[actix_web::test]
 async fn uploads_take_no_place_until_their_bodies_are_complete() {
     // One worker and one waiting place; three uploads may arrive at once.
@@ -1240,10 +1188,7 @@ async fn uploads_take_no_place_until_their_bodies_are_complete() {
         assert_eq!(refused.headers.get("retry-after").unwrap(), "1");
         // The bodies complete: two take the places, the third finds the
         // workers busy.
-        let held_form = multipart(
-            Some(("a.wav", "audio/wav", &wav(1.0))),
-            &[("prompt", "hold")],
-        );
+        let held_form = wav_form(&wav(1.0), &[("prompt", "hold")]);
         for sender in senders.drain(..) {
             sender.send(held_form.clone().into()).unwrap();
         }
@@ -1301,7 +1246,7 @@ async fn uploads_reserve_their_declared_length_from_the_upload_memory() {
             assert_eq!(held!(&s).await, (0.0, 0.0, 2.0, 2_000_000.0));
             let refused = call_with_payload!(&s, refused, refused_body).await;
             for sender in [big_sender, small_sender] {
-                sender.send(one_second_form()).unwrap();
+                sender.send(wav_form(&wav(1.0), &[]).into()).unwrap();
             }
             refused
         }
@@ -1354,13 +1299,7 @@ async fn every_way_a_request_ends_releases_its_reservation() {
     ] {
         let bad = call!(
             &s,
-            test::TestRequest::post()
-                .uri("/v1/audio/transcriptions")
-                .insert_header((
-                    "content-type",
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                ))
-                .set_payload(multipart(Some(("a.wav", "audio/wav", file)), fields))
+            form_post("/v1/audio/transcriptions").set_payload(wav_form(file, fields))
         )
         .await;
         assert!([status, 422].contains(&bad.status.as_u16()), "{}", bad.body);
@@ -1409,16 +1348,8 @@ async fn the_audio_memory_budget_bounds_admission() {
     });
     let samples = 30.0 * 16_000.0 * 4.0;
     let held_form = || {
-        test::TestRequest::post()
-            .uri("/v1/audio/transcriptions")
-            .insert_header((
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            ))
-            .set_payload(multipart(
-                Some(("a.wav", "audio/wav", &wav(30.0))),
-                &[("prompt", "hold")],
-            ))
+        form_post("/v1/audio/transcriptions")
+            .set_payload(wav_form(&wav(30.0), &[("prompt", "hold")]))
     };
     let (a, b, c) = futures_util::join!(
         call!(&s, held_form()),

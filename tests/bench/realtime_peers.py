@@ -89,6 +89,7 @@ The client part (wait_ready, stream_*) needs the standard library and
 """
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -365,6 +366,19 @@ def _connect(uri: str):
     return connect(uri, proxy=None, max_size=None, ping_interval=None, open_timeout=30, close_timeout=5)
 
 
+@contextlib.asynccontextmanager
+async def _receiving(receive):
+    """Runs the coroutine `receive` as a task for the body of the `async with`,
+    then cancels it and waits for it to end."""
+    task = asyncio.create_task(receive)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 async def wait_ready(kind: str, port: int, timeout: float) -> None:
     """Returns once the peer on PORT serves sessions with its model loaded.
     whisperlive: a session is opened until it answers SERVER_READY (the first
@@ -526,8 +540,7 @@ async def stream_whisperlive(port: int, pcm16k: bytes, t0: float, speed: float, 
                     print(f"WhisperLive error: {msg}", file=sys.stderr)
                 on_snapshot(now, transcript.partial_text(), transcript.final_text())
 
-        receiver = asyncio.create_task(receive())
-        try:
+        async with _receiving(receive()) as receiver:
             await _send_paced(ws, pcm16k, t0, speed, chunk_seconds, _s16le_to_f32le)
             audio_end = time.monotonic()
             while not receiver.done():
@@ -540,15 +553,8 @@ async def stream_whisperlive(port: int, pcm16k: bytes, t0: float, speed: float, 
                 await asyncio.sleep(0.05)
             if not receiver.done():
                 await ws.send(b"END_OF_AUDIO")
-                await asyncio.wait_for(asyncio.shield(receiver), 10)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            receiver.cancel()
-            try:
-                await receiver
-            except (asyncio.CancelledError, Exception):
-                pass
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(receiver), 10)
 
 
 # --- WhisperLiveKit -------------------------------------------------------------
@@ -588,8 +594,7 @@ async def stream_whisperlivekit(port: int, pcm16k: bytes, t0: float, speed: floa
                 if stopped.is_set():
                     return
 
-        receiver = asyncio.create_task(receive())
-        try:
+        async with _receiving(receive()) as receiver:
             # The first message says which input the server expects.
             waited = time.monotonic() + 30
             while not config and not receiver.done() and time.monotonic() < waited:
@@ -604,9 +609,3 @@ async def stream_whisperlivekit(port: int, pcm16k: bytes, t0: float, speed: floa
                 if now - max(last_message, audio_end) >= idle_timeout or now - audio_end >= tail_cap:
                     break
                 await asyncio.sleep(0.05)
-        finally:
-            receiver.cancel()
-            try:
-                await receiver
-            except (asyncio.CancelledError, Exception):
-                pass

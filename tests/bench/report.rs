@@ -376,12 +376,12 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             &Machine::read(),
             [load_start, load_end],
             &args.load_note,
-            &m.levers.base.peer.report.faster_whisper,
+            &m.levers.base.model.peer.report.faster_whisper,
         ),
         measured_section(
             args.threads,
             &session.clips,
-            &m.levers.base.default.report.clips,
+            &m.levers.base.model.default.report.clips,
             &m.long.ours.report,
             &session.runner.vars,
         ),
@@ -648,26 +648,41 @@ impl<'a> Session<'a> {
         let row = |label: &str, model: &Path, clips: &[Clip], flags: &[&str]| {
             self.inproc(label, lib, model, clips, &self.with(flags), &[])
         };
-        let q8 = self.model("base", DEFAULT_QUANT);
-        let clips = self.clips.base();
-        let full = ["--audio-context", "full"];
+        // The labels of each model's defaults, full context, q5_1 and f16.
+        const BASE_LABELS: [&str; 4] = [
+            "server defaults: q8_0, trimmed, flash off, OpenMP, 2 threads",
+            "full context (1500)",
+            "q5_1",
+            "f16",
+        ];
+        const TINY_LABELS: [&str; 4] = [
+            "q8_0, trimmed (defaults)",
+            "q8_0, full context",
+            "q5_1, trimmed",
+            "f16, trimmed",
+        ];
+        // The defaults, faster-whisper, full context, q5_1 and f16 of `model`.
+        let model_runs =
+            |model: &str, clips: Vec<Clip>, ct2: &Path, labels: [&str; 4]| -> Result<ModelRuns> {
+                let q8 = self.model(model, DEFAULT_QUANT);
+                Ok(ModelRuns {
+                    default: row(labels[0], &q8, &clips, &[])?,
+                    peer: self.peer(ct2, &clips)?,
+                    full: row(labels[1], &q8, &clips, &["--audio-context", "full"])?,
+                    q5: row(labels[2], &self.model(model, "q5_1"), &clips, &[])?,
+                    f16: row(labels[3], &self.model(model, "f16"), &clips, &[])?,
+                    clips,
+                })
+            };
+        let model = model_runs("base", self.clips.base(), &self.args.ct2_base, BASE_LABELS)?;
+        let (q8, clips) = (self.model("base", DEFAULT_QUANT), &model.clips);
         let base = BaseRuns {
-            default: row(
-                "server defaults: q8_0, trimmed, flash off, OpenMP, 2 threads",
-                &q8,
-                &clips,
-                &[],
-            )?,
-            peer: self.peer(&self.args.ct2_base, &clips)?,
-            full: row("full context (1500)", &q8, &clips, &full)?,
-            q5: row("q5_1", &self.model("base", "q5_1"), &clips, &[])?,
-            f16: row("f16", &self.model("base", "f16"), &clips, &[])?,
-            flash: row("flash attention on", &q8, &clips, &["--flash-attn", "on"])?,
+            flash: row("flash attention on", &q8, clips, &["--flash-attn", "on"])?,
             noomp: self.inproc(
                 "ggml thread pool (GGML_OPENMP=OFF)",
                 &self.args.lib_dir_noomp,
                 &q8,
-                &clips,
+                clips,
                 &self.with(&[]),
                 &[],
             )?,
@@ -675,23 +690,19 @@ impl<'a> Session<'a> {
                 "OpenMP, OMP_WAIT_POLICY=passive",
                 lib,
                 &q8,
-                &clips,
+                clips,
                 &self.with(&[]),
                 &[("OMP_WAIT_POLICY", "passive")],
             )?,
-            t1: self.inproc("1 thread", lib, &q8, &clips, &["--threads", "1"], &[])?,
-            clips,
+            t1: self.inproc("1 thread", lib, &q8, clips, &["--threads", "1"], &[])?,
+            model,
         };
-        let q8 = self.model("tiny.en", DEFAULT_QUANT);
-        let clips = self.clips.tiny();
-        let tiny = TinyRuns {
-            default: row("q8_0, trimmed (defaults)", &q8, &clips, &[])?,
-            peer: self.peer(&self.args.ct2_tiny, &clips)?,
-            full: row("q8_0, full context", &q8, &clips, &full)?,
-            q5: row("q5_1, trimmed", &self.model("tiny.en", "q5_1"), &clips, &[])?,
-            f16: row("f16, trimmed", &self.model("tiny.en", "f16"), &clips, &[])?,
-            clips,
-        };
+        let tiny = model_runs(
+            "tiny.en",
+            self.clips.tiny(),
+            &self.args.ct2_tiny,
+            TINY_LABELS,
+        )?;
         Ok(Levers { base, tiny })
     }
 
@@ -944,17 +955,37 @@ struct Measurements {
 /// The in-process lever settings of both models.
 struct Levers {
     base: BaseRuns,
-    tiny: TinyRuns,
+    /// tiny.en on jfk.wav and the espeak clips.
+    tiny: ModelRuns,
 }
 
-/// base on the five short clips: the server's defaults, each lever, faster-whisper.
-struct BaseRuns {
+/// One model on its clips: the defaults, faster-whisper, and the levers measured
+/// on both models.
+struct ModelRuns {
     clips: Vec<Clip>,
     default: Setting,
     peer: Measured<PeerReport>,
     full: Setting,
     q5: Setting,
     f16: Setting,
+}
+
+impl ModelRuns {
+    /// Every setting, the defaults first.
+    fn all(&self) -> [&Setting; 4] {
+        [&self.default, &self.full, &self.q5, &self.f16]
+    }
+
+    /// The settings of §7, beside faster-whisper.
+    fn beside_peer(&self) -> [&Setting; 4] {
+        [&self.default, &self.q5, &self.f16, &self.full]
+    }
+}
+
+/// base on the five short clips: the levers of both models, then the levers
+/// measured on base only.
+struct BaseRuns {
+    model: ModelRuns,
     flash: Setting,
     noomp: Setting,
     passive: Setting,
@@ -964,11 +995,12 @@ struct BaseRuns {
 impl BaseRuns {
     /// Every setting, the server's defaults first: the rows of §8.
     fn all(&self) -> [&Setting; 8] {
+        let [default, full, q5, f16] = self.model.all();
         [
-            &self.default,
-            &self.full,
-            &self.q5,
-            &self.f16,
+            default,
+            full,
+            q5,
+            f16,
             &self.flash,
             &self.noomp,
             &self.passive,
@@ -976,48 +1008,22 @@ impl BaseRuns {
         ]
     }
 
-    /// The settings of §7, beside faster-whisper.
-    fn beside_peer(&self) -> [&Setting; 4] {
-        [&self.default, &self.q5, &self.f16, &self.full]
-    }
-
     /// Each lever: the defaults and the settings that change only it.
     fn groups(&self) -> [(&'static str, Vec<&Setting>); 5] {
+        let m = &self.model;
         [
-            ("encoder context", vec![&self.default, &self.full]),
-            ("weights", vec![&self.default, &self.q5, &self.f16]),
-            ("flash attention", vec![&self.default, &self.flash]),
+            ("encoder context", vec![&m.default, &m.full]),
+            ("weights", vec![&m.default, &m.q5, &m.f16]),
+            ("flash attention", vec![&m.default, &self.flash]),
             (
                 "threading (single stream)",
-                vec![&self.default, &self.noomp, &self.passive],
+                vec![&m.default, &self.noomp, &self.passive],
             ),
             (
                 "threads per run (single stream)",
-                vec![&self.default, &self.t1],
+                vec![&m.default, &self.t1],
             ),
         ]
-    }
-}
-
-/// tiny.en on jfk.wav and the espeak clips.
-struct TinyRuns {
-    clips: Vec<Clip>,
-    default: Setting,
-    peer: Measured<PeerReport>,
-    full: Setting,
-    q5: Setting,
-    f16: Setting,
-}
-
-impl TinyRuns {
-    /// Every setting, the defaults first.
-    fn all(&self) -> [&Setting; 4] {
-        [&self.default, &self.full, &self.q5, &self.f16]
-    }
-
-    /// The settings of §7, beside faster-whisper.
-    fn beside_peer(&self) -> [&Setting; 4] {
-        [&self.default, &self.q5, &self.f16, &self.full]
     }
 }
 
@@ -1251,8 +1257,8 @@ fn key_figures(m: &Measurements) -> String {
         );
     }
     let peer_ratio = ratio_sum(
-        &base.default.report.clips,
-        &base.peer.report.timings(&base.clips),
+        &base.model.default.report.clips,
+        &base.model.peer.report.timings(&base.model.clips),
     );
     let _ = writeln!(
         w,
@@ -1554,19 +1560,14 @@ fn peer_section(threads: u32, levers: &Levers) -> String {
          threads, warm, audio decoded beforehand. Ratio = whisper.cpp time / faster-whisper \
          time (below 1: whisper.cpp is faster).\n"
     );
-    let (base, tiny) = (&levers.base, &levers.tiny);
-    w.push_str(&peer_table(
-        "base",
-        &base.peer,
-        &base.beside_peer(),
-        &base.clips,
-    ));
-    w.push_str(&peer_table(
-        "tiny.en",
-        &tiny.peer,
-        &tiny.beside_peer(),
-        &tiny.clips,
-    ));
+    for (title, runs) in [("base", &levers.base.model), ("tiny.en", &levers.tiny)] {
+        w.push_str(&peer_table(
+            title,
+            &runs.peer,
+            &runs.beside_peer(),
+            &runs.clips,
+        ));
+    }
     w
 }
 
@@ -1646,7 +1647,7 @@ fn levers_section(levers: &Levers, waiting: &Waiting) -> String {
          (less is within the spread of one row between two full runs).\n",
         TIE_MARGIN * 100.0
     );
-    let _ = writeln!(w, "{}", lever_table(&base.all(), &base.clips));
+    let _ = writeln!(w, "{}", lever_table(&base.all(), &base.model.clips));
     for (lever, group) in &base.groups() {
         let _ = writeln!(w, "{}", lever_verdict(lever, group));
     }

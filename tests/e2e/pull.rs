@@ -3,9 +3,9 @@
 //! never taken for a model, a later pull resumes it, and the whole file is checked
 //! before it could appear under the model's name.
 //!
-//! The mirror is a small HTTP server on 127.0.0.1 serving our tiny.en f16 file
-//! under upstream's name; for the kill its first answer stops after a few megabytes
-//! and keeps the connection open, as a stalled network would. Our file is imported
+//! The mirror ([`test_kit::mirror`]) serves our tiny.en f16 file on 127.0.0.1; for
+//! the kill its first answer stops after a few megabytes and keeps the connection
+//! open, as a stalled network would. Our file is imported
 //! from the CTranslate2 checkpoint, so its SHA-1 is not the one upstream publishes:
 //! a resumed download must complete and then be refused, never installed.
 //! (Resuming into an installed file is covered by `stt-server/tests/download.rs`.)
@@ -13,111 +13,18 @@
 //! The full disk is a small tmpfs mounted in a private mount namespace
 //! (`unshare -m`, as root), so the host's mounts are untouched.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use test_kit::mirror::{Mirror, Mode};
 use whisper_stt_tests::{fixture, linked_artifacts, stt_server_bin, tiny_en_f16_model};
 
 /// Bytes the mirror sends before it stalls its first answer.
 const CUT: usize = 4 << 20;
 /// The file the pull asks the mirror for.
 const FILE: &str = "ggml-tiny.en.bin";
-
-/// A mirror serving one file, honouring `Range: bytes=N-`. With `stall_first`, the
-/// first request gets [`CUT`] bytes and then nothing.
-struct Mirror {
-    addr: SocketAddr,
-    ranges: Arc<Mutex<Vec<Option<String>>>>,
-}
-
-impl Mirror {
-    fn start(body: Vec<u8>, stall_first: bool) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
-        let ranges = Arc::new(Mutex::new(Vec::new()));
-        let (body, seen) = (Arc::new(body), Arc::clone(&ranges));
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (body, seen) = (Arc::clone(&body), Arc::clone(&seen));
-                thread::spawn(move || answer(stream, &body, &seen, stall_first));
-            }
-        });
-        Self { addr, ranges }
-    }
-
-    fn ranges(&self) -> Vec<Option<String>> {
-        self.ranges.lock().unwrap().clone()
-    }
-}
-
-fn answer(
-    mut stream: TcpStream,
-    body: &[u8],
-    seen: &Mutex<Vec<Option<String>>>,
-    stall_first: bool,
-) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-    let (mut path, mut range) = (String::new(), None);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(target) = line.strip_prefix("GET ") {
-            path = target.split(' ').next().unwrap_or("").to_owned();
-        } else if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_owned());
-            }
-        }
-    }
-    if path != format!("/{FILE}") {
-        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-        return;
-    }
-    let stall = {
-        let mut seen = seen.lock().unwrap();
-        seen.push(range.clone());
-        stall_first && seen.len() == 1
-    };
-    let from = range
-        .as_deref()
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(body.len());
-    let head = if from > 0 {
-        format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\nConnection: close\r\n\r\n",
-            body.len() - from,
-            body.len() - 1,
-            body.len()
-        )
-    } else {
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-    };
-    let end = if stall { CUT } else { body.len() };
-    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&body[from..end]).is_err() {
-        return;
-    }
-    if stall {
-        // Stalled: nothing more until the client goes away.
-        thread::sleep(Duration::from_secs(120));
-    }
-}
 
 /// `stt-server models pull tiny.en --quant f16`, without the artifact directory.
 const PULL_ARGS: [&str; 6] = [
@@ -132,7 +39,7 @@ const PULL_ARGS: [&str; 6] = [
 /// Makes `command` fetch from `mirror` only: no offline mode, no other source.
 fn from_mirror_only<'a>(command: &'a mut Command, mirror: &Mirror) -> &'a mut Command {
     command
-        .env("WHISPER_MODEL_BASE_URL", format!("http://{}", mirror.addr))
+        .env("WHISPER_MODEL_BASE_URL", mirror.base_url())
         .env_remove("WHISPER_MODEL_OFFLINE")
         .env_remove("WHISPER_MODEL_CT2_SOURCE")
         .env_remove("WHISPER_ARTIFACTS_DIR")
@@ -170,7 +77,13 @@ fn a_pull_killed_mid_download_is_resumed_and_its_part_never_used() {
         body.len() > 2 * CUT,
         "the test model is larger than the cut"
     );
-    let mirror = Mirror::start(body, true);
+    let mirror = Mirror::start(
+        body,
+        Mode::CutFirst {
+            after: CUT,
+            stall: true,
+        },
+    );
     let artifacts = tempfile::tempdir().expect("temp dir");
     let model = artifacts.path().join("whisper_tiny.en_xeon").join(FILE);
     let part = part_of(&model);
@@ -279,7 +192,7 @@ fn a_pull_that_fills_the_disk_fails_naming_the_file_and_resumes_when_space_is_fr
         body.len() > 32 << 20,
         "the test model outgrows the 16 MiB disk"
     );
-    let mirror = Mirror::start(body, false);
+    let mirror = Mirror::start(body, Mode::Normal);
     let mount_point = tempfile::tempdir().expect("temp dir");
     let results = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new("unshare");

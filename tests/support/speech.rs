@@ -134,20 +134,11 @@ impl Recording {
 
 /// `samples` (16 kHz mono, −1..1) as a 16-bit PCM WAV file.
 pub fn wav_bytes(samples: &[f32]) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: SAMPLE_RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut out, spec).expect("WAV header");
-    for s in samples {
-        let value = (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16;
-        writer.write_sample(value).expect("write to memory");
-    }
-    writer.finalize().expect("finish the WAV");
-    out.into_inner()
+    let pcm: Vec<i16> = samples
+        .iter()
+        .map(|s| (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16)
+        .collect();
+    test_kit::wav(&pcm)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use whisper_sys::{whisper_context, WhisperApi};
 
-use crate::ggml_file::{self, GgmlFileError};
+use crate::ggml_file;
 use crate::{library, logging, patches, Error, Result};
 
 /// Serialises model loads and state creation: both touch whisper.cpp's global
@@ -213,14 +213,9 @@ pub(crate) fn whisper_sys_string(ptr: *const std::ffi::c_char) -> String {
 /// Walks the whole file ([`ggml_file::verify`]) before whisper.cpp sees it: its
 /// loader trusts the structure, and a defect there ends in an abort.
 fn check_model_file(path: &Path) -> Result<()> {
-    let reason = match ggml_file::verify(path) {
-        Ok(_) => return Ok(()),
-        Err(GgmlFileError::Open { source, .. }) => source.to_string(),
-        Err(GgmlFileError::NotAFile { .. }) => "not a regular file".to_owned(),
-        Err(GgmlFileError::Format { source, .. }) => source.to_string(),
-    };
-    Err(Error::Model {
+    ggml_file::verify(path).map_err(|e| Error::Model {
         path: path.to_owned(),
-        reason,
-    })
+        reason: e.reason(),
+    })?;
+    Ok(())
 }

@@ -713,11 +713,22 @@ pub enum ReadError {
     },
 }
 
-/// An error of [`verify`], with the file's path.
+/// A model file format, as errors name it.
+pub trait ModelFormat: std::error::Error + 'static {
+    /// What a file of the format is called in messages, e.g. `ggml model`.
+    const NAME: &'static str;
+}
+
+impl ModelFormat for FormatError {
+    const NAME: &'static str = "ggml model";
+}
+
+/// An error of verifying a model file ([`verify`], [`vad::verify`](crate::vad::verify)),
+/// with the file's path.
 #[derive(Debug, thiserror::Error)]
-pub enum GgmlFileError {
+pub enum FileError<F: ModelFormat> {
     /// The file cannot be opened or its size read.
-    #[error("cannot open ggml model {}: {source}", path.display())]
+    #[error("cannot open {} {}: {source}", F::NAME, path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -725,20 +736,34 @@ pub enum GgmlFileError {
         source: io::Error,
     },
     /// The path is a directory, a FIFO or a device.
-    #[error("ggml model {} is not a regular file", path.display())]
+    #[error("{} {} is not a regular file", F::NAME, path.display())]
     NotAFile {
         /// The path.
         path: PathBuf,
     },
-    /// The file is not a sound whisper ggml model.
-    #[error("invalid ggml model {}: {source}", path.display())]
+    /// The file is not a sound model of the format.
+    #[error("invalid {} {}: {source}", F::NAME, path.display())]
     Format {
         /// The file.
         path: PathBuf,
         /// The defect.
-        source: Box<FormatError>,
+        source: Box<F>,
     },
 }
+
+impl<F: ModelFormat> FileError<F> {
+    /// What is wrong with the file, without its path.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Open { source, .. } => source.to_string(),
+            Self::NotAFile { .. } => "not a regular file".to_owned(),
+            Self::Format { source, .. } => source.to_string(),
+        }
+    }
+}
+
+/// An error of [`verify`].
+pub type GgmlFileError = FileError<FormatError>;
 
 /// A reader that knows its offset and the total length, so a short read can say
 /// where and by how much the data falls short.
@@ -860,9 +885,52 @@ impl<R: Read + Seek> Tracked<R> {
     }
 }
 
+/// Reads the tensor records from `r` to its end, each checked against `specs`
+/// once `fit` has adjusted it to its spec: every spec once, nothing else, no bytes
+/// after the last. Returns each record's type and data bytes, in file order.
+pub(crate) fn read_tensors<R: Read + Seek>(
+    r: &mut Tracked<R>,
+    specs: &[TensorSpec],
+    fit: impl Fn(&mut TensorHeader, &TensorSpec),
+) -> Result<Vec<(TensorType, u64)>, FormatError> {
+    let expected: HashMap<&str, &TensorSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut seen = HashSet::new();
+    let mut tensors = Vec::new();
+    loop {
+        if seen.len() == specs.len() && r.remaining() > 0 {
+            return Err(FormatError::TrailingData {
+                offset: r.pos(),
+                bytes: r.remaining(),
+            });
+        }
+        let offset = r.pos();
+        let Some(mut th) = TensorHeader::read(r, seen.len())? else {
+            break;
+        };
+        if let Some(spec) = expected.get(th.name.as_str()) {
+            fit(&mut th, spec);
+        }
+        let bytes = check_tensor(&th, offset, &expected, &mut seen)?;
+        r.skip(bytes, &format!("data of tensor `{}`", th.name))?;
+        tensors.push((th.ttype, bytes));
+    }
+    if seen.len() < specs.len() {
+        let missing = specs
+            .iter()
+            .filter(|s| !seen.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        return Err(FormatError::MissingTensors {
+            missing,
+            seen: seen.len(),
+        });
+    }
+    Ok(tensors)
+}
+
 /// Checks a tensor header (read at `offset`) against the expected tensors and the
 /// ones already seen; returns the byte count of its data.
-pub(crate) fn check_tensor(
+fn check_tensor(
     header: &TensorHeader,
     offset: u64,
     expected: &HashMap<&str, &TensorSpec>,
@@ -918,45 +986,19 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<Summary, FormatEr
     let weight_type =
         TensorType::from_ftype(header.base_ftype()).ok_or(FormatError::BadFtype(header.ftype))?;
     let specs = expected_tensors(&header.hparams, weight_type);
-    let expected: HashMap<&str, &TensorSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
-    let mut seen = HashSet::new();
+    let tensors = read_tensors(&mut r, &specs, |_, _| {})?;
     let mut type_counts = BTreeMap::new();
-    let mut tensor_bytes = 0;
-    loop {
-        if seen.len() == specs.len() && r.remaining() > 0 {
-            return Err(FormatError::TrailingData {
-                offset: r.pos(),
-                bytes: r.remaining(),
-            });
-        }
-        let offset = r.pos();
-        let Some(th) = TensorHeader::read(&mut r, seen.len())? else {
-            break;
-        };
-        let bytes = check_tensor(&th, offset, &expected, &mut seen)?;
-        r.skip(bytes, &format!("data of tensor `{}`", th.name))?;
-        *type_counts.entry(th.ttype).or_insert(0) += 1;
-        tensor_bytes += bytes;
-    }
-    if seen.len() < specs.len() {
-        let missing = specs
-            .iter()
-            .filter(|s| !seen.contains(&s.name))
-            .map(|s| s.name.clone())
-            .collect();
-        return Err(FormatError::MissingTensors {
-            missing,
-            seen: seen.len(),
-        });
+    for (ttype, _) in &tensors {
+        *type_counts.entry(*ttype).or_insert(0) += 1;
     }
     Ok(Summary {
         hparams: header.hparams,
         weight_type,
         qnt_version: header.qnt_version(),
         n_vocab_tokens: header.vocab.len(),
-        n_tensors: seen.len(),
+        n_tensors: tensors.len(),
         type_counts,
-        tensor_bytes,
+        tensor_bytes: tensors.iter().map(|&(_, bytes)| bytes).sum(),
         file_bytes: len,
     })
 }
@@ -967,42 +1009,31 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<Summary, FormatEr
 /// # Errors
 /// [`GgmlFileError`] with the path and the defect.
 pub fn verify(path: &Path) -> Result<Summary, GgmlFileError> {
-    let path_buf = || path.to_path_buf();
-    verify_file(path, verify_reader).map_err(|fault| match fault {
-        FileFault::NotAFile => GgmlFileError::NotAFile { path: path_buf() },
-        FileFault::Open(source) => GgmlFileError::Open {
-            path: path_buf(),
-            source,
-        },
-        FileFault::Format(source) => GgmlFileError::Format {
-            path: path_buf(),
-            source: Box::new(source),
-        },
-    })
+    verify_file(path, verify_reader)
 }
 
-/// Why a file could not be verified.
-pub(crate) enum FileFault<F> {
-    /// It is not a regular file.
-    NotAFile,
-    /// Reading its metadata or opening it failed.
-    Open(std::io::Error),
-    /// Its content is wrong.
-    Format(F),
-}
-
-/// Runs `verify_reader` over `path` with its length, when it is a regular file
-/// (checked before opening: opening a FIFO for reading waits for a writer).
-pub(crate) fn verify_file<T, F>(
+/// Runs `verify_reader` over the file at `path` with its length, when it is a
+/// regular file (checked before opening: opening a FIFO for reading waits for a
+/// writer).
+pub(crate) fn verify_file<T, F: ModelFormat>(
     path: &Path,
     verify_reader: impl FnOnce(BufReader<File>, u64) -> Result<T, F>,
-) -> Result<T, FileFault<F>> {
-    if !std::fs::metadata(path).map_err(FileFault::Open)?.is_file() {
-        return Err(FileFault::NotAFile);
+) -> Result<T, FileError<F>> {
+    let open = |source| FileError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    if !std::fs::metadata(path).map_err(open)?.is_file() {
+        return Err(FileError::NotAFile {
+            path: path.to_owned(),
+        });
     }
-    let file = File::open(path).map_err(FileFault::Open)?;
-    let len = file.metadata().map_err(FileFault::Open)?.len();
-    verify_reader(BufReader::new(file), len).map_err(FileFault::Format)
+    let file = File::open(path).map_err(open)?;
+    let len = file.metadata().map_err(open)?.len();
+    verify_reader(BufReader::new(file), len).map_err(|source| FileError::Format {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@
 //! Silero's 16 kHz network and every one of its 15 tensors with the type and
 //! dims the loader creates; [`Vad::new`] runs it before whisper.cpp opens a file.
 
-use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -28,7 +27,7 @@ use whisper_sys::{whisper_vad_context, whisper_vad_params, WhisperApi};
 
 use crate::context::INIT_LOCK;
 use crate::ggml_file::{
-    self, verify_file, FileFault, FormatError, ReadError, TensorHeader, TensorSpec, TensorType,
+    self, verify_file, FileError, FormatError, ModelFormat, ReadError, TensorSpec, TensorType,
     Tracked,
 };
 use crate::{library, logging, Error, Result};
@@ -300,32 +299,12 @@ impl From<ReadError> for VadFormatError {
     }
 }
 
-/// An error of [`verify`], with the file's path.
-#[derive(Debug, thiserror::Error)]
-pub enum VadFileError {
-    /// The file cannot be opened or its size read.
-    #[error("cannot open VAD model {}: {source}", path.display())]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The path is a directory, a FIFO or a device.
-    #[error("VAD model {} is not a regular file", path.display())]
-    NotAFile {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The file is not a sound Silero VAD model.
-    #[error("invalid VAD model {}: {source}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// The defect.
-        source: Box<VadFormatError>,
-    },
+impl ModelFormat for VadFormatError {
+    const NAME: &'static str = "VAD model";
 }
+
+/// An error of [`verify`], with the file's path.
+pub type VadFileError = FileError<VadFormatError>;
 
 /// Walks a whole VAD model from `r` (a stream of `len` bytes): header, every
 /// tensor's name, dims (trailing unit dims aside, as the loader compares them),
@@ -337,49 +316,20 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<VadSummary, VadFo
     let mut r = Tracked::new(r, len);
     let header = VadHeader::read(&mut r)?;
     let specs = expected_tensors();
-    let expected: HashMap<&str, &TensorSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
-    let mut seen = HashSet::new();
-    loop {
-        if seen.len() == specs.len() && r.remaining() > 0 {
-            return Err(FormatError::TrailingData {
-                offset: r.pos(),
-                bytes: r.remaining(),
-            }
-            .into());
+    // The loader pads dims with ones: [128] is [128, 1], a 0-D scalar is [1].
+    let padded = |ne: &[i32]| {
+        let mut v = ne.to_vec();
+        v.resize(4, 1);
+        v
+    };
+    let tensors = ggml_file::read_tensors(&mut r, &specs, |th, spec| {
+        if padded(&th.ne) == padded(&spec.ne) {
+            th.ne.clone_from(&spec.ne);
         }
-        let offset = r.pos();
-        let Some(mut th) = TensorHeader::read(&mut r, seen.len())? else {
-            break;
-        };
-        if let Some(spec) = expected.get(th.name.as_str()) {
-            // The loader pads dims with ones: [128] is [128, 1], a 0-D scalar is [1].
-            let padded = |ne: &[i32]| {
-                let mut v = ne.to_vec();
-                v.resize(4, 1);
-                v
-            };
-            if padded(&th.ne) == padded(&spec.ne) {
-                th.ne.clone_from(&spec.ne);
-            }
-        }
-        let bytes = ggml_file::check_tensor(&th, offset, &expected, &mut seen)?;
-        r.skip(bytes, &format!("data of tensor `{}`", th.name))?;
-    }
-    if seen.len() < specs.len() {
-        let missing = specs
-            .iter()
-            .filter(|s| !seen.contains(&s.name))
-            .map(|s| s.name.clone())
-            .collect();
-        return Err(FormatError::MissingTensors {
-            missing,
-            seen: seen.len(),
-        }
-        .into());
-    }
+    })?;
     Ok(VadSummary {
         header,
-        n_tensors: seen.len(),
+        n_tensors: tensors.len(),
         file_bytes: len,
     })
 }
@@ -389,18 +339,7 @@ pub fn verify_reader<R: Read + Seek>(r: R, len: u64) -> Result<VadSummary, VadFo
 /// # Errors
 /// [`VadFileError`] with the path and the defect.
 pub fn verify(path: &Path) -> Result<VadSummary, VadFileError> {
-    let path_buf = || path.to_path_buf();
-    verify_file(path, verify_reader).map_err(|fault| match fault {
-        FileFault::NotAFile => VadFileError::NotAFile { path: path_buf() },
-        FileFault::Open(source) => VadFileError::Open {
-            path: path_buf(),
-            source,
-        },
-        FileFault::Format(source) => VadFileError::Format {
-            path: path_buf(),
-            source: Box::new(source),
-        },
-    })
+    verify_file(path, verify_reader)
 }
 
 /// Whether the file at `path` starts like a VAD model (magic, then a model type
@@ -584,13 +523,7 @@ impl Vad {
                 name: "threads",
                 reason: format!("{} is not in 1..={}", options.threads, i32::MAX),
             })?;
-        verify(path).map_err(|e| {
-            model_err(match e {
-                VadFileError::Open { source, .. } => source.to_string(),
-                VadFileError::NotAFile { .. } => "not a regular file".to_owned(),
-                VadFileError::Format { source, .. } => source.to_string(),
-            })
-        })?;
+        verify(path).map_err(|e| model_err(e.reason()))?;
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| model_err("path contains a NUL byte".into()))?;
         let ptr = {

@@ -69,24 +69,9 @@ fn classify(error: AudioError) -> InputError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use test_kit::wav;
 
-    /// A 16 kHz mono 16-bit WAV of `samples`, written by `hound`.
-    fn wav(samples: &[i16]) -> Vec<u8> {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut out = std::io::Cursor::new(Vec::new());
-        let mut writer = hound::WavWriter::new(&mut out, spec).expect("WAV header");
-        for &sample in samples {
-            writer.write_sample(sample).expect("write to memory");
-        }
-        writer.finalize().expect("finish the WAV");
-        out.into_inner()
-    }
+    use super::*;
 
     #[test]
     fn bad_inputs_are_sorted() {

@@ -10,11 +10,13 @@
 //! the job is dropped: done, cancelled, removed from the queue, or never
 //! submitted. Beyond either bound, [`JobQueue::reserve`] refuses at once.
 //! Live sessions' steps ([`LiveStep`]) hold no reservation and wait ahead of
-//! file work; urgent steps (an item's final text) ahead of partial ones.
+//! file work; urgent steps (an item's final text) ahead of partial ones. File
+//! work that has waited [`FILE_PATIENCE`] goes before partial steps: sessions
+//! cannot starve file requests, their partial steps thin out instead.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
 use tokio::sync::oneshot;
@@ -22,6 +24,9 @@ use whisper_safe::CancelToken;
 
 use super::job::{JobSpec, Outcome, RunError};
 use super::model::LoadedModel;
+
+/// How long file work waits behind live sessions' partial steps.
+const FILE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Why a reservation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +194,11 @@ impl JobQueue {
         let mut inner = self.lock();
         loop {
             if inner.running < self.workers {
-                if let Some(job) = inner.waiting.pop_front() {
+                let at = next_job(
+                    inner.waiting.iter().map(|job| (job.live, job.enqueued)),
+                    Instant::now(),
+                );
+                if let Some(job) = inner.waiting.remove(at) {
                     inner.running += 1;
                     self.gauges.depth.set(inner.waiting.len() as i64);
                     self.gauges.busy.set(inner.running as i64);
@@ -264,6 +273,22 @@ impl JobQueue {
         self.lock().closed = true;
         self.available.notify_all();
     }
+}
+
+/// Which of the waiting jobs (each with its live step and when it was
+/// queued, in queue order: urgent steps, partial steps, file work) runs next:
+/// the first, unless it is a partial step and file work has waited
+/// [`FILE_PATIENCE`].
+fn next_job(waiting: impl Iterator<Item = (Option<LiveStep>, Instant)>, now: Instant) -> usize {
+    for (at, (live, enqueued)) in waiting.enumerate() {
+        match live {
+            Some(step) if step.urgent => return at,
+            Some(_) => {}
+            None if now.saturating_duration_since(enqueued) >= FILE_PATIENCE => return at,
+            None => return 0,
+        }
+    }
+    0
 }
 
 /// A queued or running job, owned by the queue and then by a worker.
@@ -385,5 +410,26 @@ mod tests {
             "partial steps keep their order"
         );
         assert!(!partial.goes_before(Some(urgent)));
+    }
+
+    #[test]
+    fn file_work_that_waited_its_patience_goes_before_partial_steps_only() {
+        let now = Instant::now();
+        let partial = Some(LiveStep {
+            deadline: None,
+            urgent: false,
+        });
+        let urgent = Some(LiveStep {
+            deadline: None,
+            urgent: true,
+        });
+        let fresh = now;
+        let patient = now - FILE_PATIENCE;
+        let next = |waiting: &[(Option<LiveStep>, Instant)]| next_job(waiting.iter().copied(), now);
+        assert_eq!(next(&[(partial, now), (partial, now), (None, fresh)]), 0);
+        assert_eq!(next(&[(partial, now), (partial, now), (None, patient)]), 2);
+        assert_eq!(next(&[(urgent, now), (partial, now), (None, patient)]), 0);
+        assert_eq!(next(&[(None, patient), (None, fresh)]), 0);
+        assert_eq!(next(&[]), 0);
     }
 }

@@ -10,8 +10,9 @@
 #              the numbers are not measurements
 #   --longform only the long-form section (segment timestamps), spliced into FILE
 #   --realtime only live transcription: stt-server's Realtime sessions (1, 2, 4, 6 at
-#              once) and the streaming peers WhisperLive and WhisperLiveKit on the
-#              same CTranslate2 base weights, the short long-form recording at 1x;
+#              once; 4 also 1.3 s apart and on 2 workers of 1 thread) and the
+#              streaming peers WhisperLive and WhisperLiveKit on the same CTranslate2
+#              base weights, the short long-form recording at 1x;
 #              prints one JSON line per run (docs/benchmarks.md, "Live transcription")
 #   --no-wait  do not wait for a quiet machine (the report states the load)
 #   --runs N   measured runs per timing (default 5)
@@ -223,17 +224,25 @@ if [ -n "$realtime_only" ]; then
   }
   echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $note"
   port=18090
-  env -u LD_LIBRARY_PATH STT_HOST=127.0.0.1 STT_PORT=$port WHISPER_LIB_DIR="$lib" \
-    WHISPER_MODEL_PATH="$models/whisper_base_xeon/ggml-base-q8_0.bin" WHISPER_VAD_MODEL="$vad_model" \
-    "$server_bin" serve 2>"$stt_cache/realtime-bench-server.log" &
-  server=$!
-  trap 'kill $server 2>/dev/null' EXIT
-  until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.5; done
-  for n in 1 2 4 6; do
-    rt --stt "http://127.0.0.1:$port" --pid "$server" --sessions "$n" --label "stt-server base-q8_0" \
-      --file-probe "$fixtures/jfk.wav" $([ "$n" = 1 ] && echo --file-wer)
+  # Sessions in step (the worst case: every speaker pauses at once) and 1.3 s
+  # apart, on one worker of 2 threads (the default) and two of one thread.
+  for workers in 1 2; do
+    env -u LD_LIBRARY_PATH STT_HOST=127.0.0.1 STT_PORT=$port WHISPER_LIB_DIR="$lib" \
+      STT_WORKERS=$workers STT_THREADS_PER_WORKER=$((3 - workers)) \
+      WHISPER_MODEL_PATH="$models/whisper_base_xeon/ggml-base-q8_0.bin" WHISPER_VAD_MODEL="$vad_model" \
+      "$server_bin" serve 2>"$stt_cache/realtime-bench-server.log" &
+    server=$!
+    trap 'kill $server 2>/dev/null' EXIT
+    until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.5; done
+    for run in "1 0" "2 0" "4 0" "4 1.3" "6 0"; do
+      set -- $run
+      [ "$workers" = 1 ] || [ "$1" = 4 ] || continue
+      rt --stt "http://127.0.0.1:$port" --pid "$server" --sessions "$1" --stagger "$2" \
+        --label "stt-server base-q8_0, $workers worker(s)" --file-probe "$fixtures/jfk.wav" \
+        $([ "$1" = 1 ] && echo --file-wer)
+    done
+    kill "$server" && wait "$server" 2>/dev/null || true
   done
-  kill "$server" && wait "$server" 2>/dev/null || true
   rt --peer whisperlive --peer-python "$wl/bin/python" --ct2 "$ct2_base" --label "WhisperLive 0.10.0"
   for policy in localagreement simulstreaming; do
     rt --peer whisperlivekit --policy "$policy" --peer-python "$wlk/bin/python" --ct2 "$ct2_base" \

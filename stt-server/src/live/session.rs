@@ -51,6 +51,9 @@ const MIN_COMMIT_SAMPLES: usize = RATE / 10;
 const CLAUSE_ITEM_SAMPLES: usize = RATE * 5;
 /// A pause this long after a sentence's final punctuation ends its item.
 const SENTENCE_PAUSE_SAMPLES: usize = RATE / 5;
+/// A decode reaching this far past a pause's speech end holds all of its
+/// speech (Silero ends speech within a window or two of the last sound).
+const COVER_SAMPLES: usize = RATE / 10;
 /// Items shorter than this are not cut at sentence ends.
 const MIN_SENTENCE_ITEM_SAMPLES: usize = RATE;
 /// An item this long is cut at the next pause.
@@ -398,7 +401,7 @@ impl Session {
                     }
                 }
                 events.extend(self.resume_after_sentence());
-                self.note_pause();
+                events.extend(self.note_pause());
                 events.extend(self.cut_long_item());
             }
         }
@@ -426,28 +429,36 @@ impl Session {
         }]
     }
 
-    /// Notes a pause of the item in progress long enough to end it; the next
-    /// decode covers the item up to it (see [`Session::cut_at_pause`]).
-    fn note_pause(&mut self) {
+    /// Notes a pause of the item in progress long enough to end it. When the
+    /// latest partial result already holds the speech before it, that result
+    /// decides at once; otherwise the next decode covers the item up to the
+    /// pause (see [`Session::cut_at_pause`]).
+    fn note_pause(&mut self) -> Vec<ServerEvent> {
         let (Some((_, turns)), Some(item)) = (&self.vad, &mut self.item) else {
-            return;
+            return Vec::new();
         };
         let Some((silence, speech_end)) = turns.pause() else {
-            return;
+            return Vec::new();
         };
-        if silence >= SENTENCE_PAUSE_SAMPLES
-            && speech_end > item.pause_seen
-            && speech_end >= item.start + MIN_SENTENCE_ITEM_SAMPLES
+        if silence < SENTENCE_PAUSE_SAMPLES
+            || speech_end <= item.pause_seen
+            || speech_end < item.start + MIN_SENTENCE_ITEM_SAMPLES
         {
-            item.pause_seen = speech_end;
-            item.pause = Some((speech_end, speech_end + SENTENCE_PAUSE_SAMPLES));
+            return Vec::new();
+        }
+        item.pause_seen = speech_end;
+        item.pause = Some((speech_end, speech_end + SENTENCE_PAUSE_SAMPLES));
+        match item.latest.as_ref().map(|(end, _)| *end) {
+            Some(decoded_to) => self.cut_at_pause(decoded_to),
+            None => Vec::new(),
         }
     }
 
-    /// Ends the item in progress at its pause when the decode up to the pause
-    /// ends a sentence (or the item is long) and the guard accepts it: that
-    /// result is the item's final text. The speech after the pause, if it has
-    /// resumed, is the next item.
+    /// A decode of the item up to `decoded_to` is done: when it holds the
+    /// speech before the pause, it decides. The item ends at its pause when
+    /// that result ends a sentence (or the item is long) and the guard accepts
+    /// it: the result is the item's final text. The speech after the pause, if
+    /// it has resumed, is the next item.
     fn cut_at_pause(&mut self, decoded_to: usize) -> Vec<ServerEvent> {
         let Some(item) = &mut self.item else {
             return Vec::new();
@@ -455,11 +466,16 @@ impl Session {
         let Some((speech_end, cut)) = item.pause else {
             return Vec::new();
         };
-        if decoded_to != cut {
+        if decoded_to < speech_end + COVER_SAMPLES {
             return Vec::new();
         }
         item.pause = None;
-        let Some((_, decoded)) = &item.latest else {
+        // The latest result, if the guard refused this one.
+        let Some((_, decoded)) = item
+            .latest
+            .as_ref()
+            .filter(|(end, _)| *end >= speech_end + COVER_SAMPLES)
+        else {
             return Vec::new();
         };
         let min_length = if ends_with_sentence(&decoded.text) {
@@ -1186,20 +1202,29 @@ mod tests {
     #[test]
     fn decodes_that_may_end_an_item_are_urgent_and_partial_steps_are_not() {
         let mut s = vad_session();
-        let mut pcm = sound(0.5, false);
-        pcm.extend(sound(1.8, true));
-        pcm.extend(sound(0.35, false)); // a pause that may end the item
-        pcm.extend(sound(1.0, true));
+        let mut speech = sound(0.5, false);
+        speech.extend(sound(1.8, true));
         let now = Instant::now();
         let mut requests = Vec::new();
-        for chunk in pcm.chunks(3200) {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
-            s.append(&b64, now).unwrap();
+        let mut decode_due = |s: &mut Session| {
             while let Some(request) = s.next_decode() {
                 requests.push((request.kind, request.urgent));
                 s.decoded(Ok(decoded("and then")), now);
             }
-        }
+        };
+        let append = |s: &mut Session, pcm: &[u8], decode: &mut dyn FnMut(&mut Session)| {
+            for chunk in pcm.chunks(3200) {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+                s.append(&b64, now).unwrap();
+                decode(s);
+            }
+        };
+        append(&mut s, &speech, &mut decode_due);
+        // A pause that may end the item, no decode running meanwhile: the
+        // latest result does not hold the speech before it.
+        append(&mut s, &sound(0.35, false), &mut |_| {});
+        decode_due(&mut s);
+        append(&mut s, &sound(1.0, true), &mut |_| {});
         s.commit().unwrap();
         let request = s.next_decode().expect("the committed item's final decode");
         requests.push((request.kind, request.urgent));
@@ -1213,6 +1238,31 @@ mod tests {
             requests.len() > 4,
             "partial steps while speaking: {requests:?}"
         );
+    }
+
+    #[test]
+    fn a_partial_result_that_holds_the_speech_ends_the_item_without_another_decode() {
+        let mut s = vad_session();
+        let mut pcm = sound(0.5, false);
+        pcm.extend(sound(1.8, true));
+        pcm.extend(sound(0.4, false)); // a pause inside the turn
+        let now = Instant::now();
+        let mut events = Vec::new();
+        let mut urgent = 0;
+        for chunk in pcm.chunks(3200) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+            events.extend(s.append(&b64, now).unwrap());
+            while let Some(request) = s.next_decode() {
+                urgent += usize::from(request.urgent);
+                events.extend(s.decoded(Ok(decoded("First sentence.")), now));
+            }
+        }
+        assert_eq!(
+            kinds(&events),
+            ["started", "committed", "completed"],
+            "{events:?}"
+        );
+        assert_eq!(urgent, 0, "the partial step during the pause decided");
     }
 
     #[test]

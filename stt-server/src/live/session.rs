@@ -1111,20 +1111,38 @@ mod tests {
             .collect()
     }
 
-    /// Streams `pcm` in 100 ms appends; each due decode is answered by
-    /// `transcribe(seconds decoded)`. Returns every event.
-    fn drive(s: &mut Session, pcm: &[u8], transcribe: &dyn Fn(f64) -> Decoded) -> Vec<ServerEvent> {
-        let now = Instant::now();
+    /// A decode's answer in a test.
+    type Answer<'a> = &'a mut dyn FnMut(&DecodeRequest) -> Decoded;
+
+    /// Streams `pcm` in 100 ms appends; with `answer`, each due decode is
+    /// answered by it (without, none runs). Returns every event.
+    fn stream(s: &mut Session, pcm: &[u8], mut answer: Option<Answer<'_>>) -> Vec<ServerEvent> {
         let mut events = Vec::new();
         for chunk in pcm.chunks(3200) {
             let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
-            events.extend(s.append(&b64, now).unwrap());
-            while let Some(request) = s.next_decode() {
-                let seconds = request.samples.len() as f64 / RATE as f64;
-                events.extend(s.decoded(Ok(transcribe(seconds)), now));
+            events.extend(s.append(&b64, Instant::now()).unwrap());
+            if let Some(answer) = answer.as_mut() {
+                events.extend(decode_due(s, *answer));
             }
         }
         events
+    }
+
+    /// Runs the decodes due now, answered by `answer`; returns the events.
+    fn decode_due(s: &mut Session, answer: Answer<'_>) -> Vec<ServerEvent> {
+        let mut events = Vec::new();
+        while let Some(request) = s.next_decode() {
+            let decoded = answer(&request);
+            events.extend(s.decoded(Ok(decoded), Instant::now()));
+        }
+        events
+    }
+
+    /// [`stream`] with each decode answered by `transcribe(seconds decoded)`.
+    fn drive(s: &mut Session, pcm: &[u8], transcribe: &dyn Fn(f64) -> Decoded) -> Vec<ServerEvent> {
+        let mut answer =
+            |request: &DecodeRequest| transcribe(request.samples.len() as f64 / RATE as f64);
+        stream(s, pcm, Some(&mut answer))
     }
 
     fn kinds(events: &[ServerEvent]) -> Vec<&'static str> {
@@ -1204,27 +1222,17 @@ mod tests {
         let mut s = vad_session();
         let mut speech = sound(0.5, false);
         speech.extend(sound(1.8, true));
-        let now = Instant::now();
         let mut requests = Vec::new();
-        let mut decode_due = |s: &mut Session| {
-            while let Some(request) = s.next_decode() {
-                requests.push((request.kind, request.urgent));
-                s.decoded(Ok(decoded("and then")), now);
-            }
+        let mut answer = |request: &DecodeRequest| {
+            requests.push((request.kind, request.urgent));
+            decoded("and then")
         };
-        let append = |s: &mut Session, pcm: &[u8], decode: &mut dyn FnMut(&mut Session)| {
-            for chunk in pcm.chunks(3200) {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
-                s.append(&b64, now).unwrap();
-                decode(s);
-            }
-        };
-        append(&mut s, &speech, &mut decode_due);
+        stream(&mut s, &speech, Some(&mut answer));
         // A pause that may end the item, no decode running meanwhile: the
         // latest result does not hold the speech before it.
-        append(&mut s, &sound(0.35, false), &mut |_| {});
-        decode_due(&mut s);
-        append(&mut s, &sound(1.0, true), &mut |_| {});
+        stream(&mut s, &sound(0.35, false), None);
+        decode_due(&mut s, &mut answer);
+        stream(&mut s, &sound(1.0, true), None);
         s.commit().unwrap();
         let request = s.next_decode().expect("the committed item's final decode");
         requests.push((request.kind, request.urgent));
@@ -1246,17 +1254,12 @@ mod tests {
         let mut pcm = sound(0.5, false);
         pcm.extend(sound(1.8, true));
         pcm.extend(sound(0.4, false)); // a pause inside the turn
-        let now = Instant::now();
-        let mut events = Vec::new();
         let mut urgent = 0;
-        for chunk in pcm.chunks(3200) {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
-            events.extend(s.append(&b64, now).unwrap());
-            while let Some(request) = s.next_decode() {
-                urgent += usize::from(request.urgent);
-                events.extend(s.decoded(Ok(decoded("First sentence.")), now));
-            }
-        }
+        let mut answer = |request: &DecodeRequest| {
+            urgent += usize::from(request.urgent);
+            decoded("First sentence.")
+        };
+        let events = stream(&mut s, &pcm, Some(&mut answer));
         assert_eq!(
             kinds(&events),
             ["started", "committed", "completed"],
